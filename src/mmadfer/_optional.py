@@ -1,0 +1,28 @@
+"""Lazy import of optional dependencies with an actionable message when they are missing."""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+_EXTRA_OF = {
+    "facenet_pytorch": "faces",
+    "matplotlib": "plot",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
+    "torch.utils.tensorboard": "tensorboard",
+    "tensorboard": "tensorboard",
+    "skimage": "demo",
+}
+
+
+def require(module: str, feature: str) -> ModuleType:
+    """Import ``module`` or raise ImportError telling which extra installs it and why it is needed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        extra = _EXTRA_OF.get(module, "all")
+        raise ImportError(
+            f"{feature} needs the optional package '{module.split('.')[0]}', which is not installed. "
+            f"Install it with: pip install 'mmadfer[{extra}]'  (or 'mmadfer[all]' for every feature)"
+        ) from e

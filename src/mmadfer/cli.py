@@ -1,0 +1,53 @@
+"""The ``mmadfer`` command. Each subcommand lives in its own module under :mod:`mmadfer.commands`.
+
+A command module has a docstring (its first line is the help text), ``add_arguments(parser)`` and
+``run(args) -> int``. Modules import their heavy dependencies inside ``run`` so that ``mmadfer --help`` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ("demo", "predict", "train", "evaluate", "cv", "ablate", "prepare", "synth", "export", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mmadfer",
+        description="Audio-visual facial expression recognition in video (MMA-DFER). Runs locally; nothing is uploaded.",
+    )
+    parser.add_argument("--version", action="version", version=f"mmadfer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"mmadfer.commands.{name}")
+        except ModuleNotFoundError as e:  # a command whose module is not part of this build
+            if e.name != f"mmadfer.commands.{name}":
+                raise
+            continue
+        doc = (module.__doc__ or "").strip()
+        p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

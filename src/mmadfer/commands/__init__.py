@@ -1,0 +1,1 @@
+"""Command-line subcommands of ``mmadfer``; see :mod:`mmadfer.cli`."""

@@ -1,0 +1,1 @@
+"""Frame sampling, clip transforms, datasets and synthetic data."""

@@ -1,0 +1,23 @@
+"""Exceptions that users catch: each names the offending file and the reason."""
+from __future__ import annotations
+
+import os
+
+__all__ = ["MmadferError", "MediaError", "CheckpointError"]
+
+
+class MmadferError(Exception):
+    """Base class: ``path`` is the file at fault (or None) and ``reason`` says why, in one line."""
+
+    def __init__(self, path: str | os.PathLike | None, reason: str):
+        self.path = None if path is None else os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}" if self.path is not None else reason)
+
+
+class MediaError(MmadferError):
+    """A video or audio file that cannot be decoded (empty, not media, truncated, no video, bad codec)."""
+
+
+class CheckpointError(MmadferError):
+    """A checkpoint that cannot be used: unsafe pickle, wrong format, missing or unexpected keys, corrupt file."""

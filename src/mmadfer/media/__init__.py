@@ -1,0 +1,1 @@
+"""Media decoding, face detection and audio features."""

@@ -1,0 +1,1 @@
+"""Model building blocks: encoders, fusion bottleneck, temporal head and the full MMA-DFER."""
