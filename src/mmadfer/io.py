@@ -1,0 +1,37 @@
+"""Small file-system helpers shared by every writer in the package."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+__all__ = ["atomic_write", "atomic_path"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed over ``path`` (atomic on POSIX).
+
+    Readers never see a half-written file: an interrupted write leaves the old file (or none) in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kw) -> Iterator[IO]:
+    """Open a temporary file for writing; it replaces ``path`` only if the block finishes without error."""
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kw) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
