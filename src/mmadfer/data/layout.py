@@ -1,0 +1,101 @@
+"""mmadfer's on-disk dataset layout: where clips, audio, annotations and class names go, and how a clip is written.
+
+Written by ``mmadfer synth`` and ``mmadfer prepare``; read by :class:`~mmadfer.data.datasets.DFEW`,
+:class:`~mmadfer.data.datasets.MAFW` and :class:`~mmadfer.data.datasets.FrameFolderDataset`::
+
+    ROOT/clips/<clip_id>/00001.jpg ...       face crops, one JPEG per frame, in name order
+    ROOT/clips/<clip_id>.wav                 the clip's audio (native rate and channels; no samples = silent clip)
+    ROOT/annotations/set_<k>_train.txt       fold k's training clips, k = 1..5   } the reference's format,
+    ROOT/annotations/set_<k>_test.txt        fold k's test clips                 } "clips/<clip_id> num_frames label"
+    ROOT/annotations/all.txt                 every clip (when no folds were made)
+    ROOT/classes.txt                         one class name per line, in label order
+
+It is the layout the reference trained on (DFEW's ``clip_224x224`` frame folders plus extracted WAVs), so a
+dataset prepared here also works with the authors' own loader.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .annotations import ClipRecord, stratified_folds, write_reference_annotation
+from .wav import write_wav
+
+__all__ = [
+    "CLIPS_DIR", "ANNOTATIONS_DIR", "CLASSES_FILE", "FRAME_SUFFIXES", "clip_dir", "clip_wav", "count_frames",
+    "write_clip_folder", "write_fold_annotations",
+]
+
+CLIPS_DIR = "clips"
+ANNOTATIONS_DIR = "annotations"
+CLASSES_FILE = "classes.txt"
+#: File endings taken as frames inside a frame folder.
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def clip_dir(root: str | os.PathLike, clip_id: str) -> Path:
+    """``ROOT/clips/<clip_id>``: the folder of a clip's JPEG frames."""
+    return Path(root) / CLIPS_DIR / clip_id
+
+
+def clip_wav(root: str | os.PathLike, clip_id: str) -> Path:
+    """``ROOT/clips/<clip_id>.wav``: a clip's audio, beside its frame folder."""
+    return Path(root) / CLIPS_DIR / f"{clip_id}.wav"
+
+
+def count_frames(folder: str | os.PathLike) -> int:
+    """Number of frame images in a frame folder."""
+    return sum(1 for e in os.scandir(folder) if e.name.lower().endswith(FRAME_SUFFIXES))
+
+
+def write_clip_folder(root: str | os.PathLike, clip_id: str, frames, waveform: np.ndarray | None,
+                      sample_rate: int, *, quality: int = 95) -> Path:
+    """Write one clip: frames uint8 ``[T, H, W, 3]`` (an array or an iterable of ``[H, W, 3]``) as
+    ``00001.jpg ...`` and ``waveform`` ``[C, N]`` as the WAV (``None``: an empty WAV, a silent clip).
+
+    An interrupted write never looks finished: the WAV is written first (atomically), then the frames into
+    ``<clip_id>.tmp/``, which is renamed to ``<clip_id>/`` last. A finished folder is replaced. Returns the folder.
+    """
+    from PIL import Image
+
+    final = clip_dir(root, clip_id)
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # left over from an interrupted run
+    write_wav(clip_wav(root, clip_id), np.zeros((1, 0)) if waveform is None else waveform, sample_rate or 16000)
+    tmp.mkdir(parents=True)
+    n = 0
+    for n, frame in enumerate(frames, 1):
+        Image.fromarray(np.asarray(frame)).save(tmp / f"{n:05d}.jpg", quality=quality)
+    if n == 0:
+        shutil.rmtree(tmp)
+        raise ValueError(f"clip {clip_id}: no frames to write")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def write_fold_annotations(root: str | os.PathLike, entries: Sequence[tuple[str, int, int]],
+                           num_folds: int | None = 5, seed: int = 0) -> list[Path]:
+    """Write ``ROOT/annotations`` for clips ``(clip_id, num_frames, label)``.
+
+    With ``num_folds >= 2``: ``set_<k>_train.txt`` / ``set_<k>_test.txt`` for k = 1..num_folds, a stratified
+    split in which every clip is tested exactly once. Otherwise a single ``all.txt``. Returns the files written.
+    """
+    root = Path(root)
+    records = [ClipRecord(str(clip_dir(root, cid)), n, label) for cid, n, label in entries]
+    out_dir = root / ANNOTATIONS_DIR
+    if not num_folds or num_folds < 2:
+        write_reference_annotation(out_dir / "all.txt", records, root)
+        return [out_dir / "all.txt"]
+    folds = stratified_folds([r.label for r in records], num_folds, seed)
+    written = []
+    for k in range(num_folds):
+        for split, in_split in (("train", lambda f: f != k), ("test", lambda f: f == k)):
+            path = out_dir / f"set_{k + 1}_{split}.txt"
+            write_reference_annotation(path, [r for r, f in zip(records, folds) if in_split(f)], root)
+            written.append(path)
+    return written
