@@ -1,0 +1,593 @@
+"""Video + audio decoding with PyAV (which bundles FFmpeg): whole clips, time ranges, and streamed windows.
+
+``read_clip(path)`` decodes a file (or ``[start_s, end_s)`` of it) into a :class:`Clip`: RGB frames, their
+presentation times, and every audio channel at the native rate as float32 in [-1, 1]. ``open_video(path)`` gives a
+:class:`VideoReader` that reads time ranges lazily and streams fixed windows through a long film in one forward
+pass, holding only what the current window needs.
+
+Frames are placed by their presentation timestamps, so variable-frame-rate video is handled; the display-matrix
+rotation (phones) is applied so frames come out upright. Video and audio are demuxed by two containers on the same
+file, each seeking on its own stream, so audio is sample-accurate however the file is interleaved. Every failure
+to read a file is a :class:`mmadfer.errors.MediaError` that names the file and gives a one-line reason.
+"""
+from __future__ import annotations
+
+import collections
+import heapq
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterable, Iterator
+
+import av
+import numpy as np
+
+from ..errors import MediaError
+from ..io import atomic_path
+
+__all__ = ["Clip", "VideoReader", "open_video", "read_clip", "write_video"]
+
+_EPS = 1e-6  # seconds: timestamps within this of a window edge count as on the edge
+_SEEK_AHEAD_S = 10.0  # decode through gaps shorter than this instead of seeking
+_TRUNCATION_TOL_S = 1.0
+_REORDER_DEPTH = 4  # frames decoded ahead to put decode-order timestamps into presentation order  # a video stream ending this much before its declared end is truncated
+
+
+@dataclass
+class Clip:
+    """Decoded media for ``[start_s, start_s + duration_s)`` of ``path``.
+
+    Attributes:
+        frames: uint8 ``[T, H, W, 3]`` RGB, upright (rotation metadata applied).
+        fps: the stream's nominal (average) frame rate.
+        waveform: float32 ``[C, N]`` in [-1, 1], all channels at the native rate; ``[0, 0]`` without audio.
+        sample_rate: Hz, 0 without audio.
+        has_audio: whether the file has an audio stream.
+        frame_times: float64 ``[T]`` presentation time of each frame in seconds from the start of the file.
+        path: the file.
+        start_s: where the clip starts, seconds from the start of the file; ``waveform[:, 0]`` is at this time.
+        duration_s: the time span covered (shorter than requested when the range runs past the end of the media).
+    """
+
+    frames: np.ndarray
+    fps: float
+    waveform: np.ndarray
+    sample_rate: int
+    has_audio: bool
+    frame_times: np.ndarray
+    path: str
+    start_s: float
+    duration_s: float
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"Clip({self.path!r}, {self.start_s:.2f}-{self.end_s:.2f}s, frames={tuple(self.frames.shape)}, "
+            f"fps={self.fps:.3g}, audio={tuple(self.waveform.shape)}@{self.sample_rate}Hz)"
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# opening and validating
+# --------------------------------------------------------------------------------------------------------------
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise MediaError(path, "file not found")
+    if os.path.isdir(path):
+        raise MediaError(path, "is a directory, not a media file")
+    if not os.path.isfile(path):
+        raise MediaError(path, "not a regular file")
+    if os.path.getsize(path) == 0:
+        raise MediaError(path, "file is empty (0 bytes)")
+
+
+def _open_container(path: str) -> av.container.InputContainer:
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except PermissionError:
+        raise MediaError(path, "permission denied") from None
+    except av.error.FFmpegError as e:
+        with open(path, "rb") as f:
+            head = f.read(12)
+        if head[4:8] == b"ftyp":
+            reason = "truncated or corrupt MP4/MOV: its index (moov atom) is missing, so the file was cut short"
+        else:
+            reason = f"not a media file FFmpeg can read ({getattr(e, 'strerror', None) or e})"
+        raise MediaError(path, reason) from None
+
+
+def _audio_to_float(frame: av.AudioFrame) -> np.ndarray:
+    """Any sample format and layout -> float32 ``[C, n]`` in [-1, 1]."""
+    fmt = frame.format
+    channels = frame.layout.nb_channels
+    x = frame.to_ndarray()
+    x = x if fmt.is_planar else x.reshape(-1, channels).T  # packed is [1, n*C], interleaved
+    if x.dtype.kind == "f":
+        return x.astype(np.float32, copy=False)
+    if x.dtype.kind == "u":  # unsigned 8-bit: 128 is silence
+        half = float(1 << (8 * x.dtype.itemsize - 1))
+        return ((x.astype(np.float32) - half) / half).astype(np.float32)
+    return (x.astype(np.float32) / float(1 << (8 * x.dtype.itemsize - 1))).astype(np.float32)
+
+
+def _rate(stream) -> float:
+    for r in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if r:
+            return float(r)
+    return 0.0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the reader
+# --------------------------------------------------------------------------------------------------------------
+class VideoReader:
+    """Lazy, seekable reader of one media file. Use as a context manager, or call :meth:`close`.
+
+    ``read(t0, t1)`` returns the :class:`Clip` for ``[t0, t1)``. Consecutive reads that move forward (as
+    :meth:`windows` does) continue the same decode pass and keep only frames and samples at or after the latest
+    ``t0``, so memory is bounded by one window whatever the file's length; reads that go backwards, or jump far
+    ahead, seek.
+
+    Args:
+        path: the file.
+        max_side: if set, frames are downscaled at decode time (FFmpeg swscale) so that their longer side is at most
+            this many pixels. This bounds a window's memory for high-resolution video.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, max_side: int | None = None):
+        self.path = os.fspath(path)
+        _check_file(self.path)
+        self._containers: list = []
+        try:
+            self._open(max_side)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, max_side: int | None) -> None:
+        vc = _open_container(self.path)
+        self._containers.append(vc)
+        if not vc.streams.video:
+            kinds = collections.Counter(s.type for s in vc.streams)
+            found = ", ".join(f"{n} {k}" for k, n in kinds.items()) or "no streams"
+            raise MediaError(self.path, f"no video stream (found: {found})")
+        self._vs = vc.streams.video[0]
+        if self._vs.codec_context is None:
+            raise MediaError(self.path, "undecodable video codec: this FFmpeg build has no decoder for it")
+        self._vs.thread_type = "AUTO"
+        self._vc = vc
+        self._origin = (vc.start_time or 0) / av.time_base  # container start: file time 0
+        self.fps = _rate(self._vs)
+        self.duration_s: float | None = vc.duration / av.time_base if vc.duration else None
+        self._expected_video_end, self._end_from_stream = self._declared_video_end()
+
+        self._ac = None
+        self.sample_rate = 0
+        self.num_channels = 0
+        if vc.streams.audio and vc.streams.audio[0].codec_context is not None:
+            ac = _open_container(self.path)
+            self._containers.append(ac)
+            self._as = ac.streams.audio[0]
+            self._ac = ac
+            self.sample_rate = int(self._as.codec_context.sample_rate or self._as.rate or 0)
+            self.num_channels = int(self._as.codec_context.channels or self._as.codec_context.layout.nb_channels)
+        self.has_audio = self._ac is not None
+
+        # Frames come out at the first frame's display size (stable even if the stream changes resolution).
+        self._out_size: tuple[int, int] | None = None  # (width, height) passed to swscale, before rotation
+        self._max_side = max_side
+        self._restart_video(0.0)
+        self._restart_audio(0.0)
+        self._pull_video()  # decode the first frame: validates the stream and fixes size and rotation
+        if not self._vbuf:
+            raise MediaError(self.path, "no decodable video frames")
+        first = self._vbuf[0][1]
+        self.height, self.width = first.shape[:2]
+
+    def _declared_video_end(self) -> tuple[float | None, bool]:
+        """Where the container says the video stream ends, and whether the stream itself says so."""
+        s = self._vs
+        ends = []
+        if s.duration and s.time_base:
+            ends.append(float(s.duration * s.time_base))
+        if s.frames and self.fps:
+            ends.append(s.frames / self.fps)
+        if ends:
+            return max(ends), True
+        return self.duration_s, False
+
+    # -- video -----------------------------------------------------------------------------------------------
+    def _restart_video(self, t0: float) -> None:
+        if t0 > 0:
+            self._vc.seek(int((t0 + self._origin) / self._vs.time_base), stream=self._vs, backward=True)
+        self._vit = iter(self._vc.demux(self._vs))
+        self._vpending: collections.deque = collections.deque()  # decoded frames not yet converted
+        self._vtimes: list[float] = []  # heap of their timestamps
+        self._vlast_ts = -math.inf
+        self._vdrained = False
+        self._vbuf: collections.deque = collections.deque()  # (time, rgb [H, W, 3]) with time >= floor
+        self._vfloor = t0  # frames before this were discarded (or skipped by a seek)
+        self._vhead = -math.inf  # time of the last frame pulled from the decoder
+        self._veof = False
+        self._decode_errors = 0
+
+    def _next_video_frame(self) -> tuple[float, av.VideoFrame] | None:
+        """Next frame in presentation order with its time (file seconds), or None at the end of the stream.
+
+        Decoders emit frames in presentation order, but some containers (AVI) carry decode-order timestamps that
+        then arrive permuted; so a few frames are decoded ahead and each gets the smallest timestamp pending.
+        """
+        while len(self._vpending) < _REORDER_DEPTH and not self._vdrained:
+            try:
+                packet = next(self._vit)
+            except StopIteration:
+                self._vdrained = True
+                break
+            except av.error.FFmpegError as e:
+                raise MediaError(self.path, f"cannot demux video near {max(self._vhead, 0):.2f}s ({e})") from None
+            try:
+                decoded = packet.decode()  # the final (empty) packet drains the decoder
+            except av.error.FFmpegError:
+                self._decode_errors += 1  # a damaged packet: skip it, as ffmpeg does
+                continue
+            for frame in decoded:
+                t = frame.time
+                t = self._vlast_ts + 1.0 / (self.fps or 25.0) if t is None else t - self._origin
+                self._vlast_ts = max(self._vlast_ts, t) if math.isfinite(self._vlast_ts) else t
+                self._vpending.append(frame)
+                heapq.heappush(self._vtimes, t)
+        if not self._vpending:
+            return None
+        return heapq.heappop(self._vtimes), self._vpending.popleft()
+
+    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+        rot = int(round((frame.rotation or 0) / 90.0)) % 4
+        if self._out_size is None:
+            w, h = frame.width, frame.height
+            if self._max_side and max(w, h) > self._max_side:
+                s = self._max_side / max(w, h)
+                w, h = max(2, round(w * s)), max(2, round(h * s))
+            self._out_size = (w, h)
+        w, h = self._out_size
+        rgb = frame.to_ndarray(format="rgb24", width=w, height=h)  # [h, w, 3]
+        return np.rot90(rgb, rot) if rot else rgb  # display matrix angle is counter-clockwise
+
+    def _pull_video(self) -> bool:
+        """Decode one more frame into the buffer (frames before the floor are dropped). False at end of stream."""
+        while True:
+            item = self._next_video_frame()
+            if item is None:
+                self._veof = True
+                return False
+            t, frame = item
+            self._vhead = t
+            if t >= self._vfloor - _EPS:
+                self._vbuf.append((t, self._convert(frame)))
+                return True
+
+    def _video_range(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+        if t0 < self._vfloor - _EPS or t0 > self._vhead + _SEEK_AHEAD_S:
+            self._restart_video(t0)
+        self._vfloor = max(self._vfloor, t0)
+        while self._vbuf and self._vbuf[0][0] < t0 - _EPS:
+            self._vbuf.popleft()
+        while not self._veof and self._vhead < t1 - _EPS:
+            self._pull_video()
+        if self._veof:
+            self._check_truncation(t1)
+        picked = [(t, f) for t, f in self._vbuf if t < t1 - _EPS]
+        if not picked:
+            h, w = (self.height, self.width) if hasattr(self, "height") else (0, 0)
+            return np.zeros((0, h, w, 3), np.uint8), np.zeros(0, np.float64)
+        times = np.array([t for t, _ in picked], dtype=np.float64)
+        return np.stack([f for _, f in picked]), times
+
+    def _check_truncation(self, t1: float) -> None:
+        """At the end of the video stream: raise if the data stops well before where the file says it ends."""
+        declared = self._expected_video_end
+        if declared is None or not math.isfinite(self._vhead):
+            return
+        reached = self._vhead + (1.0 / self.fps if self.fps else 0.0)
+        if reached >= min(t1, declared) - _TRUNCATION_TOL_S:
+            return
+        if not self._end_from_stream and self.has_audio:
+            # Only the container's duration is known, and audio may legitimately outlast the video:
+            # call it truncated only if the audio stops early too.
+            self._audio_range(self._vhead, self._vhead + 2 * _TRUNCATION_TOL_S)
+            if not self._aeof or self._ahead_s() >= declared - _TRUNCATION_TOL_S:
+                return
+        raise MediaError(self.path, f"truncated: video data ends at {reached:.2f}s but the file declares {declared:.2f}s")
+
+    # -- audio -----------------------------------------------------------------------------------------------
+    def _restart_audio(self, t0: float) -> None:
+        self._achunks: collections.deque = collections.deque()  # float32 [C, n] chunks, contiguous
+        self._astart = 0  # sample index (relative to _aorigin) of the first buffered sample
+        self._aend = 0  # sample index one past the last buffered sample
+        self._aorigin: float | None = None  # file time of sample index 0
+        self._afloor = t0
+        self._aeof = not self.has_audio
+        if not self.has_audio:
+            return
+        if t0 > 0:
+            self._ac.seek(int((t0 + self._origin) / self._as.time_base), stream=self._as, backward=True)
+        self._ait = iter(self._ac.decode(self._as))
+
+    def _ahead_s(self) -> float:
+        return -math.inf if self._aorigin is None else self._aorigin + self._aend / self.sample_rate
+
+    def _pull_audio(self) -> None:
+        try:
+            frame = next(self._ait)
+        except StopIteration:
+            self._aeof = True
+            return
+        except av.error.FFmpegError:
+            return  # a damaged audio packet: skip it (the gap is filled with silence below)
+        x = _audio_to_float(frame)  # [C, n]
+        if x.shape[0] != self.num_channels:  # a mid-stream layout change: keep the declared channels
+            fixed = np.zeros((self.num_channels, x.shape[1]), np.float32)
+            fixed[: x.shape[0]] = x[: self.num_channels]
+            x = fixed
+        t = None if frame.time is None else frame.time - self._origin
+        if self._aorigin is None:
+            self._aorigin = t if t is not None else self._afloor
+            self._astart = self._aend = 0
+        pos = self._aend if t is None else int(round((t - self._aorigin) * self.sample_rate))
+        if pos > self._aend:  # a gap in the timestamps: silence
+            self._achunks.append(np.zeros((self.num_channels, pos - self._aend), np.float32))
+            self._aend = pos
+        elif pos < self._aend:  # overlap: keep what is already buffered
+            x = x[:, self._aend - pos :]
+        if x.shape[1]:
+            self._achunks.append(x)
+            self._aend += x.shape[1]
+
+    def _sample(self, t: float) -> int:
+        return int(round((t - self._aorigin) * self.sample_rate))
+
+    def _audio_range(self, t0: float, t1: float) -> np.ndarray:
+        if not self.has_audio:
+            return np.zeros((0, 0), np.float32)
+        if t0 < self._afloor - _EPS or (self._aorigin is not None and t0 > self._ahead_s() + _SEEK_AHEAD_S):
+            self._restart_audio(t0)
+        self._afloor = max(self._afloor, t0)
+        while not self._aeof and (self._aorigin is None or self._aend < self._sample(t1)):
+            self._pull_audio()
+        if self._aorigin is None:  # the audio stream has no samples
+            return np.zeros((self.num_channels, 0), np.float32)
+        i0, i1 = self._sample(t0), self._sample(t1)
+        while self._achunks and self._astart + self._achunks[0].shape[1] <= i0:  # drop what no later read needs
+            self._astart += self._achunks.popleft().shape[1]
+        if self._achunks and self._astart < i0:
+            self._achunks[0] = self._achunks[0][:, i0 - self._astart :]
+            self._astart = i0
+        buf = np.concatenate(self._achunks, axis=1) if self._achunks else np.zeros((self.num_channels, 0), np.float32)
+        if len(self._achunks) > 1:
+            self._achunks = collections.deque([buf])  # keep one contiguous chunk
+        out = buf[:, : max(0, i1 - self._astart)]
+        lead = self._astart - i0  # audio starts after t0: pad with silence so sample 0 is at t0
+        if lead > 0 and out.shape[1]:
+            out = np.concatenate([np.zeros((self.num_channels, min(lead, i1 - i0)), np.float32), out], axis=1)
+        return np.ascontiguousarray(out[:, : max(0, i1 - i0)])
+
+    # -- public ----------------------------------------------------------------------------------------------
+    def read(self, t0: float = 0.0, t1: float | None = None) -> Clip:
+        """Frames with presentation time in ``[t0, t1)`` and the audio samples of the same span (``t1=None``: to
+        the end). Raises :class:`MediaError` if the file turns out to be truncated before ``t1``."""
+        t0 = max(0.0, float(t0))
+        end = math.inf if t1 is None else float(t1)
+        if self.duration_s is not None:
+            end = min(end, self.duration_s) if t1 is not None else max(self.duration_s, t0)
+        if end < t0:
+            raise ValueError(f"read: end {t1} is before start {t0}")
+        frames, times = self._video_range(t0, end if t1 is not None else math.inf)
+        if not math.isfinite(end):  # duration unknown: the clip ends with the last frame
+            end = (times[-1] + 1.0 / (self.fps or 25.0)) if times.size else t0
+        wave = self._audio_range(t0, end)
+        return Clip(
+            frames=frames, fps=self.fps, waveform=wave, sample_rate=self.sample_rate, has_audio=self.has_audio,
+            frame_times=times, path=self.path, start_s=t0, duration_s=end - t0,
+        )
+
+    def windows(
+        self, window_s: float, stride_s: float | None = None, *, start_s: float = 0.0, end_s: float | None = None
+    ) -> Iterator[Clip]:
+        """Stream ``[t, t + window_s)`` for ``t = start_s, start_s + stride_s, ...`` while ``t`` is before the end.
+
+        One forward pass through the file; only the frames and samples that the current and later windows share
+        are kept. Windows that run past the end are cut there, so the last ones may be shorter than ``window_s``
+        (check ``clip.duration_s``). ``stride_s`` defaults to ``window_s`` (no overlap).
+        """
+        stride_s = window_s if stride_s is None else stride_s
+        if window_s <= 0 or stride_s <= 0:
+            raise ValueError(f"window_s and stride_s must be positive, got {window_s} and {stride_s}")
+        stop = self.duration_s if end_s is None else min(end_s, self.duration_s or math.inf)
+        k = 0
+        while True:
+            t = start_s + k * stride_s
+            if stop is not None and t >= stop - _EPS:
+                return
+            clip = self.read(t, t + window_s if stop is None else min(t + window_s, stop))
+            if stop is None and clip.num_frames == 0 and self._veof:
+                return
+            yield clip
+            k += 1
+
+    def close(self) -> None:
+        for c in self._containers:
+            c.close()
+        self._containers = []
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        dur = "?" if self.duration_s is None else f"{self.duration_s:.2f}s"
+        audio = f"{self.num_channels}ch@{self.sample_rate}Hz" if self.has_audio else "no audio"
+        return f"VideoReader({self.path!r}, {self.width}x{self.height}@{self.fps:.3g}fps, {dur}, {audio})"
+
+
+def open_video(path: str | os.PathLike, *, max_side: int | None = None) -> VideoReader:
+    """Open ``path`` for lazy reading (see :class:`VideoReader`). Raises :class:`MediaError` if it is unreadable."""
+    return VideoReader(path, max_side=max_side)
+
+
+def read_clip(path: str | os.PathLike, start_s: float = 0.0, end_s: float | None = None) -> Clip:
+    """Decode ``[start_s, end_s)`` of a video file (the whole file by default) into a :class:`Clip`."""
+    with open_video(path) as reader:
+        return reader.read(start_s, end_s)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# writing (tests, synthetic data, anonymised output)
+# --------------------------------------------------------------------------------------------------------------
+def _encoder_available(name: str) -> bool:
+    try:
+        av.codec.Codec(name, "w")
+        return True
+    except Exception:
+        return False
+
+
+def _video_codec(ext: str) -> str:
+    if ext == ".webm":
+        return "libvpx-vp9"
+    for name in ("mpeg4",) if ext == ".avi" else ("libx264", "h264", "mpeg4"):
+        if _encoder_available(name):
+            return name
+    raise RuntimeError("this PyAV build has no H.264 or MPEG-4 encoder")
+
+
+def _as_chunks(waveform, channels: int | None = None, chunk: int = 1 << 15) -> Iterator[np.ndarray]:
+    """An array ``[C, N]``/``[N]`` or an iterable of ``[C, n]`` chunks -> float32 ``[C, n]`` chunks."""
+    if isinstance(waveform, np.ndarray):
+        w = waveform[None] if waveform.ndim == 1 else waveform
+        for i in range(0, w.shape[1], chunk):
+            yield np.ascontiguousarray(w[:, i : i + chunk], dtype=np.float32)
+    else:
+        for c in waveform:
+            c = np.asarray(c, dtype=np.float32)
+            yield np.ascontiguousarray(c[None] if c.ndim == 1 else c)
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray | Iterable[np.ndarray],
+    fps: float,
+    waveform: np.ndarray | Iterable[np.ndarray] | None = None,
+    sample_rate: int | None = None,
+    *,
+    frame_times: Iterable[float] | None = None,
+    rotation: int = 0,
+    crf: int = 18,
+) -> str:
+    """Encode RGB frames (and optionally audio) into a video file, atomically (temp file, then rename).
+
+    Args:
+        path: output; the container comes from the extension (.mp4, .mov, .mkv, .avi, .webm).
+        frames: uint8 ``[T, H, W, 3]``, or an iterable of ``[H, W, 3]`` frames (streamed: long videos never need to
+            be in memory).
+        fps: nominal frame rate.
+        waveform: float ``[C, N]`` / ``[N]`` in [-1, 1], or an iterable of ``[C, n]`` chunks; encoded as AAC
+            (Opus for .webm). Needs ``sample_rate``.
+        frame_times: per-frame presentation times in seconds, for variable-frame-rate output.
+        rotation: display-matrix rotation to record (counter-clockwise degrees, as phones write it); the pixels are
+            stored as given, so a reader must rotate them back.
+        crf: H.264 quality (lower is better).
+    Returns:
+        ``path`` as a string.
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    with atomic_path(path, suffix=ext or ".mp4") as tmp:  # the muxer is chosen from the temp file's extension
+        _encode(str(tmp), frames, fps, waveform, sample_rate, frame_times, rotation, crf, ext)
+    return path
+
+
+def _encode(tmp, frames, fps, waveform, sample_rate, frame_times, rotation, crf, ext) -> None:
+    frame_iter = iter(frames)
+    first = next(frame_iter, None)
+    if first is None:
+        raise ValueError("write_video: no frames")
+    first = np.asarray(first)
+    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
+        raise ValueError(f"write_video: frames must be uint8 [T, H, W, 3], got a frame {first.shape} {first.dtype}")
+    height, width = first.shape[:2]
+    codec = _video_codec(ext)
+    rate = Fraction(fps).limit_denominator(1001)
+    vfr = frame_times is not None
+    times_iter = iter(frame_times) if vfr else None
+
+    with av.open(tmp, "w") as out:
+        vs = out.add_stream(codec, rate=rate)
+        vs.width, vs.height = width, height
+        odd = width % 2 or height % 2
+        vs.pix_fmt = "yuv444p" if odd and codec in ("libx264", "libvpx-vp9") else "yuv420p"
+        if codec == "libx264":
+            vs.options = {"crf": str(crf), "preset": "veryfast"}
+        elif codec == "mpeg4":
+            vs.options = {"qmin": "1", "qmax": str(max(2, crf // 6))}
+        time_base = Fraction(1, 1000) if vfr else 1 / rate
+        vs.codec_context.time_base = time_base
+        if rotation:
+            vs.set_display_rotation(rotation)
+        astream = None
+        if waveform is not None:
+            if not sample_rate:
+                raise ValueError("write_video: waveform given without sample_rate")
+            chunks = _as_chunks(waveform)
+            head = next(chunks, None)
+            if head is not None:
+                channels = head.shape[0]
+                layout = {1: "mono", 2: "stereo"}.get(channels) or av.AudioLayout(f"{channels}c").name
+                acodec = {".webm": "libopus", ".avi": "pcm_s16le"}.get(ext, "aac")
+                astream = out.add_stream(acodec, rate=int(sample_rate), layout=layout)
+                pending = [head]
+        audio_pos = 0  # samples written
+
+        def mux_audio(until_s: float) -> None:
+            nonlocal audio_pos
+            while pending or chunks is not None:
+                if not pending:
+                    nxt = next(chunks, None)
+                    if nxt is None:
+                        return
+                    pending.append(nxt)
+                if audio_pos / sample_rate >= until_s:
+                    return
+                c = np.clip(pending.pop(0), -1.0, 1.0)
+                af = av.AudioFrame.from_ndarray(c, format="fltp", layout=astream.layout.name)
+                af.sample_rate, af.pts, af.time_base = int(sample_rate), audio_pos, Fraction(1, int(sample_rate))
+                audio_pos += c.shape[1]
+                out.mux(astream.encode(af))
+
+        i = 0
+        frame = first
+        while frame is not None:
+            frame = np.asarray(frame)
+            if frame.shape != first.shape:
+                raise ValueError(f"write_video: frame {i} has shape {frame.shape}, expected {first.shape}")
+            t = float(next(times_iter)) if vfr else i / float(rate)
+            if astream is not None:
+                mux_audio(t + 0.5)
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            vf.pts = round(t * 1000) if vfr else i
+            vf.time_base = time_base
+            out.mux(vs.encode(vf))
+            i += 1
+            frame = next(frame_iter, None)
+        out.mux(vs.encode())
+        if astream is not None:
+            mux_audio(math.inf)
+            out.mux(astream.encode())
