@@ -1,0 +1,105 @@
+"""ONNX export: parity with PyTorch (fp32), int8 agreement, metadata round trip, the CLI and the ONNX Recognizer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from mmadfer import CheckpointError, MMADFER, ModelConfig, save_checkpoint  # noqa: E402
+from mmadfer.cli import main  # noqa: E402
+from mmadfer.export import OnnxModel, compare, export_onnx, onnx_bytes, random_inputs  # noqa: E402
+
+LABELS = ("calm", "joy", "anger", "grief")
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> MMADFER:
+    torch.manual_seed(0)
+    model = MMADFER(ModelConfig.tiny(num_classes=4, class_names=LABELS)).eval()
+    with torch.no_grad():  # gates start at 0: open them so the fusion path is part of what is compared
+        for name, p in model.named_parameters():
+            if name.endswith("_gate"):
+                p.fill_(0.5)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    return export_onnx(tiny_model, path, int8=True)
+
+
+def test_fp32_parity_with_dynamic_batch(tiny_model, exported):
+    runner = OnnxModel(exported["fp32"])
+    for batch in (1, 5):  # the batch axis is dynamic: sizes other than the traced one (2) must work
+        video, audio = random_inputs(tiny_model.cfg, batch, seed=batch)
+        with torch.no_grad():
+            ref = tiny_model(video, audio).numpy()
+        out = runner(video, audio)
+        assert out.shape == (batch, 4)
+        assert np.abs(out - ref).max() <= 1e-3
+    # uint8 frames are divided by 255 by the runner, as the PyTorch model does
+    video_u8 = (torch.rand(2, 16, 3, 32, 32) * 255).to(torch.uint8)
+    audio = torch.randn(2, 1, 512, 128)
+    with torch.no_grad():
+        ref = tiny_model(video_u8, audio).numpy()
+    assert np.abs(runner(video_u8.numpy(), audio.numpy()) - ref).max() <= 1e-3
+
+
+def test_metadata_round_trip(tiny_model, exported):
+    for path in exported.values():
+        cfg = OnnxModel.read_config(path)
+        assert cfg == tiny_model.cfg
+        assert cfg.labels == LABELS
+    assert OnnxModel(exported["int8"]).precision == "int8"
+    assert OnnxModel(exported["fp32"]).precision == "fp32"
+
+
+def test_int8_agreement_is_measured(tiny_model, exported):
+    fp32 = compare(tiny_model, OnnxModel(exported["fp32"]), num_clips=24, batch_size=8)
+    int8 = compare(tiny_model, OnnxModel(exported["int8"]), num_clips=24, batch_size=8)
+    assert fp32["max_abs_logit_diff"] <= 1e-3 and fp32["top1_agreement"] == 1.0
+    assert exported["int8"].stat().st_size < exported["fp32"].stat().st_size
+    assert 0 < int8["max_abs_logit_diff"] < 1.0  # quantisation changes the logits, but only a little
+    assert int8["top1_agreement"] >= 0.5
+    assert int8["num_clips"] == 24
+
+
+def test_export_cli_and_onnx_recognizer(tiny_model, tmp_path, capsys):
+    from mmadfer.predict import Recognizer
+
+    ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(ck), "--onnx", str(out), "--int8", "--verify", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert out.is_file() and (tmp_path / "m.int8.onnx").is_file()
+    assert "fp32" in printed and "int8" in printed and "top-1 agreement" in printed
+
+    video, audio = random_inputs(tiny_model.cfg, 3, seed=7)
+    torch_rec = Recognizer.from_checkpoint(ck, device="cpu", detector=None)
+    for source in (out, ck):  # an exported file, or a checkpoint exported in memory
+        onnx_rec = Recognizer.from_checkpoint(source, device="cpu", backend="onnx", detector=None)
+        assert onnx_rec.labels == LABELS
+        p_onnx, p_torch = onnx_rec.predict_batch(video, audio), torch_rec.predict_batch(video, audio)
+        np.testing.assert_allclose(p_onnx.sum(1), 1.0, atol=1e-5)
+        assert np.abs(p_onnx - p_torch).max() < 1e-4
+
+
+def test_in_memory_export_and_bad_files(tiny_model, tmp_path):
+    runner = OnnxModel(onnx_bytes(tiny_model))
+    assert runner.path is None and runner.cfg.labels == LABELS
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["export", str(bad), "--onnx", str(tmp_path / "x.onnx")]) == 2
+    assert not (tmp_path / "x.onnx").exists()
+    # an ONNX file without mmadfer metadata is refused with the file named
+    import onnx
+    plain = tmp_path / "plain.onnx"
+    proto = onnx.load_from_string(onnx_bytes(tiny_model))
+    del proto.metadata_props[:]
+    onnx.save(proto, plain)
+    with pytest.raises(CheckpointError, match="plain.onnx"):
+        OnnxModel(plain)
