@@ -425,5 +425,5 @@ def load_model(path: str | os.PathLike, **kw: Any) -> MMADFER:
     with open(path, "rb") as f:
         head = f.read(4)
     if head == b"PK\x03\x04" or path.suffix in (".pth", ".pt", ".tar"):
-        return load_official_checkpoint(path, **{k: v for k, v in kw.items() if k == "map_location"})
-    return load_checkpoint(path, **kw)
+        return load_official_checkpoint(path, **kw)  # keyword arguments: map_location and config overrides
+    return load_checkpoint(path, **kw)  # keyword arguments: vision, audio, map_location

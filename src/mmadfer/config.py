@@ -161,7 +161,7 @@ class ModelConfig:
         """A model of a few hundred thousand parameters that runs in milliseconds on a CPU, for tests and demos."""
         kw: dict[str, Any] = dict(
             num_classes=num_classes, img_size=32, num_frames=16, patch_size=16, embed_dim=64, depth=2, num_heads=2,
-            drop_path_rate=0.0, num_prompts=2, prompts_per_group=1, fusion_dim=16, temporal_dim=64,
+            drop_path_rate=0.0, num_prompts=2, prompts_per_group=2, fusion_dim=16, temporal_dim=64,
             temporal_heads=2, temporal_head_dim=32, temporal_mlp_dim=128,
         )
         kw.update(overrides)
