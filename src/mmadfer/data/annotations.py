@@ -18,7 +18,7 @@ from ..io import atomic_write
 
 __all__ = [
     "ClipRecord", "VIDEO_SUFFIXES", "read_reference_annotation", "write_reference_annotation", "read_dfew_csv", "read_mafw_split",
-    "read_label_table", "read_clip_csv", "read_classes", "write_classes", "stratified_folds",
+    "read_label_table", "encode_labels", "read_clip_csv", "read_classes", "write_classes", "stratified_folds",
 ]
 
 #: File name endings taken as videos when a folder is scanned (``mmadfer prepare``) or a clip is named by file.
@@ -223,32 +223,42 @@ def read_label_table(csv_path: str | os.PathLike, root: str | os.PathLike | None
     return rows
 
 
-def read_clip_csv(csv_path: str | os.PathLike, root: str | os.PathLike | None = None,
-                  class_names: Sequence[str] | None = None) -> tuple[list[ClipRecord], tuple[str, ...]]:
-    """Index a team's own videos from a ``video,label[,start,end]`` CSV; returns ``(records, class_names)``.
+def encode_labels(rows: Sequence[dict], class_names: Sequence[str] | None = None,
+                  source: str | os.PathLike = "") -> tuple[list[int], tuple[str, ...]]:
+    """Label strings of :func:`read_label_table` rows -> ``(label indices, class_names)``.
 
-    Labels are class names or integers. Without ``class_names`` the classes are the CSV's sorted unique labels, or
+    Labels are class names or integers. Without ``class_names`` the classes are the sorted unique labels, or
     ``class0..classN`` when every label is an integer. With ``class_names``, a label is looked up by name first,
-    then as an integer index.
+    then as an integer index. An unknown label is a ValueError naming ``source`` and the line.
     """
-    rows = read_label_table(csv_path, root)
-    if not rows:
-        raise ValueError(f"{csv_path}: no clips listed")
     if class_names is None:
         if all(r["label"].isdigit() for r in rows):
-            class_names = tuple(f"class{i}" for i in range(max(int(r["label"]) for r in rows) + 1))
+            class_names = tuple(f"class{i}" for i in range(max((int(r["label"]) for r in rows), default=-1) + 1))
         else:
             class_names = tuple(sorted({r["label"] for r in rows}))
     class_names = tuple(class_names)
     index = {name: i for i, name in enumerate(class_names)}
-    records = []
+    labels = []
     for r in rows:
         label = index.get(r["label"])
         if label is None and r["label"].isdigit() and int(r["label"]) < len(class_names):
             label = int(r["label"])
         if label is None:
-            raise ValueError(f"{csv_path}:{r['line']}: unknown label {r['label']!r}; classes are {list(class_names)}")
-        records.append(ClipRecord(str(r["video"]), None, label, start_s=r["start_s"], end_s=r["end_s"]))
+            raise ValueError(f"{source}:{r['line']}: unknown label {r['label']!r}; classes are {list(class_names)}")
+        labels.append(label)
+    return labels, class_names
+
+
+def read_clip_csv(csv_path: str | os.PathLike, root: str | os.PathLike | None = None,
+                  class_names: Sequence[str] | None = None) -> tuple[list[ClipRecord], tuple[str, ...]]:
+    """Index a team's own videos from a ``video,label[,start,end]`` CSV; returns ``(records, class_names)``
+    (classes as in :func:`encode_labels`)."""
+    rows = read_label_table(csv_path, root)
+    if not rows:
+        raise ValueError(f"{csv_path}: no clips listed")
+    labels, class_names = encode_labels(rows, class_names, csv_path)
+    records = [ClipRecord(str(r["video"]), None, label, start_s=r["start_s"], end_s=r["end_s"])
+               for r, label in zip(rows, labels)]
     return records, class_names
 
 

@@ -304,7 +304,7 @@ class _BenchmarkDataset(FrameFolderDataset):
                  on_bad_sample: str = "raise", **kw):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if not 1 <= int(fold) <= 5:
+        if fold is None or not 1 <= int(fold) <= 5:
             raise ValueError(f"{self.NAME} has folds 1..5, got fold={fold}")
         root = Path(root)
         if not root.is_dir():
