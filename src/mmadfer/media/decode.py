@@ -22,6 +22,7 @@ from typing import Iterable, Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from ..errors import MediaError
 from ..io import atomic_path
@@ -31,6 +32,7 @@ __all__ = ["Clip", "VideoReader", "open_video", "read_clip", "write_video"]
 _EPS = 1e-6  # seconds: timestamps within this of a window edge count as on the edge
 _SEEK_AHEAD_S = 10.0  # decode through gaps shorter than this instead of seeking
 _TRUNCATION_TOL_S = 1.0
+_AUDIO_PREROLL_S = 0.5  # seek audio this much before the wanted time and discard the decoder's warm-up
 _REORDER_DEPTH = 4  # frames decoded ahead to put decode-order timestamps into presentation order  # a video stream ending this much before its declared end is truncated
 
 
@@ -168,6 +170,8 @@ class VideoReader:
         self.fps = _rate(self._vs)
         self.duration_s: float | None = vc.duration / av.time_base if vc.duration else None
         self._expected_video_end, self._end_from_stream = self._declared_video_end()
+        if self._end_from_stream and self._expected_video_end > (self.duration_s or 0.0):
+            self.duration_s = self._expected_video_end  # e.g. a cut AVI: its header still counts every frame
 
         self._ac = None
         self.sample_rate = 0
@@ -184,6 +188,7 @@ class VideoReader:
         # Frames come out at the first frame's display size (stable even if the stream changes resolution).
         self._out_size: tuple[int, int] | None = None  # (width, height) passed to swscale, before rotation
         self._max_side = max_side
+        self._reformatter = VideoReformatter()  # one swscale context for the whole file (a fresh one per frame is 10x slower)
         self._restart_video(0.0)
         self._restart_audio(0.0)
         self._pull_video()  # decode the first frame: validates the stream and fixes size and rotation
@@ -257,7 +262,7 @@ class VideoReader:
                 w, h = max(2, round(w * s)), max(2, round(h * s))
             self._out_size = (w, h)
         w, h = self._out_size
-        rgb = frame.to_ndarray(format="rgb24", width=w, height=h)  # [h, w, 3]
+        rgb = self._reformatter.reformat(frame, width=w, height=h, format="rgb24").to_ndarray()  # [h, w, 3]
         return np.rot90(rgb, rot) if rot else rgb  # display matrix angle is counter-clockwise
 
     def _pull_video(self) -> bool:
@@ -316,8 +321,9 @@ class VideoReader:
         self._aeof = not self.has_audio
         if not self.has_audio:
             return
-        if t0 > 0:
-            self._ac.seek(int((t0 + self._origin) / self._as.time_base), stream=self._as, backward=True)
+        if t0 > 0:  # land a little early: decoders need a frame or two of pre-roll (AAC, MP3, Opus) to be exact
+            target = max(0.0, t0 - _AUDIO_PREROLL_S) + self._origin
+            self._ac.seek(int(target / self._as.time_base), stream=self._as, backward=True)
         self._ait = iter(self._ac.decode(self._as))
 
     def _ahead_s(self) -> float:
