@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from mmadfer.media.decode import read_clip, write_video
 from mmadfer.media.faces import (
@@ -170,3 +171,12 @@ def test_detect_downscaled_boxes_map_back(detector):
         assert box_iou(boxes[t], truth[t])[0, 0] > 0.5
     with pytest.raises(ValueError, match="uint8"):
         detector.detect(frames.astype(np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_detection_matches_cpu(detector):
+    frames, truth = astronaut_frames(4)
+    cpu, _ = detector.detect(frames)
+    gpu, _ = FaceDetector(device="cuda", batch_size=2).detect(frames)  # two batches
+    for c, g in zip(cpu, gpu):
+        assert c.shape == g.shape == (1, 4) and box_iou(c, g)[0, 0] > 0.8  # float differences move a box a little
