@@ -283,3 +283,30 @@ def test_malformed_files_raise_media_error(tmp_path):
             assert isinstance(err, mmadfer.MediaError) and err.path == path, name
             assert words in err.reason, (name, err.reason)
             assert path in str(err) and "\n" not in str(err), name
+
+
+def test_read_past_the_end_and_bad_ranges(av_file):
+    with open_video(av_file) as reader:
+        empty = reader.read(10.0, 12.0)
+        assert empty.num_frames == 0 and empty.frames.shape == (0, 48, 64, 3) and empty.duration_s == 0
+        assert empty.waveform.shape == (2, 0)
+        with pytest.raises(ValueError, match="before start"):
+            reader.read(2.0, 1.0)
+        with pytest.raises(ValueError, match="positive"):
+            list(reader.windows(0.0))
+
+
+def test_write_video_validates_and_is_atomic(tmp_path):
+    target = tmp_path / "out.mp4"
+    with pytest.raises(ValueError, match="no frames"):
+        write_video(target, [], FPS)
+    with pytest.raises(ValueError, match="uint8"):
+        write_video(target, np.zeros((2, 8, 8, 3), np.float32), FPS)
+    with pytest.raises(ValueError, match="sample_rate"):
+        write_video(target, ramp_frames(2), FPS, tones(1.0))
+    frames = list(ramp_frames(4)) + [np.zeros((10, 10, 3), np.uint8)]  # fails after writing has started
+    with pytest.raises(ValueError, match="frame 4"):
+        write_video(target, frames, FPS)
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file is left behind
+    odd = write_video(tmp_path / "odd.mkv", ramp_frames(3, h=33, w=47), FPS)  # odd sizes are encoded too
+    assert read_clip(odd).frames.shape == (3, 33, 47, 3)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -290,8 +291,7 @@ class VideoReader:
             self._check_truncation(t1)
         picked = [(t, f) for t, f in self._vbuf if t < t1 - _EPS]
         if not picked:
-            h, w = (self.height, self.width) if hasattr(self, "height") else (0, 0)
-            return np.zeros((0, h, w, 3), np.uint8), np.zeros(0, np.float64)
+            return np.zeros((0, self.height, self.width, 3), np.uint8), np.zeros(0, np.float64)
         times = np.array([t for t, _ in picked], dtype=np.float64)
         return np.stack([f for _, f in picked]), times
 
@@ -389,11 +389,11 @@ class VideoReader:
         """Frames with presentation time in ``[t0, t1)`` and the audio samples of the same span (``t1=None``: to
         the end). Raises :class:`MediaError` if the file turns out to be truncated before ``t1``."""
         t0 = max(0.0, float(t0))
-        end = math.inf if t1 is None else float(t1)
-        if self.duration_s is not None:
-            end = min(end, self.duration_s) if t1 is not None else max(self.duration_s, t0)
-        if end < t0:
+        if t1 is not None and t1 < t0:
             raise ValueError(f"read: end {t1} is before start {t0}")
+        end = math.inf if t1 is None else float(t1)
+        if self.duration_s is not None:  # a range past the end of the media is cut there (possibly to nothing)
+            end = max(t0, min(end, self.duration_s) if t1 is not None else self.duration_s)
         frames, times = self._video_range(t0, end if t1 is not None else math.inf)
         if not math.isfinite(end):  # duration unknown: the clip ends with the last frame
             end = (times[-1] + 1.0 / (self.fps or 25.0)) if times.size else t0
@@ -475,7 +475,7 @@ def _video_codec(ext: str) -> str:
     raise RuntimeError("this PyAV build has no H.264 or MPEG-4 encoder")
 
 
-def _as_chunks(waveform, channels: int | None = None, chunk: int = 1 << 15) -> Iterator[np.ndarray]:
+def _as_chunks(waveform, chunk: int = 1 << 15) -> Iterator[np.ndarray]:
     """An array ``[C, N]``/``[N]`` or an iterable of ``[C, n]`` chunks -> float32 ``[C, n]`` chunks."""
     if isinstance(waveform, np.ndarray):
         w = waveform[None] if waveform.ndim == 1 else waveform
@@ -485,6 +485,35 @@ def _as_chunks(waveform, channels: int | None = None, chunk: int = 1 << 15) -> I
         for c in waveform:
             c = np.asarray(c, dtype=np.float32)
             yield np.ascontiguousarray(c[None] if c.ndim == 1 else c)
+
+
+class _AudioTrack:
+    """An output audio stream fed from chunks, written in step with the video so the file is well interleaved."""
+
+    def __init__(self, out, chunks: Iterator[np.ndarray], sample_rate: int, ext: str):
+        self._out, self._chunks, self._rate = out, chunks, int(sample_rate)
+        self._next = next(chunks, None)
+        self._pos = 0  # samples written
+        self.stream = None
+        if self._next is not None:
+            channels = self._next.shape[0]
+            layout = {1: "mono", 2: "stereo"}.get(channels) or av.AudioLayout(f"{channels}c").name
+            codec = {".webm": "libopus", ".avi": "pcm_s16le"}.get(ext, "aac")
+            self.stream = out.add_stream(codec, rate=self._rate, layout=layout)
+
+    def write_until(self, t: float) -> None:
+        while self._next is not None and self._pos < t * self._rate:
+            x = np.clip(self._next, -1.0, 1.0)
+            frame = av.AudioFrame.from_ndarray(x, format="fltp", layout=self.stream.layout.name)
+            frame.sample_rate, frame.pts, frame.time_base = self._rate, self._pos, Fraction(1, self._rate)
+            self._out.mux(self.stream.encode(frame))
+            self._pos += x.shape[1]
+            self._next = next(self._chunks, None)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.write_until(math.inf)
+            self._out.mux(self.stream.encode())
 
 
 def write_video(
@@ -526,74 +555,40 @@ def _encode(tmp, frames, fps, waveform, sample_rate, frame_times, rotation, crf,
     first = next(frame_iter, None)
     if first is None:
         raise ValueError("write_video: no frames")
-    first = np.asarray(first)
-    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
-        raise ValueError(f"write_video: frames must be uint8 [T, H, W, 3], got a frame {first.shape} {first.dtype}")
-    height, width = first.shape[:2]
+    shape = np.shape(first)
+    if len(shape) != 3 or shape[2] != 3 or np.asarray(first).dtype != np.uint8:
+        raise ValueError(f"write_video: frames must be uint8 [T, H, W, 3], got a frame {shape} {np.asarray(first).dtype}")
+    if waveform is not None and not sample_rate:
+        raise ValueError("write_video: waveform given without sample_rate")
     codec = _video_codec(ext)
     rate = Fraction(fps).limit_denominator(1001)
-    vfr = frame_times is not None
-    times_iter = iter(frame_times) if vfr else None
+    times = iter(frame_times) if frame_times is not None else None
+    time_base = Fraction(1, 1000) if times is not None else 1 / rate  # ms timestamps for variable frame rate
 
     with av.open(tmp, "w") as out:
         vs = out.add_stream(codec, rate=rate)
-        vs.width, vs.height = width, height
-        odd = width % 2 or height % 2
+        vs.height, vs.width = shape[:2]
+        odd = shape[0] % 2 or shape[1] % 2
         vs.pix_fmt = "yuv444p" if odd and codec in ("libx264", "libvpx-vp9") else "yuv420p"
         if codec == "libx264":
             vs.options = {"crf": str(crf), "preset": "veryfast"}
         elif codec == "mpeg4":
             vs.options = {"qmin": "1", "qmax": str(max(2, crf // 6))}
-        time_base = Fraction(1, 1000) if vfr else 1 / rate
         vs.codec_context.time_base = time_base
         if rotation:
             vs.set_display_rotation(rotation)
-        astream = None
-        if waveform is not None:
-            if not sample_rate:
-                raise ValueError("write_video: waveform given without sample_rate")
-            chunks = _as_chunks(waveform)
-            head = next(chunks, None)
-            if head is not None:
-                channels = head.shape[0]
-                layout = {1: "mono", 2: "stereo"}.get(channels) or av.AudioLayout(f"{channels}c").name
-                acodec = {".webm": "libopus", ".avi": "pcm_s16le"}.get(ext, "aac")
-                astream = out.add_stream(acodec, rate=int(sample_rate), layout=layout)
-                pending = [head]
-        audio_pos = 0  # samples written
+        audio = _AudioTrack(out, _as_chunks(waveform), sample_rate, ext) if waveform is not None else None
 
-        def mux_audio(until_s: float) -> None:
-            nonlocal audio_pos
-            while pending or chunks is not None:
-                if not pending:
-                    nxt = next(chunks, None)
-                    if nxt is None:
-                        return
-                    pending.append(nxt)
-                if audio_pos / sample_rate >= until_s:
-                    return
-                c = np.clip(pending.pop(0), -1.0, 1.0)
-                af = av.AudioFrame.from_ndarray(c, format="fltp", layout=astream.layout.name)
-                af.sample_rate, af.pts, af.time_base = int(sample_rate), audio_pos, Fraction(1, int(sample_rate))
-                audio_pos += c.shape[1]
-                out.mux(astream.encode(af))
-
-        i = 0
-        frame = first
-        while frame is not None:
-            frame = np.asarray(frame)
-            if frame.shape != first.shape:
-                raise ValueError(f"write_video: frame {i} has shape {frame.shape}, expected {first.shape}")
-            t = float(next(times_iter)) if vfr else i / float(rate)
-            if astream is not None:
-                mux_audio(t + 0.5)
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            vf.pts = round(t * 1000) if vfr else i
-            vf.time_base = time_base
+        for i, frame in enumerate(itertools.chain([first], frame_iter)):
+            frame = np.ascontiguousarray(frame)
+            if frame.shape != shape:
+                raise ValueError(f"write_video: frame {i} has shape {frame.shape}, expected {shape}")
+            t = float(next(times)) if times is not None else i / float(rate)
+            if audio is not None:
+                audio.write_until(t + 0.5)
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            vf.pts, vf.time_base = (round(t * 1000) if times is not None else i), time_base
             out.mux(vs.encode(vf))
-            i += 1
-            frame = next(frame_iter, None)
         out.mux(vs.encode())
-        if astream is not None:
-            mux_audio(math.inf)
-            out.mux(astream.encode())
+        if audio is not None:
+            audio.close()
