@@ -243,3 +243,26 @@ def test_clip_csv_classes_and_errors(tmp_path):
         read_clip_csv(csv)
     with pytest.raises(FileNotFoundError, match="missing.csv"):
         CSVClipDataset(tmp_path / "missing.csv")
+
+
+def test_csv_dataset_reads_the_synth_raw_videos(synth_root, tmp_path):
+    ds = CSVClipDataset(synth_root / "raw.csv", preprocess=PRE)
+    assert len(ds) == CLIPS and ds.class_names == tuple(sorted(SYNTH_CLASSES))  # names from the CSV, sorted
+    ds = CSVClipDataset(synth_root / "raw.csv", preprocess=PRE, class_names=SYNTH_CLASSES)
+    assert ds.labels == [i % 4 for i in range(CLIPS)]
+    item = ds[5]
+    assert item["video"].dtype == torch.uint8 and item["video"].shape == (16, 3, 32, 32)
+    assert item["audio"].shape == (1, 512, 128) and not torch.allclose(item["audio"], audio_features(None, None, PRE))
+    assert int(item["label"]) == 1 and item["index"] == 5
+    # a frame of the decoded mp4 is close to the same frame of the JPEG folder (both are lossy copies)
+    folder = FrameFolderDataset([ClipRecord(str(synth_root / "clips" / "synth_00005"), None, 1)], SYNTH_CLASSES,
+                                preprocess=PRE)
+    assert (item["video"].float() - folder[0]["video"].float()).abs().mean() < 6
+
+    train = CSVClipDataset(synth_root / "raw.csv", preprocess=PRE, train=True)
+    assert train[0]["video"].shape == (16, 3, 32, 32)
+
+    csv = tmp_path / "one.csv"
+    csv.write_text(f"video,label\n{synth_root / 'raw' / 'nope.mp4'},x\n")
+    with pytest.raises(SampleError, match=r"sample 0 .*nope.mp4.*video file not found"):
+        CSVClipDataset(csv)[0]

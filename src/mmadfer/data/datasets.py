@@ -390,8 +390,11 @@ class CSVClipDataset(ClipDataset):
     :func:`~mmadfer.data.annotations.read_clip_csv`; paths relative to ``root``, default the CSV's folder).
 
     Each item decodes ``[start, end)`` of the video with :func:`mmadfer.media.decode.read_clip` and builds the
-    model inputs with :func:`mmadfer.media.pipeline.prepare_window`: frame sampling, face crops (with ``detector``,
-    a :class:`mmadfer.media.faces.FaceDetector`; a centre crop without one), the transform and the audio fbank.
+    model inputs with :func:`mmadfer.media.pipeline.prepare_window`, the path ``mmadfer predict`` uses: frame
+    sampling, face crops with ``detector`` (a :class:`mmadfer.media.faces.FaceDetector`; without one the videos
+    are taken to be face crops already and only resized), the resize to ``img_size`` and the audio fbank. In
+    training mode the :class:`~mmadfer.data.transforms.TrainTransform` is then applied to the resized crops, as the
+    reference applies it to DFEW's 224 px crops.
     """
 
     def __init__(self, csv_path: str | os.PathLike, preprocess: PreprocessConfig | None = None, train: bool = False,
@@ -401,6 +404,7 @@ class CSVClipDataset(ClipDataset):
         records, names = read_clip_csv(self.csv_path, root=root, class_names=class_names)
         super().__init__(records, names, preprocess=preprocess, train=train, on_bad_sample=on_bad_sample)
         self.detector = detector
+        self.augment = TrainTransform(self.preprocess.img_size) if self.train else None
 
     def load(self, record: ClipRecord) -> dict[str, torch.Tensor]:
         from ..media.decode import read_clip
@@ -410,7 +414,10 @@ class CSVClipDataset(ClipDataset):
             raise MediaError(record.path, "video file not found")
         clip = read_clip(record.path, start_s=record.start_s or 0.0, end_s=record.end_s)
         window = prepare_window(clip, self.preprocess, detector=self.detector, train=self.train)
-        return {"video": window["video"], "audio": window["audio"]}
+        video = window["video"]  # uint8 [T, 3, S, S]
+        if self.augment is not None:
+            video = self.augment(video)
+        return {"video": video, "audio": window["audio"]}
 
 
 _KINDS = ("dfew", "mafw", "folder", "csv")

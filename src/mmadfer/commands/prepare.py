@@ -1,0 +1,57 @@
+"""Turn raw videos into face-crop frame folders + WAVs (the layout the datasets and `mmadfer train` read).
+
+Each video (files, or folders searched for .mp4 .mov .mkv .avi .webm) becomes ROOT/clips/<name>/00001.jpg ...
+(MTCNN face crops, every frame, --size px) and ROOT/clips/<name>.wav (its audio at the native rate and channels).
+Runs in parallel, shows progress, and can be interrupted: a re-run skips finished clips. Bad files never stop the
+run; every input is listed in ROOT/prepare_report.csv (and .json), and the exit status is 1 if any failed.
+
+With --labels (a CSV with columns video,label) it also writes ROOT/classes.txt and ROOT/annotations/: all.txt, or
+set_<k>_{train,test}.txt with --folds K, so that `mmadfer train --dataset folder ROOT` can use them.
+
+examples:
+  mmadfer prepare videos/ --out data/mine --labels labels.csv --folds 5 --workers 4
+  mmadfer prepare crops/*.mp4 --out data/crops --no-faces     # videos that are face crops already
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders of videos")
+    parser.add_argument("--out", required=True, metavar="ROOT", help="dataset folder to write (created)")
+    parser.add_argument("--labels", metavar="CSV", help="CSV with columns video,label: also write annotations")
+    parser.add_argument("--folds", type=int, default=None,
+                        help="with --labels: write K stratified cross-validation folds instead of all.txt")
+    parser.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) // 2)),
+                        help="parallel processes (default: half the CPU cores, at most 4; 1 = no subprocesses)")
+    parser.add_argument("--size", type=int, default=224, help="face crop size in pixels (default 224)")
+    parser.add_argument("--face-crop", choices=("union", "track"), default="union",
+                        help="union: one box per clip, as the reference (default); track: a smoothed box per frame")
+    parser.add_argument("--no-faces", action="store_true",
+                        help="no face detection: take the centre square of each frame")
+    parser.add_argument("--max-seconds", type=float, default=600.0,
+                        help="fail videos longer than this, since a clip is decoded whole (default 600)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fold split (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.prepare import prepare_videos
+
+    summary = prepare_videos(
+        args.inputs, args.out, labels=args.labels, folds=args.folds, workers=args.workers, size=args.size,
+        face_crop=args.face_crop, faces=not args.no_faces, max_seconds=args.max_seconds, seed=args.seed,
+    )
+    for r in summary.failed:
+        print(f"failed: {r.file}: {r.reason}", file=sys.stderr)
+    if summary.unlabelled:
+        print(f"warning: {len(summary.unlabelled)} videos have no label in {args.labels} and are left out of the "
+              f"annotations (listed in prepare_report.json)", file=sys.stderr)
+    if summary.label_error:
+        print(f"error: {summary.label_error}", file=sys.stderr)
+    if summary.annotation_files:
+        print(f"annotations: {len(summary.annotation_files)} files in {os.path.join(args.out, 'annotations')}")
+    print(summary.line() + f"; report: {os.path.join(args.out, 'prepare_report.csv')}")
+    return 1 if summary.failed or summary.label_error else 0

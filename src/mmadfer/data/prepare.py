@@ -1,0 +1,306 @@
+"""Raw videos -> mmadfer's frame-folder layout: face crops as JPEGs plus the original audio as WAV.
+
+This is the preprocessing the reference did for MAFW (MTCNN face boxes, their union squared and clamped, one JPEG
+per frame at the native frame rate, the audio extracted to WAV without resampling), done in parallel and safely:
+
+* each clip is written so that an interrupted run never leaves a folder that looks finished
+  (see :func:`mmadfer.data.layout.write_clip_folder`), and a re-run skips every finished clip;
+* a bad input (empty, not media, truncated, no video) is reported and never stops the others; the run's report
+  (``ROOT/prepare_report.csv`` and ``.json``: file, clip_id, status, reason, face_coverage, n_frames, has_audio)
+  lists every input;
+* with a label table, the annotations and ``classes.txt`` that the datasets read are written too.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import io
+import json
+import multiprocessing
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..io import atomic_write
+from .annotations import VIDEO_SUFFIXES, encode_labels, read_label_table, write_classes
+from .layout import CLASSES_FILE, clip_dir, clip_wav, count_frames, write_clip_folder, write_fold_annotations
+
+__all__ = ["PrepareResult", "PrepareSummary", "find_videos", "assign_clip_ids", "prepare_clip", "prepare_videos"]
+
+REPORT_FIELDS = ("file", "clip_id", "status", "reason", "face_coverage", "n_frames", "has_audio")
+
+
+@dataclass
+class PrepareResult:
+    """What happened to one input video. ``status`` is ``ok`` (prepared now), ``skipped`` (finished by an earlier
+    run) or ``failed`` (``reason`` says why)."""
+
+    file: str
+    clip_id: str
+    status: str
+    reason: str = ""
+    face_coverage: float | None = None
+    n_frames: int | None = None
+    has_audio: bool | None = None
+    fallback: bool | None = None
+    fps: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+@dataclass
+class PrepareSummary:
+    root: Path
+    results: list[PrepareResult] = field(default_factory=list)
+    annotation_files: list[Path] = field(default_factory=list)
+    unlabelled: list[str] = field(default_factory=list)
+    label_error: str | None = None  # why no annotations could be written from the label table
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def failed(self) -> list[PrepareResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def line(self) -> str:
+        return (f"prepared {self.count('ok')}, skipped {self.count('skipped')} (already done), "
+                f"failed {self.count('failed')} of {len(self.results)} videos -> {self.root}")
+
+
+# -- inputs --------------------------------------------------------------------------------------------------------
+def find_videos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders into a sorted, de-duplicated list of files. Folders are searched recursively for
+    the endings in :data:`~mmadfer.data.annotations.VIDEO_SUFFIXES`; files named explicitly are taken as they are
+    (their content decides whether they are media). A missing input is a FileNotFoundError."""
+    found: dict[Path, None] = {}
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith("."):
+                    found.setdefault(f.resolve(), None)
+        elif p.exists():
+            found.setdefault(p.resolve(), None)
+        else:
+            raise FileNotFoundError(f"input not found: {p}")
+    return list(found)
+
+
+def assign_clip_ids(videos: Sequence[Path]) -> list[str]:
+    """A clip id per video: its file stem with characters other than letters, digits, ``.``, ``_`` and ``-``
+    replaced by ``_`` (ids go in whitespace-separated annotation files); repeated stems get ``_2``, ``_3``, ... in
+    input order, so the same inputs always map to the same ids."""
+    ids, seen = [], {}
+    for v in videos:
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", v.stem) or "clip"
+        n = seen.get(base, 0) + 1
+        seen[base] = n
+        ids.append(base if n == 1 else f"{base}_{n}")
+    return ids
+
+
+# -- one clip (runs in a worker process) ---------------------------------------------------------------------------
+_DETECTOR = None  # one face detector per process, created on first use
+
+
+def _detector():
+    global _DETECTOR
+    if _DETECTOR is None:
+        from ..media.faces import FaceDetector
+
+        _DETECTOR = FaceDetector()
+    return _DETECTOR
+
+
+def _meta_path(root: Path, clip_id: str) -> Path:
+    return clip_dir(root, clip_id).with_name(f"{clip_id}.json")
+
+
+def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str, *, size: int = 224,
+                 face_crop: str = "union", faces: bool = True, max_seconds: float | None = 600.0) -> PrepareResult:
+    """Prepare one video into ``ROOT/clips/<clip_id>/`` (JPEG face crops, ``size`` x ``size``, every frame) and
+    ``ROOT/clips/<clip_id>.wav`` (all channels at the native rate; empty if the video has no audio), plus a
+    ``<clip_id>.json`` with the clip's statistics. Never raises for a bad input: returns a ``failed`` result.
+
+    ``faces=False`` skips detection and takes the centre square of each frame (for videos that are face crops
+    already). Videos longer than ``max_seconds`` fail, because a clip is decoded whole: cut long recordings into
+    clips first (``mmadfer predict`` streams long videos instead).
+    """
+    from ..media.decode import open_video
+    from ..media.faces import crop_faces
+
+    root, video = Path(root), Path(video)
+    result = PrepareResult(str(video), clip_id, "failed")
+    try:
+        with open_video(video) as reader:
+            if max_seconds is not None and (reader.duration_s or 0.0) > max_seconds:
+                raise ValueError(f"video is {reader.duration_s:.0f} s long, over the {max_seconds:.0f} s limit for "
+                                 "one clip; cut it into clips first or raise --max-seconds")
+            clip = reader.read()
+        if clip.num_frames == 0:
+            raise ValueError("no video frames decoded")
+        if faces:
+            boxes, _ = _detector().detect(clip.frames)  # one float [k, 4] array per frame
+        else:  # no boxes: crop_faces takes the centre square of every frame
+            boxes = [np.zeros((0, 4), np.float32)] * clip.num_frames
+        crops = crop_faces(clip.frames, boxes, face_crop, size)  # frames uint8 [T, size, size, 3]
+        result = PrepareResult(
+            str(video), clip_id, "ok", n_frames=int(clip.num_frames),
+            face_coverage=round(float(crops.coverage), 4) if faces else None,
+            fallback=bool(crops.fallback) if faces else None,
+            has_audio=bool(clip.has_audio and clip.waveform.shape[-1] > 0),
+            fps=round(float(clip.fps), 4), sample_rate=int(clip.sample_rate), channels=int(clip.waveform.shape[0]),
+        )
+        with atomic_write(_meta_path(root, clip_id), "w", encoding="utf-8") as f:
+            json.dump(asdict(result), f, indent=1)
+        write_clip_folder(root, clip_id, crops.frames, clip.waveform if result.has_audio else None,
+                          clip.sample_rate)
+    except Exception as e:  # one bad file must never stop the run: report it
+        from ..errors import MmadferError
+
+        result.status = "failed"
+        result.reason = e.reason if isinstance(e, MmadferError) else f"{type(e).__name__}: {e}"
+    return result
+
+
+def _finished(root: Path, clip_id: str) -> bool:
+    return clip_dir(root, clip_id).is_dir() and clip_wav(root, clip_id).is_file()
+
+
+def _skipped(root: Path, video: Path, clip_id: str) -> PrepareResult:
+    """The result for a clip finished by an earlier run, with its statistics from ``<clip_id>.json``."""
+    result = PrepareResult(str(video), clip_id, "skipped")
+    try:
+        meta = json.loads(_meta_path(root, clip_id).read_text())
+        for key in ("face_coverage", "n_frames", "has_audio", "fallback", "fps", "sample_rate", "channels"):
+            setattr(result, key, meta.get(key))
+    except (OSError, ValueError):
+        result.n_frames = count_frames(clip_dir(root, clip_id))
+    return result
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def _run_parallel(jobs: list[tuple[Path, str]], kw: dict, workers: int, progress) -> dict[str, PrepareResult]:
+    """Run :func:`prepare_clip` over ``jobs`` in ``workers`` spawned processes. If a worker dies (a crash in native
+    code), the unfinished clips are retried once in a fresh pool, then reported as failed."""
+    results: dict[str, PrepareResult] = {}
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pending = jobs
+    for attempt in range(2):
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
+            futures = {pool.submit(prepare_clip, video, clip_id=cid, **kw): (video, cid) for video, cid in pending}
+            for fut in cf.as_completed(futures):
+                video, cid = futures[fut]
+                try:
+                    results[cid] = fut.result()
+                except cf.process.BrokenProcessPool:
+                    continue
+                progress.update(1)
+        pending = [(v, c) for v, c in pending if c not in results]
+        if not pending:
+            break
+    for video, cid in pending:
+        results[cid] = PrepareResult(str(video), cid, "failed", "the worker process crashed while decoding this file")
+        progress.update(1)
+    return results
+
+
+# -- the whole run ---------------------------------------------------------------------------------------------------
+def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, labels: str | os.PathLike | None = None,
+                   folds: int | None = None, workers: int = 1, size: int = 224, face_crop: str = "union",
+                   faces: bool = True, max_seconds: float | None = 600.0, seed: int = 0,
+                   progress: bool = True) -> PrepareSummary:
+    """Prepare every video in ``inputs`` (files and folders) into mmadfer's layout under ``out``.
+
+    Finished clips are skipped, the others prepared by ``workers`` processes (``<= 1``: in this process), and
+    ``out/prepare_report.{csv,json}`` lists every input. With ``labels`` (a ``video,label`` CSV; a video is matched
+    by its path, else its file name, else its stem), ``out/classes.txt`` and ``out/annotations/`` are written for
+    every prepared, labelled clip: ``set_<k>_{train,test}.txt`` for ``folds >= 2`` (stratified, seeded), else
+    ``all.txt``. See :func:`prepare_clip` for the other options.
+    """
+    from tqdm.auto import tqdm
+
+    if face_crop not in ("union", "track"):
+        raise ValueError(f"face_crop must be 'union' or 'track', got {face_crop!r}")
+    root = Path(out)
+    videos = find_videos(inputs)
+    ids = assign_clip_ids(videos)
+    label_rows = read_label_table(labels) if labels is not None else None  # fail early on a bad CSV
+    root.mkdir(parents=True, exist_ok=True)
+
+    kw = dict(root=root, size=size, face_crop=face_crop, faces=faces, max_seconds=max_seconds)
+    results: dict[str, PrepareResult] = {}
+    jobs = []
+    for video, cid in zip(videos, ids):
+        if _finished(root, cid):
+            results[cid] = _skipped(root, video, cid)
+        else:
+            jobs.append((video, cid))
+    with tqdm(total=len(jobs), desc="prepare", unit="clip", disable=not progress or not jobs) as bar:
+        if workers <= 1 or len(jobs) <= 1:
+            for video, cid in jobs:
+                bar.set_postfix_str(video.name, refresh=False)
+                results[cid] = prepare_clip(video, clip_id=cid, **kw)
+                bar.update(1)
+        else:
+            results.update(_run_parallel(jobs, kw, min(workers, len(jobs)), bar))
+
+    summary = PrepareSummary(root, [results[cid] for cid in ids])
+    if label_rows is not None:
+        _write_labels(summary, videos, ids, label_rows, labels, folds, seed)
+    _write_report(summary)
+    return summary
+
+
+def _write_labels(summary: PrepareSummary, videos: Sequence[Path], ids: Sequence[str], rows: list[dict],
+                  source, folds: int | None, seed: int) -> None:
+    indices, class_names = encode_labels(rows, None, source)
+    by_path = {Path(r["video"]).resolve(): i for r, i in zip(rows, indices)}
+    by_name = {Path(r["video"]).name: i for r, i in zip(rows, indices)}
+    by_stem = {Path(r["video"]).stem: i for r, i in zip(rows, indices)}
+    entries = []
+    for video, cid, res in zip(videos, ids, summary.results):
+        label = by_path.get(video, by_name.get(video.name, by_stem.get(video.stem)))
+        if label is None:
+            summary.unlabelled.append(str(video))
+        elif res.status != "failed":
+            entries.append((cid, count_frames(clip_dir(summary.root, cid)), label))
+    if not entries:
+        summary.label_error = f"{source}: none of the prepared videos has a label there; no annotations written"
+        return
+    try:
+        summary.annotation_files = write_fold_annotations(summary.root, entries, folds, seed)
+    except ValueError as e:  # e.g. fewer labelled clips than folds
+        summary.label_error = f"{source}: {e}; no annotations written"
+        return
+    write_classes(summary.root / CLASSES_FILE, class_names)
+
+
+def _write_report(summary: PrepareSummary) -> None:
+    rows = [{k: ("" if getattr(r, k) is None else getattr(r, k)) for k in REPORT_FIELDS} for r in summary.results]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=REPORT_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_write(summary.root / "prepare_report.csv", "w", encoding="utf-8", newline="") as f:
+        f.write(buf.getvalue())
+    report = {
+        "summary": {s: summary.count(s) for s in ("ok", "skipped", "failed")},
+        "unlabelled": summary.unlabelled,
+        "label_error": summary.label_error,
+        "annotations": [str(p) for p in summary.annotation_files],
+        "clips": [asdict(r) for r in summary.results],
+    }
+    with atomic_write(summary.root / "prepare_report.json", "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
