@@ -55,7 +55,7 @@ class PromptedViT(nn.Module):
         num_tokens = 1 + self.patch_embed.num_patches + num_prompts
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, embed_dim))
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # stochastic depth rule, as timm
         self.blocks = nn.ModuleList(
             Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, drop_path=dpr[i],
                   norm_layer=functools.partial(nn.LayerNorm, eps=1e-6))

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.run`` (same as ``mmadfer bench``); ``benchmarks/gpu.sh`` for the lent GPU."""

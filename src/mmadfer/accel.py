@@ -1,0 +1,54 @@
+"""Execution modes: numerical precision and compilation, shared by training, inference and the benchmarks.
+
+=========  ==========================================================================================================
+``fp32``   the reference recipe's arithmetic (TF32 matmuls are not enabled).
+``bf16``   autocast to bfloat16 (the default on a GPU: top-1 agreement with fp32 is reported by ``mmadfer bench``).
+``fp8``    bf16 autocast plus fp8 e4m3 matmuls for the frozen encoder linears (:mod:`mmadfer.model.fp8`); opt-in.
+=========  ==========================================================================================================
+
+``compile=True`` wraps the model in ``torch.compile``; the lockstep encoder loop is static, so the whole forward
+(both encoders, fusion, temporal head) becomes one graph.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import ContextManager
+
+import torch
+from torch import nn
+
+__all__ = ["PRECISIONS", "default_precision", "autocast", "optimize_model"]
+
+PRECISIONS = ("fp32", "bf16", "fp8")
+
+
+def default_precision(device: torch.device | str) -> str:
+    """bf16 on CUDA, fp32 elsewhere (CPU bf16 is available as an explicit choice)."""
+    return "bf16" if torch.device(device).type == "cuda" else "fp32"
+
+
+def autocast(device: torch.device | str, precision: str) -> ContextManager:
+    """The autocast context for ``precision`` on ``device`` (a no-op for fp32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+def optimize_model(model: nn.Module, *, device: torch.device | str, precision: str = "fp32",
+                   compile: bool = False, compile_mode: str | None = None) -> nn.Module:
+    """Move ``model`` to ``device`` and apply the mode's one-off transforms (fp8 weight quantisation, compilation).
+
+    Returns the module to call (compiled or not); call it under :func:`autocast`.
+    """
+    model = model.to(device)
+    if precision == "fp8":
+        from .model.fp8 import convert_encoders_to_fp8, fp8_supported
+
+        if torch.device(device).type == "cuda" and not fp8_supported(device):
+            raise RuntimeError("precision='fp8' needs a GPU of compute capability 8.9+ (Ada/Hopper); use 'bf16'")
+        convert_encoders_to_fp8(model)
+    if compile:
+        model = torch.compile(model, mode=compile_mode)
+    return model

@@ -1,0 +1,363 @@
+"""Throughput, memory and numerical cost of every execution mode: what ``mmadfer bench`` runs.
+
+Each speed row states its numerical cost beside it: the maximum relative logit error against fp32 on the golden
+weights and inputs, and the top-1 agreement with fp32 over many random clips. Results print as a markdown table and
+are written as JSON. These are measurements, not tests: nothing here asserts a speed.
+
+Typical invocations (see BENCHMARKS.md for recorded numbers)::
+
+    mmadfer bench --device cuda --what infer,train,accuracy,loader --json bench_gpu.json
+    mmadfer bench --device cpu --what cpu --json bench_cpu.json          # torch fp32/bf16, ONNX Runtime fp32/int8
+    mmadfer bench --size tiny --steps 1 --warmup 0                        # a smoke run (what the test does)
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from .accel import autocast, optimize_model
+from .config import ModelConfig, PreprocessConfig
+from .io import atomic_write
+from .model.mmadfer import MMADFER
+
+__all__ = ["BenchSettings", "run_benchmarks", "count_gflop", "format_markdown"]
+
+REFERENCE = {  # DESIGN.md §6 / issue 6: the authors' implementation with random weights
+    "train fp32 b8 (H200)": 28.5, "train bf16 b32 (H200)": 154.0, "infer fp32 b8 (H200)": 65.0,
+    "infer bf16 b64 (H200)": 411.0, "cpu fp32 s/clip (2-core EPYC)": 3.43,
+}
+
+
+@dataclass
+class BenchSettings:
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    size: str = "reference"  # reference | tiny
+    img_size: int = 224
+    what: tuple[str, ...] = ("infer", "train", "accuracy")
+    infer_modes: tuple[str, ...] = ("fp32@8", "bf16@64", "bf16+compile@64", "fp8+compile@64", "fp8+compile@128")
+    train_modes: tuple[str, ...] = ("fp32@8", "bf16@32", "bf16+compile@32", "fp8+compile@32")
+    accuracy_modes: tuple[str, ...] = ("bf16", "fp8")
+    cpu_modes: tuple[str, ...] = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+    steps: int = 20
+    warmup: int = 3
+    agreement_clips: int = 256
+    golden: str | None = None
+    data: str | None = None  # a DFEW-layout root for the loader benchmark (made with `mmadfer synth` if absent)
+    workers: int = max(1, (os.cpu_count() or 2))
+    loader_batch: int = 32
+    loader_batches: int = 40
+
+
+def _model_cfg(s: BenchSettings) -> ModelConfig:
+    return ModelConfig.tiny(num_classes=7) if s.size == "tiny" else ModelConfig.reference(7, s.img_size)
+
+
+def _parse_mode(mode: str) -> tuple[str, bool, int | None]:
+    """``'bf16+compile@64'`` -> ('bf16', True, 64)."""
+    mode, _, bs = mode.partition("@")
+    precision, _, flag = mode.partition("+")
+    return precision, flag == "compile", int(bs) if bs else None
+
+
+def _inputs(cfg: ModelConfig, batch: int, device: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    video = torch.randint(0, 256, (batch, cfg.num_frames, 3, cfg.img_size, cfg.img_size), dtype=torch.uint8, generator=g)
+    audio = torch.randn(batch, 1, cfg.audio_frames, cfg.audio_mel_bins, generator=g)
+    return video.to(device), audio.to(device)
+
+
+def _sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(fn: Callable[[], Any], device: str, steps: int, warmup: int) -> float:
+    """Median seconds per call over ``steps`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(max(steps, 1)):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+@contextlib.contextmanager
+def _peak_memory(device: str, out: dict):
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    yield
+    if cuda:
+        out["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 2)
+
+
+def count_gflop(cfg: ModelConfig, *, backward: bool = False) -> float:
+    """GFLOP for one clip (forward, or forward + backward to the trainable parameters), counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = MMADFER(cfg)
+        video = torch.empty(1, cfg.num_frames, 3, cfg.img_size, cfg.img_size)
+        audio = torch.empty(1, 1, cfg.audio_frames, cfg.audio_mel_bins)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out = model(video, audio)
+        if backward:
+            out.sum().backward()
+    return counter.get_total_flops() / 1e9
+
+
+def bench_infer(s: BenchSettings, mode: str, base: MMADFER) -> dict:
+    precision, compiled, batch = _parse_mode(mode)
+    model = optimize_model(copy.deepcopy(base).eval(), device=s.device, precision=precision, compile=compiled)
+    video, audio = _inputs(base.cfg, batch or 8, s.device)
+    row: dict[str, Any] = {"kind": "infer", "mode": mode, "batch": batch}
+
+    def step():
+        with torch.inference_mode(), autocast(s.device, precision):
+            model(video, audio)
+
+    with _peak_memory(s.device, row):
+        t0 = time.perf_counter()
+        step()  # includes compilation when compiled
+        _sync(s.device)
+        row["first_call_s"] = round(time.perf_counter() - t0, 2)
+        sec = _timed(step, s.device, s.steps, s.warmup)
+    row["clips_per_s"] = round(video.shape[0] / sec, 2)
+    row["s_per_clip"] = round(sec / video.shape[0], 4)
+    return row
+
+
+def bench_train(s: BenchSettings, mode: str, base: MMADFER) -> dict:
+    precision, compiled, batch = _parse_mode(mode)
+    net = copy.deepcopy(base).train()
+    params = [p for p in net.parameters() if p.requires_grad]
+    model = optimize_model(net, device=s.device, precision=precision, compile=compiled)
+    cuda = torch.device(s.device).type == "cuda"
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-2, fused=cuda or None, foreach=None if cuda else True)
+    video, audio = _inputs(base.cfg, batch or 8, s.device)
+    labels = torch.arange(video.shape[0], device=s.device) % base.cfg.num_classes
+    row: dict[str, Any] = {"kind": "train", "mode": mode, "batch": batch}
+
+    def step():
+        with autocast(s.device, precision):
+            loss = F.cross_entropy(model(video, audio).float(), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    with _peak_memory(s.device, row):
+        t0 = time.perf_counter()
+        step()
+        _sync(s.device)
+        row["first_call_s"] = round(time.perf_counter() - t0, 2)
+        sec = _timed(step, s.device, s.steps, s.warmup)
+    row["clips_per_s"] = round(video.shape[0] / sec, 2)
+    return row
+
+
+def _golden_model(golden: Path) -> tuple[MMADFER, dict[str, torch.Tensor]]:
+    from .checkpoints import config_from_official_state_dict, convert_official_state_dict, strict_load
+    from .testing import golden_inputs, reference_state_dict
+
+    sd = convert_official_state_dict(reference_state_dict(golden=golden, check_sums=False))
+    model = MMADFER(config_from_official_state_dict(sd))
+    strict_load(model, sd, golden)
+    return model.eval(), golden_inputs(golden)
+
+
+def bench_accuracy(s: BenchSettings, precision: str, golden: Path | None, base: MMADFER) -> dict:
+    """Numerical cost of ``precision`` against fp32: golden logits error and random-input top-1 agreement."""
+    row: dict[str, Any] = {"kind": "accuracy", "mode": precision}
+    if golden is not None and s.size == "reference":
+        ref_model, g = _golden_model(golden)
+        base = ref_model
+        fast = optimize_model(copy.deepcopy(ref_model), device=s.device, precision=precision)
+        with torch.inference_mode(), autocast(s.device, precision):
+            out = fast(g["images"].to(s.device), g["audio"].to(s.device)).float().cpu()
+        row["golden_max_rel_logit_err"] = float((out - g["logits"]).abs().max() / g["logits"].abs().max())
+    ref = optimize_model(copy.deepcopy(base), device=s.device, precision="fp32")
+    fast = optimize_model(copy.deepcopy(base), device=s.device, precision=precision)
+    agree = total = 0
+    worst = 0.0
+    batch = 16 if torch.device(s.device).type == "cuda" else 2
+    for seed in range(0, s.agreement_clips, batch):
+        video, audio = _inputs(base.cfg, batch, s.device, seed=1000 + seed)
+        video = video.float().div(255)
+        with torch.inference_mode():
+            a = ref(video, audio).float()
+            with autocast(s.device, precision):
+                b = fast(video, audio).float()
+        agree += int((a.argmax(-1) == b.argmax(-1)).sum())
+        total += batch
+        worst = max(worst, float((a - b).abs().max() / a.abs().max()))
+    row.update(top1_agreement=round(agree / total, 4), clips=total, random_max_rel_logit_err=worst)
+    return row
+
+
+def bench_cpu_paths(s: BenchSettings, base: MMADFER) -> list[dict]:
+    """One clip at a time on the CPU: torch fp32 and bf16, ONNX Runtime fp32 and dynamic int8."""
+    from .export import OnnxModel, export_onnx, quantize_int8
+
+    rows = []
+    video, audio = _inputs(base.cfg, 1, "cpu")
+    video = video.float().div(255)
+    clips = [_inputs(base.cfg, 1, "cpu", seed=2000 + i) for i in range(max(2, s.agreement_clips))]
+    clips = [(v.float().div(255), a) for v, a in clips]
+    with torch.inference_mode():
+        ref_logits = [base(v, a) for v, a in clips]
+    with tempfile.TemporaryDirectory() as tmp:
+        runners: dict[str, Callable] = {}
+        for mode in s.cpu_modes:
+            if mode.startswith("torch-"):
+                precision = mode.split("-")[1]
+
+                def run(v, a, precision=precision):
+                    with torch.inference_mode(), autocast("cpu", precision):
+                        return base(v, a).float()
+                runners[mode] = run
+            else:
+                fp32 = Path(tmp) / "model.onnx"
+                if not fp32.exists():
+                    export_onnx(base, fp32)
+                path = fp32 if mode == "onnx-fp32" else quantize_int8(fp32, Path(tmp) / "model.int8.onnx")
+                ort = OnnxModel(path)
+                runners[mode] = lambda v, a, ort=ort: torch.from_numpy(ort(v.numpy(), a.numpy()))
+        for mode, run in runners.items():
+            sec = _timed(lambda: run(video, audio), "cpu", s.steps, s.warmup)
+            outs = [run(v, a) for v, a in clips]
+            agree = sum(int(o.argmax() == r.argmax()) for o, r in zip(outs, ref_logits))
+            err = max(float((o - r).abs().max() / r.abs().max()) for o, r in zip(outs, ref_logits))
+            rows.append({"kind": "cpu", "mode": mode, "batch": 1, "s_per_clip": round(sec, 3),
+                         "top1_agreement": round(agree / len(clips), 4), "clips": len(clips),
+                         "random_max_rel_logit_err": err, "threads": torch.get_num_threads()})
+    return rows
+
+
+def bench_loader(s: BenchSettings) -> dict:
+    """The DFEW-layout loader with train augmentation (JPEG frame folders + WAV), as the trainer builds it."""
+    from torch.utils.data import DataLoader
+
+    from .data.datasets import build_dataset, collate_clips
+    from .data.synthetic import write_synthetic_dataset
+
+    root = Path(s.data or Path(tempfile.gettempdir()) / "mmadfer-bench-dfew224")
+    if not (root / "annotations").is_dir():
+        write_synthetic_dataset(root, 96, num_frames=40, size=s.img_size, raw=False)
+    ds = build_dataset("dfew", root, fold=1, split="train", train=True,
+                       preprocess=PreprocessConfig(img_size=s.img_size))
+    loader = DataLoader(ds, batch_size=s.loader_batch, shuffle=True, num_workers=s.workers, collate_fn=collate_clips,
+                        pin_memory=torch.cuda.is_available(), persistent_workers=s.workers > 0, drop_last=True,
+                        prefetch_factor=4 if s.workers else None)
+    n = 0
+    it = iter(loader)
+    next(it)  # worker start-up is not throughput
+    t0 = time.perf_counter()
+    while n < s.loader_batches * s.loader_batch:
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(loader)
+            continue
+        n += batch["video"].shape[0]
+    sec = time.perf_counter() - t0
+    return {"kind": "loader", "mode": f"{s.workers} workers", "batch": s.loader_batch,
+            "clips_per_s": round(n / sec, 1), "clips": n, "dataset_clips": len(ds)}
+
+
+def run_benchmarks(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
+    torch.manual_seed(0)
+    cfg = _model_cfg(s)
+    base = MMADFER(cfg)
+    if cfg.fusion:  # open the gates so fusion costs what it will after training
+        with torch.no_grad():
+            for f in base.fusion:
+                f.img_gate.fill_(0.5)
+                f.aud_gate.fill_(0.5)
+    env = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "python": platform.python_version(),
+           "device": torch.cuda.get_device_name() if torch.device(s.device).type == "cuda" else platform.processor()
+           or platform.machine(), "cpu_threads": torch.get_num_threads(), "model": s.size, "img_size": cfg.img_size}
+    gflop = count_gflop(cfg)
+    gflop_train = count_gflop(cfg, backward=True)
+    result: dict[str, Any] = {"env": env, "gflop_per_clip": round(gflop, 1),
+                              "gflop_per_train_clip": round(gflop_train, 1), "reference": REFERENCE, "rows": []}
+    log(f"# mmadfer bench: {env}\n# {gflop:.1f} GFLOP/clip forward, {gflop_train:.1f} forward+backward")
+    golden = Path(s.golden) if s.golden else None
+    if torch.device(s.device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+    def record(row: dict):
+        if "clips_per_s" in row and row["kind"] in ("infer", "train"):
+            per = gflop if row["kind"] == "infer" else gflop_train
+            row["tflop_per_s"] = round(row["clips_per_s"] * per / 1e3, 1)
+        result["rows"].append(row)
+        log(json.dumps(row))
+
+    def attempt(fn, *args, kind: str, mode: str):
+        try:
+            out = fn(*args)
+            for row in out if isinstance(out, list) else [out]:
+                record(row)
+        except Exception as e:  # one failing mode (e.g. fp8 on an old GPU) must not lose the others
+            record({"kind": kind, "mode": mode, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"})
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            torch._dynamo.reset()
+
+    for what in s.what:
+        if what == "infer":
+            for m in s.infer_modes:
+                attempt(bench_infer, s, m, base, kind="infer", mode=m)
+        elif what == "train":
+            for m in s.train_modes:
+                attempt(bench_train, s, m, base, kind="train", mode=m)
+        elif what == "accuracy":
+            for m in s.accuracy_modes:
+                attempt(bench_accuracy, s, m, golden, base, kind="accuracy", mode=m)
+        elif what == "cpu":
+            attempt(bench_cpu_paths, s, base, kind="cpu", mode=",".join(s.cpu_modes))
+        elif what == "loader":
+            attempt(bench_loader, s, kind="loader", mode="")
+        else:
+            raise ValueError(f"unknown benchmark {what!r}; choose from infer, train, accuracy, cpu, loader")
+    return result
+
+
+def format_markdown(result: dict) -> str:
+    cols = ["kind", "mode", "batch", "clips_per_s", "s_per_clip", "tflop_per_s", "peak_mem_gb", "first_call_s",
+            "top1_agreement", "golden_max_rel_logit_err", "random_max_rel_logit_err", "error"]
+    rows = result["rows"]
+    cols = [c for c in cols if any(c in r for r in rows)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            cells.append(f"{v:.2e}" if isinstance(v, float) and "err" in c else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    env = result["env"]
+    return (f"{env['date']} · {env['device']} · torch {env['torch']} · {env['model']} model at {env['img_size']} px · "
+            f"{result['gflop_per_clip']} GFLOP/clip\n\n" + "\n".join(lines))
+
+
+def write_json(result: dict, path: str | os.PathLike) -> None:
+    with atomic_write(path) as f:
+        json.dump(result, f, indent=2)

@@ -1,0 +1,53 @@
+"""Measure throughput, memory and numerical cost of each execution mode (GPU or CPU).
+
+Prints a markdown table and writes JSON. Speed rows carry their numerical cost against fp32: the relative logit
+error on the golden weights and inputs (with --golden) and the top-1 agreement over random clips.
+Examples:
+  mmadfer bench --device cuda --what infer,train,accuracy,loader --golden ../shared/golden --json gpu.json
+  mmadfer bench --device cpu --what cpu --json cpu.json
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..bench import BenchSettings
+
+    d = BenchSettings()
+    p.add_argument("--device", default=d.device, help=f"cuda or cpu (default {d.device})")
+    p.add_argument("--size", choices=("reference", "tiny"), default=d.size, help="model size (default reference)")
+    p.add_argument("--img-size", type=int, default=d.img_size)
+    p.add_argument("--what", type=_csv, default=d.what,
+                   help="comma list of: infer, train, accuracy, cpu, loader (default infer,train,accuracy)")
+    p.add_argument("--infer-modes", type=_csv, default=d.infer_modes, help="PRECISION[+compile]@BATCH, comma list")
+    p.add_argument("--train-modes", type=_csv, default=d.train_modes)
+    p.add_argument("--accuracy-modes", type=_csv, default=d.accuracy_modes)
+    p.add_argument("--cpu-modes", type=_csv, default=d.cpu_modes)
+    p.add_argument("--steps", type=int, default=d.steps, help="timed iterations per mode (median reported)")
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--agreement-clips", type=int, default=d.agreement_clips)
+    p.add_argument("--golden", default=None, help="folder with official_b2_224.{json,npz} for the golden logit error")
+    p.add_argument("--data", default=None, help="DFEW-layout root for the loader benchmark (synthesised if absent)")
+    p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--loader-batches", type=int, default=d.loader_batches)
+    p.add_argument("--json", default=None, help="write the results here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench import BenchSettings, format_markdown, run_benchmarks, write_json
+
+    s = BenchSettings(device=args.device, size=args.size, img_size=args.img_size, what=args.what,
+                      infer_modes=args.infer_modes, train_modes=args.train_modes, accuracy_modes=args.accuracy_modes,
+                      cpu_modes=args.cpu_modes, steps=args.steps, warmup=args.warmup,
+                      agreement_clips=args.agreement_clips, golden=args.golden, data=args.data, workers=args.workers,
+                      loader_batches=args.loader_batches)
+    result = run_benchmarks(s)
+    print(format_markdown(result))
+    if args.json:
+        write_json(result, args.json)
+    return 1 if any("error" in r for r in result["rows"]) else 0
