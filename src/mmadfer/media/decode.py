@@ -32,9 +32,9 @@ __all__ = ["Clip", "VideoReader", "open_video", "read_clip", "write_video"]
 
 _EPS = 1e-6  # seconds: timestamps within this of a window edge count as on the edge
 _SEEK_AHEAD_S = 10.0  # decode through gaps shorter than this instead of seeking
-_TRUNCATION_TOL_S = 1.0
+_TRUNCATION_TOL_S = 1.0  # a video stream ending this much before its declared end is truncated
 _AUDIO_PREROLL_S = 0.5  # seek audio this much before the wanted time and discard the decoder's warm-up
-_REORDER_DEPTH = 4  # frames decoded ahead to put decode-order timestamps into presentation order  # a video stream ending this much before its declared end is truncated
+_REORDER_DEPTH = 4  # frames decoded ahead to put decode-order timestamps into presentation order
 
 
 @dataclass
@@ -189,7 +189,7 @@ class VideoReader:
         # Frames come out at the first frame's display size (stable even if the stream changes resolution).
         self._out_size: tuple[int, int] | None = None  # (width, height) passed to swscale, before rotation
         self._max_side = max_side
-        self._reformatter = VideoReformatter()  # one swscale context for the whole file (a fresh one per frame is 10x slower)
+        self._reformatter = VideoReformatter()  # one swscale context per file: a fresh one per frame is 10x slower
         self._restart_video(0.0)
         self._restart_audio(0.0)
         self._pull_video()  # decode the first frame: validates the stream and fixes size and rotation
@@ -309,7 +309,9 @@ class VideoReader:
             self._audio_range(self._vhead, self._vhead + 2 * _TRUNCATION_TOL_S)
             if not self._aeof or self._ahead_s() >= declared - _TRUNCATION_TOL_S:
                 return
-        raise MediaError(self.path, f"truncated: video data ends at {reached:.2f}s but the file declares {declared:.2f}s")
+        raise MediaError(
+            self.path, f"truncated: video data ends at {reached:.2f}s but the file declares {declared:.2f}s"
+        )
 
     # -- audio -----------------------------------------------------------------------------------------------
     def _restart_audio(self, t0: float) -> None:
@@ -555,9 +557,10 @@ def _encode(tmp, frames, fps, waveform, sample_rate, frame_times, rotation, crf,
     first = next(frame_iter, None)
     if first is None:
         raise ValueError("write_video: no frames")
-    shape = np.shape(first)
-    if len(shape) != 3 or shape[2] != 3 or np.asarray(first).dtype != np.uint8:
-        raise ValueError(f"write_video: frames must be uint8 [T, H, W, 3], got a frame {shape} {np.asarray(first).dtype}")
+    first = np.asarray(first)
+    shape = first.shape
+    if len(shape) != 3 or shape[2] != 3 or first.dtype != np.uint8:
+        raise ValueError(f"write_video: frames must be uint8 [T, H, W, 3], got a frame {shape} {first.dtype}")
     if waveform is not None and not sample_rate:
         raise ValueError("write_video: waveform given without sample_rate")
     codec = _video_codec(ext)

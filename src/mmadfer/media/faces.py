@@ -22,7 +22,8 @@ from torchvision.transforms.v2 import functional as TF
 from .._optional import require
 
 __all__ = [
-    "FaceDetector", "FaceCrops", "union_square_box", "track_boxes", "split_tracks", "crop_boxes", "crop_faces", "box_iou",
+    "FaceDetector", "FaceCrops", "box_iou", "crop_boxes", "crop_faces", "split_tracks", "track_boxes",
+    "union_square_box",
 ]
 
 Boxes = Sequence[np.ndarray]  # one float [k, 4] array per frame
@@ -141,8 +142,11 @@ def _follow_one_face(boxes_per_frame: Boxes) -> np.ndarray:
             i = int(np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))
         else:
             iou = box_iou(prev, b)[0]
-            centres = (b[:, :2] + b[:, 2:]) / 2
-            i = int(iou.argmax()) if iou.max() > 0 else int(np.linalg.norm(centres - (prev[:2] + prev[2:]) / 2, axis=1).argmin())
+            if iou.max() > 0:
+                i = int(iou.argmax())
+            else:
+                gap = (b[:, :2] + b[:, 2:]) / 2 - (prev[:2] + prev[2:]) / 2
+                i = int(np.linalg.norm(gap, axis=1).argmin())
         prev = picked[t] = b[i]
     return picked
 
