@@ -61,9 +61,10 @@ class SampleError(MediaError):
         self.args = (f"sample {index} ({self.path}): {reason}",)
 
 
-def _reason(e: BaseException) -> str:
+def _reason(e: BaseException, sample_path: str) -> str:
+    """One line for the error, naming the file at fault when it is not the sample's own path (e.g. one frame)."""
     if isinstance(e, MediaError):
-        return f"{e.path}: {e.reason}" if e.path else e.reason
+        return f"{e.path}: {e.reason}" if e.path and e.path != sample_path else e.reason
     return f"{type(e).__name__}: {e}"
 
 
@@ -110,7 +111,7 @@ class ClipDataset(Dataset):
         try:
             item = self.load(record)
         except Exception as e:  # decoders raise many types (OSError, RuntimeError, av.error.*, MediaError)
-            err = SampleError(index, record.path, _reason(e))
+            err = SampleError(index, record.path, _reason(e, record.path))
             if self.on_bad_sample == "raise":
                 raise err from e
             if index not in self._warned:

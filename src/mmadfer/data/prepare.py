@@ -5,9 +5,9 @@ per frame at the native frame rate, the audio extracted to WAV without resamplin
 
 * each clip is written so that an interrupted run never leaves a folder that looks finished
   (see :func:`mmadfer.data.layout.write_clip_folder`), and a re-run skips every finished clip;
-* a bad input (empty, not media, truncated, no video) is reported and never stops the others; the run's report
-  (``ROOT/prepare_report.csv`` and ``.json``: file, clip_id, status, reason, face_coverage, n_frames, has_audio)
-  lists every input;
+* a bad input (empty, not media, truncated, no video) is reported and never stops the others; the run's report,
+  ``ROOT/prepare_report.csv`` and ``.json`` (file, clip_id, status, reason, face_coverage, fallback, n_frames,
+  has_audio), lists every input;
 * with a label table, the annotations and ``classes.txt`` that the datasets read are written too.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .layout import CLASSES_FILE, clip_dir, clip_wav, count_frames, write_clip_f
 
 __all__ = ["PrepareResult", "PrepareSummary", "find_videos", "assign_clip_ids", "prepare_clip", "prepare_videos"]
 
-REPORT_FIELDS = ("file", "clip_id", "status", "reason", "face_coverage", "n_frames", "has_audio")
+REPORT_FIELDS = ("file", "clip_id", "status", "reason", "face_coverage", "fallback", "n_frames", "has_audio")
 
 
 @dataclass
