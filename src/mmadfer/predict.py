@@ -246,7 +246,9 @@ class Recognizer:
         batch_size: windows per forward pass.
         detector: ``'auto'`` (MTCNN on ``device``), ``None`` (no detection: frames are used whole, for footage that is
             already face-cropped), or a :class:`mmadfer.media.faces.FaceDetector`.
-        precision: ``'fp32'`` or ``'bf16'`` (autocast; torch backend only). Default: fp32.
+        precision: ``'fp32'``, ``'bf16'`` (autocast) or ``'fp8'`` (see :mod:`mmadfer.accel`; torch backend only).
+            Default: :func:`mmadfer.accel.default_precision` (bf16 on CUDA, fp32 on the CPU).
+        compile: ``torch.compile`` the model (worth it for long videos on a GPU: the first batch pays the compile).
         max_side: frames are downscaled at decode time to at most this many pixels on their longer side.
         prefetch: prepare windows in a background thread while the model runs.
         multi_face: when several people are in view, recognise each one (rows get a ``track_id``) instead of one
@@ -254,20 +256,29 @@ class Recognizer:
     """
 
     def __init__(self, model, *, device: str | torch.device | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 detector: Any = "auto", precision: str | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
-                 prefetch: bool = True, multi_face: bool = True, source: str | None = None):
+                 detector: Any = "auto", precision: str | None = None, compile: bool = False,
+                 max_side: int | None = DEFAULT_MAX_SIDE, prefetch: bool = True, multi_face: bool = True,
+                 source: str | None = None):
         from .export import OnnxModel
+
+        from .accel import PRECISIONS, default_precision, optimize_model
 
         self.device = torch.device(device or _default_device())
         self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
-        self.precision = precision or "fp32"
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        if self.backend == "onnx" and self.precision != "fp32":
-            raise ValueError("precision='bf16' applies to the torch backend; export with --int8 for a smaller ONNX model")
+        if self.backend == "onnx":
+            if precision not in (None, "fp32") or compile:
+                raise ValueError("precision and compile apply to the torch backend; for a smaller ONNX model "
+                                 "export it with --int8")
+            self.precision = "fp32"
+        else:
+            self.precision = precision or default_precision(self.device)
+            if self.precision not in PRECISIONS:
+                raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.model = model.eval().to(self.device) if self.backend == "torch" else model
+        self.model = model
+        self._forward = model if self.backend == "onnx" else optimize_model(
+            model.eval(), device=self.device, precision=self.precision, compile=compile)
         self.batch_size = batch_size
         self.detector = _make_detector(detector, str(self.device))
         self.max_side = max_side
@@ -332,13 +343,14 @@ class Recognizer:
         ``video``: ``[B, T, 3, S, S]`` uint8 (0-255) or float in [0, 1]; ``audio``: ``[B, 1, 512, 128]`` normalised fbank.
         """
         if self.backend == "onnx":
-            logits = torch.from_numpy(self.model(video, audio))  # [B, C]
+            logits = torch.from_numpy(self._forward(video, audio))  # [B, C]
         else:
+            from .accel import autocast
+
             video = torch.as_tensor(video).to(self.device, non_blocking=True)  # [B, T, 3, S, S]
             audio = torch.as_tensor(audio).to(self.device, non_blocking=True)  # [B, 1, 512, 128]
-            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                                        enabled=self.precision == "bf16"):
-                logits = self.model(video, audio)  # [B, C]
+            with torch.inference_mode(), autocast(self.device, self.precision):
+                logits = self._forward(video, audio)  # [B, C]
         return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
     # -- videos -------------------------------------------------------------------------------------------------------
@@ -432,7 +444,7 @@ class Recognizer:
         for (info, prepared, tid, n_tracks), p in zip(items, probs):
             row = self.window_row(info, prepared, p, tid)
             if save_faces is not None:
-                _save_crops(save_faces, info.path, row, prepared["video"], with_track=n_tracks > 1)
+                _save_crops(save_faces, row, prepared["video"], with_track=n_tracks > 1)
             if on_window is not None:
                 on_window(row, prepared)
             if bar is not None and info is not last:
@@ -474,7 +486,8 @@ class Recognizer:
             stride_s: seconds between window starts; default one window.
             start_s, end_s: analyse only this part of the file.
             progress: show a progress bar over the windows (a dict passes options to tqdm).
-            save_faces: a folder: write the face crops the model saw, one grid image per window (off by default).
+            save_faces: a folder for this video: write the face crops the model saw there, one grid image per window
+                (off by default; nothing is written unless asked).
         Raises:
             MediaError: the file cannot be decoded (names the file and the reason).
         """
@@ -517,9 +530,8 @@ def write_table(df, path: str | os.PathLike, fmt: str | None = None) -> Path:
     return path
 
 
-def _save_crops(folder: str | os.PathLike, video_path: str, row: dict[str, Any], video: Any,
-                with_track: bool = False) -> Path:
-    """Write the crops one window fed the model as a single grid JPEG (4 per row)."""
+def _save_crops(folder: str | os.PathLike, row: dict[str, Any], video: Any, with_track: bool = False) -> Path:
+    """Write the crops one window fed the model as one grid JPEG (4 per row): ``<folder>/<start>s[_face<id>].jpg``."""
     from PIL import Image
 
     from .io import atomic_path
@@ -534,8 +546,8 @@ def _save_crops(folder: str | os.PathLike, video_path: str, row: dict[str, Any],
     for i in range(t):
         r, c = divmod(i, cols)
         grid[:, r * s:(r + 1) * s, c * s:(c + 1) * s] = frames[i]
-    track = f"_track{row['track_id']}" if with_track else ""
-    out = Path(folder) / Path(video_path).stem / f"{row['start_s']:09.3f}s{track}.jpg"
+    track = f"_face{row['track_id']}" if with_track else ""
+    out = Path(folder) / f"{row['start_s']:09.3f}s{track}.jpg"
     with atomic_path(out, suffix=".jpg") as tmp:
         Image.fromarray(grid.permute(1, 2, 0).numpy()).save(tmp, format="JPEG", quality=92)
     return out

@@ -1,0 +1,269 @@
+"""Recognise expressions in videos: a timeline (CSV or JSON) per video, optionally a chart and an anonymised copy.
+
+Give files and/or folders (searched recursively for .mp4 .mov .mkv .avi .webm). Each video gets one row per window:
+start_s, end_s, label, confidence, p_<class> for every class, face_coverage, has_audio (and track_id when several
+faces are in view). The default window is the model's own 5.12 s (16 frames + 512 audio frames); the default stride
+is one window.
+
+Outputs go to --output: a folder (default: the current one), mirroring the input folders, or a file name when there is
+one video. A video that cannot be read gets one line on stderr and the others go on; the exit status is 1 if any
+failed. --skip-existing resumes an interrupted batch.
+
+Privacy: everything runs locally and in memory. Nothing is uploaded, and no frame, face crop or audio is written
+unless asked (--save-faces, --anonymize).
+
+  mmadfer predict interview.mp4 --checkpoint dfew_fold1.pth --plot
+  mmadfer predict videos/ --checkpoint model.safetensors --output results/ --format json --skip-existing
+  mmadfer predict talk.mp4 --checkpoint model.safetensors --anonymize talk_anon.mp4
+  mmadfer predict /dev/video0 --checkpoint model.safetensors --realtime --stride 1
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+TABLE_FORMATS = ("csv", "json")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR",
+                   help="video files and/or folders (recursive); with --realtime: one file, camera or stream URL")
+    p.add_argument("--checkpoint", "-c", required=True,
+                   help="mmadfer .safetensors, the reference's released .pth, or an exported .onnx")
+    p.add_argument("--format", choices=TABLE_FORMATS, default="csv", help="timeline format (default %(default)s)")
+    p.add_argument("--output", "-o", metavar="PATH_OR_DIR",
+                   help="output folder (default: current folder), or a .csv/.json file for a single video")
+    p.add_argument("--plot", action="store_true", help="also draw each timeline as a PNG chart beside it")
+    p.add_argument("--window", type=float, metavar="S", help="window length in seconds (default: the model's, 5.12)")
+    p.add_argument("--stride", type=float, metavar="S",
+                   help="seconds between window starts (default: one window; 1 s with --realtime)")
+    p.add_argument("--skip-existing", action="store_true", help="skip videos whose outputs already exist")
+    p.add_argument("--save-faces", metavar="DIR", help="write the face crops the model saw (one image per window)")
+    p.add_argument("--anonymize", metavar="VIDEO_OUT",
+                   help="write a copy with faces pixelated and the label drawn (a folder when there are several "
+                        "videos); frames where no face is found are pixelated whole")
+    p.add_argument("--keep-audio", action="store_true", help="with --anonymize: keep the audio track (voices identify)")
+    p.add_argument("--realtime", action="store_true",
+                   help="rolling-buffer mode on one file, camera (/dev/video0) or stream URL: a prediction every "
+                        "stride, with its latency")
+    p.add_argument("--max-windows", type=int, metavar="N", help="with --realtime: stop after N predictions")
+    p.add_argument("--pace", action="store_true", help="with --realtime on a file: replay it at its own speed")
+    p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
+    p.add_argument("--backend", choices=("torch", "onnx"), help="default: onnx for .onnx files, torch otherwise")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp8"),
+                   help="torch backend arithmetic (default: bf16 on a GPU, fp32 on the CPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
+    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default %(default)s)")
+    p.add_argument("--no-faces", action="store_true",
+                   help="skip face detection (for videos that are face crops already, like DFEW's)")
+
+
+@dataclass
+class Job:
+    """One video and where its outputs go."""
+
+    video: Path
+    table: Path
+    plot: Path | None = None
+    anonymized: Path | None = None
+    faces: Path | None = None
+
+    def outputs(self) -> list[Path]:
+        return [p for p in (self.table, self.plot, self.anonymized) if p is not None]
+
+
+def discover(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """Videos to process as ``(path, name)`` (``name``: the path relative to the folder it was found in), and
+    ``(input, reason)`` for inputs that are neither a file nor a folder with videos."""
+    from ..data.annotations import VIDEO_SUFFIXES
+
+    found: list[tuple[Path, Path]] = []
+    bad: list[tuple[str, str]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            videos = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            if not videos:
+                bad.append((item, f"no video files ({' '.join(VIDEO_SUFFIXES)}) in this folder"))
+            found += [(v, v.relative_to(path)) for v in videos]
+        elif path.exists():
+            found.append((path, Path(path.name)))
+        else:
+            bad.append((item, "file not found"))
+    return found, bad
+
+
+def plan_jobs(videos: list[tuple[Path, Path]], args: argparse.Namespace) -> list[Job]:
+    """Output paths for every video; names that would collide get a ``_2``, ``_3``… suffix."""
+    out = Path(args.output) if args.output else Path(".")
+    single_table = out.suffix.lower() in (".csv", ".json")
+    anon = Path(args.anonymize) if args.anonymize else None
+    single_anon = anon is not None and anon.suffix != ""
+    if len(videos) > 1 and (single_table or single_anon):
+        raise ValueError("with several videos, --output and --anonymize must be folders, not file names")
+    jobs, taken = [], set()
+    for video, name in videos:
+        stem = name.with_suffix("")
+        n = 1
+        while stem in taken:
+            n += 1
+            stem = name.with_suffix("").with_name(f"{name.stem}_{n}")
+        taken.add(stem)
+        table = out if single_table else out / stem.with_name(f"{stem.name}.{args.format}")
+        jobs.append(Job(
+            video=video, table=table,
+            plot=table.with_suffix(".png") if args.plot else None,
+            anonymized=(anon if single_anon else anon / stem.with_name(f"{stem.name}.mp4")) if anon else None,
+            faces=Path(args.save_faces) / stem if args.save_faces else None,
+        ))
+    return jobs
+
+
+def _one_line(error: BaseException, path: str | os.PathLike | None = None) -> str:
+    """``path: reason`` on one line (a :class:`MmadferError` names its own file)."""
+    from ..errors import MmadferError
+
+    if isinstance(error, MmadferError) and error.path is not None:
+        text = str(error)
+    else:
+        reason = error.reason if isinstance(error, MmadferError) else f"{type(error).__name__}: {error}"
+        text = f"{path}: {reason}" if path is not None else reason
+    return " ".join(text.split())
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import CheckpointError
+    from ..predict import Recognizer
+
+    if args.batch_size < 1:
+        print("error: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    for flag in ("window", "stride"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            print(f"error: --{flag} must be positive, got {value}", file=sys.stderr)
+            return 2
+    try:
+        rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
+                                         batch_size=args.batch_size, precision=args.precision, compile=args.compile,
+                                         detector=None if args.no_faces else "auto")
+    except (CheckpointError, ValueError, ImportError) as e:
+        print(f"error: cannot load the model: {_one_line(e)}", file=sys.stderr)
+        return 2
+    if args.realtime:
+        return _run_realtime(rec, args)
+    return _run_batch(rec, args)
+
+
+def _run_batch(rec, args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from ..predict import write_table
+
+    videos, bad = discover(args.inputs)
+    try:
+        jobs = plan_jobs(videos, args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for item, reason in bad:
+        print(f"{item}: {reason}", file=sys.stderr)
+    ok = skipped = 0
+    failed = len(bad)
+    bar = tqdm(jobs, desc="videos", unit="video", disable=None if len(jobs) > 1 else True, position=0)
+    for job in bar:
+        if args.skip_existing and all(p.exists() for p in job.outputs()):
+            skipped += 1
+            continue
+        try:
+            df = rec.predict_video(job.video, args.window, args.stride, save_faces=job.faces,
+                                   progress={"position": 1, "disable": None})
+            if not len(df):
+                raise ValueError("no windows: the video has no decodable frames")
+            write_table(df, job.table, args.format)
+            if job.plot is not None:
+                from ..timeline import plot_timeline
+
+                plot_timeline(df, job.plot)
+            if job.anonymized is not None:
+                from ..anonymize import anonymize_video
+
+                anonymize_video(job.video, job.anonymized, df, detector=_detector(rec),
+                                keep_audio=args.keep_audio, max_side=rec.max_side)
+            ok += 1
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # one bad file never stops the batch: one line, then the next file
+            failed += 1
+            tqdm.write(_one_line(e, job.video), file=sys.stderr)
+    bar.close()
+    where = f"; outputs in {Path(args.output or '.').resolve()}" if ok else ""
+    extra = f", {skipped} skipped (outputs exist)" if skipped else ""
+    print(f"{ok} succeeded, {failed} failed{extra}{where}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _detector(rec):
+    """The recogniser's face detector, or a fresh one when it runs without (faces must be found to hide them)."""
+    if rec.detector is not None:
+        return rec.detector
+    from ..media.faces import FaceDetector
+
+    return FaceDetector(rec.device)
+
+
+def _run_realtime(rec, args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ..errors import MediaError
+    from ..predict import table_columns, write_table
+    from ..realtime import run_realtime
+
+    if len(args.inputs) != 1:
+        print("error: --realtime takes exactly one source (file, camera or stream URL)", file=sys.stderr)
+        return 2
+    source = args.inputs[0]
+    stride = args.stride or 1.0
+    rows, latencies = [], []
+    print(f"{'time':>8}  {'label':<12} conf  latency   (window {args.window or rec.window_s:g} s, stride {stride:g} s; "
+          "Ctrl-C stops)", flush=True)
+    status = 0
+    try:
+        for row in run_realtime(rec, source, stride_s=stride, window_s=args.window, pace=args.pace,
+                                max_windows=args.max_windows):
+            rows.append(row)
+            latencies.append(row["latency_ms"])
+            face = f" face {row['track_id']}" if row.get("track_id", 0) > 0 else ""
+            print(f"{row['end_s']:7.2f}s  {row['label']:<12} {row['confidence']:.2f}  {row['latency_ms']:6.0f} ms"
+                  f"{face}{'  (no face)' if row['face_coverage'] == 0 else ''}", flush=True)
+    except MediaError as e:
+        print(_one_line(e, source), file=sys.stderr)
+        status = 1
+    except KeyboardInterrupt:
+        pass
+    if latencies:
+        skipped = rows[-1]["skipped"]
+        print(f"{len(rows)} predictions; latency median {_pct(latencies, 50):.0f} ms, p95 {_pct(latencies, 95):.0f} ms"
+              f"{f'; {skipped} windows skipped to keep up' if skipped else ''}", file=sys.stderr)
+    if args.output and rows:
+        out = Path(args.output)
+        if out.suffix.lower() not in (".csv", ".json"):
+            out = out / f"{Path(source).stem or 'stream'}.{args.format}"
+        df = pd.DataFrame(rows, columns=table_columns(rec.labels, tracks=True) + ["latency_ms", "skipped"])
+        df.attrs.update(video=os.fspath(source), model=rec.source, window_s=args.window or rec.window_s,
+                        stride_s=stride, labels=list(rec.labels))
+        write_table(df, out, out.suffix.lstrip("."))
+        if args.plot:
+            from ..timeline import plot_timeline
+
+            plot_timeline(df, out.with_suffix(".png"))
+    return status
+
+
+def _pct(values: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(values, q))
