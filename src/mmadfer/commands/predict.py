@@ -183,7 +183,7 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
                                    progress={"position": 1, "disable": None})
             if not len(df):
                 raise ValueError("no windows: the video has no decodable frames")
-            write_table(df, job.table, args.format)
+            write_table(df, job.table)  # format from the suffix: --format, or that of an --output file name
             if job.plot is not None:
                 from ..timeline import plot_timeline
 
