@@ -263,19 +263,17 @@ def bench_loader(s: BenchSettings) -> dict:
         write_synthetic_dataset(root, 96, num_frames=40, size=s.img_size, raw=False)
     ds = build_dataset("dfew", root, fold=1, split="train", train=True,
                        preprocess=PreprocessConfig(img_size=s.img_size))
-    loader = DataLoader(ds, batch_size=s.loader_batch, shuffle=True, num_workers=s.workers, collate_fn=collate_clips,
-                        pin_memory=torch.cuda.is_available(), persistent_workers=s.workers > 0, drop_last=True,
+    # One long epoch drawn with replacement: a small synthetic set must not measure epoch restarts instead of loading.
+    total = (s.loader_batches + 1) * s.loader_batch
+    sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=total)
+    loader = DataLoader(ds, batch_size=s.loader_batch, sampler=sampler, num_workers=s.workers,
+                        collate_fn=collate_clips, pin_memory=torch.cuda.is_available(), drop_last=True,
                         prefetch_factor=4 if s.workers else None)
-    n = 0
     it = iter(loader)
     next(it)  # worker start-up is not throughput
+    n = 0
     t0 = time.perf_counter()
-    while n < s.loader_batches * s.loader_batch:
-        try:
-            batch = next(it)
-        except StopIteration:
-            it = iter(loader)
-            continue
+    for batch in it:
         n += batch["video"].shape[0]
     sec = time.perf_counter() - t0
     return {"kind": "loader", "mode": f"{s.workers} workers", "batch": s.loader_batch,
