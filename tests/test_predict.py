@@ -311,3 +311,30 @@ def test_realtime_cli(checkpoint, videos, tmp_path, capsys):
     assert list(df.end_s) == pytest.approx([5.12, 6.12, 7.12]) and "latency_ms" in df
     assert main(["predict", str(tmp_path / "nothing.mp4"), "-c", str(checkpoint), "--realtime"]) == 1
     assert "nothing.mp4" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the chart
+# ---------------------------------------------------------------------------------------------------------------------
+def test_timeline_chart_panels_and_long_tables(tmp_path):
+    from mmadfer.timeline import plot_timeline
+
+    rng = np.random.default_rng(0)
+    n = 3600  # an hour at a 1 s stride draws as one collection per class, not 3600 x 4 patches
+    p = rng.dirichlet(np.ones(4), size=n)
+    df = pd.DataFrame({"start_s": np.arange(n, dtype=float), "end_s": np.minimum(np.arange(n) + 5.12, n),
+                       "label": [LABELS[i] for i in p.argmax(1)], "confidence": p.max(1),
+                       **{f"p_{c}": p[:, i] for i, c in enumerate(LABELS)}, "face_coverage": 1.0,
+                       "has_audio": np.arange(n) < n - 10})
+    df.attrs.update(labels=list(LABELS), stride_s=1.0, video="/x/hour.mp4")
+    fig = plot_timeline(df, tmp_path / "hour.png")
+    assert (tmp_path / "hour.png").stat().st_size > 10_000
+    strip, ax = fig.axes
+    assert len(ax.collections) == len(LABELS) and ax.get_xlim() == (0.0, n)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == [*LABELS, "face coverage", "no audio"]
+
+    two = pd.concat([df.head(20).assign(track_id=0), df.head(20).assign(track_id=1)])
+    two.attrs.update(df.attrs)
+    fig = plot_timeline(two, tmp_path / "two.svg")
+    assert len(fig.axes) == 4 and (tmp_path / "two.svg").read_text().startswith("<?xml")
