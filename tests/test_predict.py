@@ -295,7 +295,7 @@ def test_realtime_on_a_file_matches_the_batch_timeline(checkpoint, videos):
     assert len(live) == len(batch) == 5
     np.testing.assert_allclose(live[["start_s", "end_s"]], batch[["start_s", "end_s"]], atol=1e-3)
     p = [f"p_{c}" for c in LABELS]
-    np.testing.assert_allclose(live[p], batch[p], atol=1e-2)
+    np.testing.assert_allclose(live[p], batch[p], atol=1e-5)  # the same frames and samples as the batch path
     assert (live.latency_ms > 0).all() and (live.skipped == 0).all()
 
 

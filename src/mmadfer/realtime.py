@@ -19,7 +19,7 @@ fields:
   jumps to the newest complete window. A file is read at decoding speed and every window is predicted, unless
   ``pace=True`` replays it at its own frame rate, like a camera.
 
-Windows follow the same rule as :func:`mmadfer.predict.window_spans`: every ``stride_s`` from the first frame, and
+Windows follow the same rule as :func:`mmadfer.predict.window_spans`: every ``stride_s`` from the start, and
 at the end of a file a cut window is kept if it is at least half a window long (or the only one).
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ def open_source(source: str | os.PathLike, *, input_format: str | None = None):
 
 
 class LiveBuffer:
-    """The newest frames and audio of a source, by presentation time (seconds from the first video frame).
+    """The newest frames and audio of a source, by presentation time (seconds from the start of the source).
 
     Thread-safe: the capture thread pushes, the predicting thread takes :meth:`clip` snapshots. Memory is bounded by
     :meth:`trim`, which drops everything before a time.
@@ -174,9 +174,12 @@ def _capture(container, buf: LiveBuffer, *, max_side: int | None, live: bool, pa
         buf.has_audio = True
         buf.sample_rate = int(a_s.codec_context.sample_rate or a_s.rate or 0)
     buf.fps = float(vs.average_rate or vs.guessed_rate or 0) or 25.0
-    origin = None
+    import av
+
+    # time 0: the container's start (files and most streams), else the first decoded frame of either stream
+    origin = container.start_time / av.time_base if container.start_time is not None else None
     size = None
-    wall0 = None
+    wall0 = time.perf_counter()
     try:
         for packet in container.demux(*streams):
             if stop.is_set():
@@ -190,9 +193,7 @@ def _capture(container, buf: LiveBuffer, *, max_side: int | None, live: bool, pa
                 if t is None:
                     continue
                 if origin is None:
-                    if packet.stream.type != "video":
-                        continue  # the timeline starts at the first video frame
-                    origin, wall0 = t, time.perf_counter()
+                    origin = t
                 t -= origin
                 if packet.stream.type == "video":
                     if size is None:
