@@ -26,6 +26,16 @@ _EXPORTS = {
     "read_clip": "mmadfer.media.decode",
     "open_video": "mmadfer.media.decode",
     "Clip": "mmadfer.media.decode",
+    "VideoReader": "mmadfer.media.decode",
+    "write_video": "mmadfer.media.decode",
+    "kaldi_fbank_batch": "mmadfer.media.fbank",
+    "FaceDetector": "mmadfer.media.faces",
+    "prepare_window": "mmadfer.media.pipeline",
+    "build_dataset": "mmadfer.data.datasets",
+    "DFEW": "mmadfer.data.datasets",
+    "MAFW": "mmadfer.data.datasets",
+    "CSVClipDataset": "mmadfer.data.datasets",
+    "SampleError": "mmadfer.data.datasets",
     "Recognizer": "mmadfer.predict",
 }
 
@@ -49,7 +59,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .checkpoints import load_checkpoint, load_encoder_weights, load_model, load_official_checkpoint, save_checkpoint
     from .config import ModelConfig, PreprocessConfig
     from .errors import CheckpointError, MediaError, MmadferError
-    from .media.decode import Clip, open_video, read_clip
-    from .media.fbank import audio_features, kaldi_fbank
+    from .data.datasets import DFEW, MAFW, CSVClipDataset, SampleError, build_dataset
+    from .media.decode import Clip, VideoReader, open_video, read_clip, write_video
+    from .media.faces import FaceDetector
+    from .media.fbank import audio_features, kaldi_fbank, kaldi_fbank_batch
+    from .media.pipeline import prepare_window
     from .model.mmadfer import MMADFER
     from .predict import Recognizer

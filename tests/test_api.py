@@ -1,0 +1,54 @@
+"""The public contract (DESIGN §4): names users and scripts rely on, and the CLI's command set."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import mmadfer
+from mmadfer.cli import COMMANDS, build_parser
+
+CONTRACT = ["ModelConfig", "MMADFER", "load_official_checkpoint", "load_encoder_weights", "save_checkpoint",
+            "load_checkpoint", "kaldi_fbank", "read_clip", "Recognizer", "MediaError", "CheckpointError"]
+
+
+@pytest.mark.parametrize("name", mmadfer.__all__)
+def test_every_public_name_resolves(name):
+    assert getattr(mmadfer, name) is not None
+
+
+def test_contract_names_are_public():
+    assert set(CONTRACT) <= set(mmadfer.__all__)
+
+
+def test_every_documented_command_is_installed():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == set(COMMANDS)
+    assert {"predict", "train", "evaluate", "cv", "prepare", "synth", "export", "demo", "bench"} <= set(COMMANDS)
+
+
+def test_console_script_help_is_fast_and_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "mmadfer.cli", "--help"], capture_output=True, text=True, check=True)
+    for name in COMMANDS:
+        assert name in out.stdout
+
+
+def test_bench_smoke_tiny_one_step(tmp_path, capsys):
+    """Keeps `mmadfer bench` working (tiny model, one step); speeds are measured in BENCHMARKS.md, not here."""
+    from mmadfer.cli import main
+
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--device", "cpu", "--size", "tiny", "--what", "infer,train,accuracy",
+               "--infer-modes", "fp32@2,bf16@2", "--train-modes", "fp32@2", "--accuracy-modes", "bf16",
+               "--steps", "1", "--warmup", "0", "--agreement-clips", "2", "--json", str(out)])
+    assert rc == 0
+    import json
+
+    result = json.loads(out.read_text())
+    kinds = [(r["kind"], r["mode"]) for r in result["rows"]]
+    assert kinds == [("infer", "fp32@2"), ("infer", "bf16@2"), ("train", "fp32@2"), ("accuracy", "bf16")]
+    assert all(r["clips_per_s"] > 0 for r in result["rows"] if r["kind"] != "accuracy")
+    assert 0.0 <= result["rows"][-1]["top1_agreement"] <= 1.0
+    assert "| infer | fp32@2 |" in capsys.readouterr().out
