@@ -3,7 +3,9 @@
 =========  ==========================================================================================================
 ``fp32``   the reference recipe's arithmetic (TF32 matmuls are not enabled).
 ``bf16``   autocast to bfloat16 (the default on a GPU: top-1 agreement with fp32 is reported by ``mmadfer bench``).
-``fp8``    bf16 autocast plus fp8 e4m3 matmuls for the frozen encoder linears (:mod:`mmadfer.model.fp8`); opt-in.
+``fp8``    bf16 autocast plus fp8 e4m3 matmuls for the frozen encoder linears, scaled per token and per channel
+           (:mod:`mmadfer.model.fp8`); opt-in.
+``fp8t``   as ``fp8`` with one scale per tensor (cheaper to quantise, a little less accurate); opt-in.
 =========  ==========================================================================================================
 
 ``compile=True`` wraps the model in ``torch.compile``; the lockstep encoder loop is static, so the whole forward
@@ -19,7 +21,7 @@ from torch import nn
 
 __all__ = ["PRECISIONS", "default_precision", "autocast", "optimize_model"]
 
-PRECISIONS = ("fp32", "bf16", "fp8")
+PRECISIONS = ("fp32", "bf16", "fp8", "fp8t")
 
 
 def default_precision(device: torch.device | str) -> str:
@@ -43,12 +45,14 @@ def optimize_model(model: nn.Module, *, device: torch.device | str, precision: s
     Returns the module to call (compiled or not); call it under :func:`autocast`.
     """
     model = model.to(device)
-    if precision == "fp8":
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision.startswith("fp8"):
         from .model.fp8 import convert_encoders_to_fp8, fp8_supported
 
         if torch.device(device).type == "cuda" and not fp8_supported(device):
-            raise RuntimeError("precision='fp8' needs a GPU of compute capability 8.9+ (Ada/Hopper); use 'bf16'")
-        convert_encoders_to_fp8(model)
+            raise RuntimeError(f"precision={precision!r} needs a GPU of compute capability 8.9+ (Ada/Hopper); use 'bf16'")
+        convert_encoders_to_fp8(model, rowwise=precision == "fp8")
     if compile:
         model = torch.compile(model, mode=compile_mode)
     return model

@@ -25,17 +25,18 @@ def fp8_supported(device: torch.device | str | None = None) -> bool:
     return torch.cuda.get_device_capability(device) >= (8, 9)
 
 
-def _quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row-wise e4m3 quantisation: ``x ≈ q * scale`` with ``scale`` ``[rows, 1]``."""
-    scale = x.abs().amax(dim=-1, keepdim=True).float().clamp_min(1e-12) / E4M3_MAX  # [M, 1]
+def _quantize(x: torch.Tensor, rowwise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """e4m3 quantisation ``x ≈ q * scale``: one scale per row (``[rows, 1]``) or one for the tensor (``[]``)."""
+    amax = x.abs().amax(dim=-1, keepdim=True) if rowwise else x.abs().amax()
+    scale = amax.float().clamp_min(1e-12) / E4M3_MAX
     return (x.float() / scale).to(torch.float8_e4m3fn), scale
 
 
 class _FP8LinearFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w8, w_scale, w_hp, bias):
-        # x: [M, K]; w8: [N, K] e4m3; w_scale: [1, N]; w_hp: [N, K] bf16; bias: [N] bf16 or None
-        x8, x_scale = _quantize_rows(x)  # [M, K] e4m3, [M, 1]
+    def forward(ctx, x, w8, w_scale, w_hp, bias, rowwise):
+        # x: [M, K]; w8: [N, K] e4m3; w_scale: [1, N] (row-wise) or [] (tensor-wise); w_hp: [N, K] bf16; bias: [N]
+        x8, x_scale = _quantize(x, rowwise)  # [M, K] e4m3, [M, 1] or []
         ctx.save_for_backward(w_hp)
         y = torch._scaled_mm(x8, w8.t(), scale_a=x_scale, scale_b=w_scale, out_dtype=torch.bfloat16)  # [M, N]
         return y if bias is None else y + bias  # bias outside: not every build takes it with row-wise scales
@@ -43,37 +44,44 @@ class _FP8LinearFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (w_hp,) = ctx.saved_tensors
-        return grad_out.to(w_hp.dtype) @ w_hp, None, None, None, None  # dL/dx: [M, K]
+        return grad_out.to(w_hp.dtype) @ w_hp, None, None, None, None, None  # dL/dx: [M, K]
 
 
 class FP8Linear(nn.Module):
-    """A frozen ``nn.Linear`` computed with fp8 operands and bf16 output. Build it with :meth:`from_linear`."""
+    """A frozen ``nn.Linear`` computed with fp8 operands and bf16 output. Build it with :meth:`from_linear`.
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+    ``rowwise=True`` scales per token and per output channel (most accurate); ``False`` uses one scale per tensor
+    (cuBLASLt's classic fp8 path: no per-row reduction, usually faster).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, rowwise: bool = True):
         super().__init__()
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        w8, w_scale = _quantize_rows(weight.detach())  # per output channel
+        self.rowwise = rowwise
+        w8, w_scale = _quantize(weight.detach(), rowwise)  # per output channel, or per tensor
         self.register_buffer("w8", w8, persistent=False)
-        self.register_buffer("w_scale", w_scale.t().contiguous(), persistent=False)  # [1, N]
+        self.register_buffer("w_scale", w_scale.t().contiguous() if rowwise else w_scale, persistent=False)
         self.register_buffer("w_hp", weight.detach().to(torch.bfloat16), persistent=False)
         self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16), persistent=False)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear) -> "FP8Linear":
+    def from_linear(cls, linear: nn.Linear, rowwise: bool = True) -> "FP8Linear":
         if linear.in_features % 16 or linear.out_features % 16:
             raise ValueError(f"fp8 matmuls need both dims divisible by 16, got {linear.in_features}→{linear.out_features}")
-        return cls(linear.weight, linear.bias)
+        return cls(linear.weight, linear.bias, rowwise)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [..., in_features] -> [..., out_features] (bf16)
-        y = _FP8LinearFn.apply(x.reshape(-1, self.in_features), self.w8, self.w_scale, self.w_hp, self.bias)
+        y = _FP8LinearFn.apply(x.reshape(-1, self.in_features), self.w8, self.w_scale, self.w_hp, self.bias,
+                               self.rowwise)
         return y.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, fp8=e4m3 row-wise"
+        scaling = "row-wise" if self.rowwise else "tensor-wise"
+        return f"in_features={self.in_features}, out_features={self.out_features}, fp8=e4m3 {scaling}"
 
 
-def convert_encoders_to_fp8(model: nn.Module) -> nn.Module:
+def convert_encoders_to_fp8(model: nn.Module, rowwise: bool = True) -> nn.Module:
     """Swap every *frozen* ``nn.Linear`` inside the encoders' transformer blocks for :class:`FP8Linear`, in place.
 
     Trainable layers (prompts, fusion, temporal head) stay in their original precision. This is a runtime transform:
@@ -86,5 +94,5 @@ def convert_encoders_to_fp8(model: nn.Module) -> nn.Module:
             for parent, name in ((block.attn, "qkv"), (block.attn, "proj"), (block.mlp, "fc1"), (block.mlp, "fc2")):
                 layer = getattr(parent, name)
                 if isinstance(layer, nn.Linear) and not layer.weight.requires_grad:
-                    setattr(parent, name, FP8Linear.from_linear(layer))
+                    setattr(parent, name, FP8Linear.from_linear(layer, rowwise))
     return model

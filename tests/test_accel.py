@@ -1,0 +1,62 @@
+"""Execution modes: bf16 and fp8 stay close to fp32 and still train the right parameters (fp8 is emulated on CPU)."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import mmadfer
+from mmadfer.accel import PRECISIONS, autocast, optimize_model
+from mmadfer.model.fp8 import FP8Linear
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    model = mmadfer.MMADFER(mmadfer.ModelConfig.tiny()).eval()
+    with torch.no_grad():
+        for f in model.fusion:
+            f.img_gate.fill_(0.5)
+            f.aud_gate.fill_(-0.5)
+    g = torch.Generator().manual_seed(1)
+    inputs = (torch.rand(2, 16, 3, 32, 32, generator=g), torch.randn(2, 1, 512, 128, generator=g))
+    return model, inputs
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp8", "fp8t"])
+def test_low_precision_modes_stay_close_to_fp32(tiny, precision):
+    model, inputs = tiny
+    with torch.no_grad():
+        ref = model(*inputs)
+    fast = optimize_model(copy.deepcopy(model), device="cpu", precision=precision)
+    with torch.no_grad(), autocast("cpu", precision):
+        out = fast(*inputs).float()
+    rel = float((out - ref).abs().max() / ref.abs().max())
+    assert 0 < rel < 2e-2, rel  # not bit-identical (the mode really changed the arithmetic), yet close
+    n_fp8 = sum(isinstance(m, FP8Linear) for m in fast.modules())
+    assert n_fp8 == (0 if precision == "bf16" else 2 * model.cfg.depth * 4)
+
+
+def test_fp8_mode_trains_only_the_adapters(tiny):
+    model, inputs = tiny
+    fast = optimize_model(copy.deepcopy(model).train(), device="cpu", precision="fp8")
+    with autocast("cpu", "fp8"):
+        fast(*inputs).float().logsumexp(-1).sum().backward()
+    assert fast.vision.prompts.grad is not None and fast.vision.prompts.grad.abs().sum() > 0
+    assert fast.fusion[0].img_down.weight.grad.abs().sum() > 0
+    assert fast.vision.patch_embed.proj.weight.grad is None
+    fp8 = fast.vision.blocks[0].mlp.fc1
+    assert isinstance(fp8, FP8Linear) and not list(fp8.parameters())  # frozen weights live in buffers
+
+
+def test_trainable_linears_are_never_quantised(tiny):
+    model, _ = tiny
+    fast = optimize_model(copy.deepcopy(model).set_trainable("all"), device="cpu", precision="fp8")
+    assert not any(isinstance(m, FP8Linear) for m in fast.modules())
+
+
+def test_unknown_precision_is_rejected():
+    assert "fp8" in PRECISIONS
+    with pytest.raises(ValueError, match="precision"):
+        autocast("cpu", "fp4")
