@@ -53,8 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pace", action="store_true", help="with --realtime on a file: replay it at its own speed")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--backend", choices=("torch", "onnx"), help="default: onnx for .onnx files, torch otherwise")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp8"),
-                   help="torch backend arithmetic (default: bf16 on a GPU, fp32 on the CPU)")
+    p.add_argument("--precision", help="torch backend arithmetic: fp32, bf16 or an fp8 mode of mmadfer.accel "
+                                       "(default: bf16 on a GPU, fp32 on the CPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default %(default)s)")
     p.add_argument("--no-faces", action="store_true",
