@@ -40,15 +40,19 @@ def test_bench_smoke_tiny_one_step(tmp_path, capsys):
     from mmadfer.cli import main
 
     out = tmp_path / "bench.json"
-    rc = main(["bench", "--device", "cpu", "--size", "tiny", "--what", "infer,train,accuracy",
+    rc = main(["bench", "--device", "cpu", "--size", "tiny", "--what", "infer,train,accuracy,cpu",
                "--infer-modes", "fp32@2,bf16@2", "--train-modes", "fp32@2", "--accuracy-modes", "bf16",
+               "--cpu-modes", "torch-fp32",
                "--steps", "1", "--warmup", "0", "--agreement-clips", "2", "--json", str(out)])
     assert rc == 0
     import json
 
     result = json.loads(out.read_text())
     kinds = [(r["kind"], r["mode"]) for r in result["rows"]]
-    assert kinds == [("infer", "fp32@2"), ("infer", "bf16@2"), ("train", "fp32@2"), ("accuracy", "bf16")]
-    assert all(r["clips_per_s"] > 0 for r in result["rows"] if r["kind"] != "accuracy")
-    assert 0.0 <= result["rows"][-1]["top1_agreement"] <= 1.0
+    assert kinds == [("infer", "fp32@2"), ("infer", "bf16@2"), ("train", "fp32@2"), ("accuracy", "bf16"),
+                     ("cpu", "torch-fp32")]
+    assert all(r["clips_per_s"] > 0 for r in result["rows"] if r["kind"] in ("infer", "train"))
+    assert 0.0 <= result["rows"][3]["top1_agreement"] <= 1.0
+    # fp32 against itself: the benchmark compares deterministic (eval-mode) models, so agreement is exact
+    assert result["rows"][4]["random_max_rel_logit_err"] == 0.0 and result["rows"][4]["top1_agreement"] == 1.0
     assert "| infer | fp32@2 |" in capsys.readouterr().out

@@ -283,7 +283,7 @@ def bench_loader(s: BenchSettings) -> dict:
 def run_benchmarks(s: BenchSettings, log: Callable[[str], None] = print) -> dict:
     torch.manual_seed(0)
     cfg = _model_cfg(s)
-    base = MMADFER(cfg)
+    base = MMADFER(cfg).eval()  # eval: drop-path off, so every mode computes the same function
     if cfg.fusion:  # open the gates so fusion costs what it will after training
         with torch.no_grad():
             for f in base.fusion:
