@@ -1,0 +1,75 @@
+"""Cross-validate: train and evaluate folds 1-5 (or --folds), then summarise UAR and WAR per fold and mean ± std.
+
+Each fold is a run folder OUT/fold<k> (see `mmadfer train`). Re-running the same command resumes: finished folds
+are read back, an interrupted fold continues from its last state. The paper's protocol reports the final epoch of
+each fold and averages UAR and WAR over the five folds. Writes OUT/summary.md and OUT/summary.csv.
+
+examples:
+  mmadfer cv --config dfew --data DFEW_ROOT --out runs/dfew_cv \\
+      --vision-weights mae_face_pretrain.pth --audio-weights audiomae_pretrained.pth
+  mmadfer cv --config synthetic --data /tmp/synth --folds 1,3 --out runs/synth_cv
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..train.config import add_config_arguments
+
+    add_config_arguments(parser, fold=False)
+    parser.add_argument("--folds", default="1,2,3,4,5", help="comma-separated folds (default 1,2,3,4,5)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the fold runs and the summary")
+
+
+def parse_folds(text: str) -> list[int]:
+    try:
+        folds = [int(f) for f in text.split(",") if f.strip()]
+    except ValueError:
+        raise ValueError(f"--folds must be comma-separated integers, got {text!r}") from None
+    if not folds or len(set(folds)) != len(folds):
+        raise ValueError(f"--folds must list distinct folds, got {text!r}")
+    return folds
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from ..train import distributed as D
+    from ..train.config import config_from_args
+    from ..train.engine import fit
+    from ..train.summary import mean_std, write_table
+
+    out = Path(args.out)
+    rows = []
+    try:
+        folds = parse_folds(args.folds)
+        base = config_from_args(args)
+        info = D.setup(base.train.device)
+        for k in folds:
+            cfg = dataclasses.replace(base.replace([f"data.fold={k}"]), run_dir=str(out / f"fold{k}"))
+            print(f"== fold {k} ({folds.index(k) + 1}/{len(folds)}) ==", file=sys.stderr, flush=True)
+            m = fit(cfg, resume="auto")["metrics"]
+            rows.append({"fold": k, "uar": m.get("uar"), "war": m.get("war"), "expected_cost": m.get("expected_cost"),
+                         "num_clips": m.get("num_clips"), "run_dir": str(out / f"fold{k}")})
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"mmadfer cv: {e}", file=sys.stderr)
+        return 2
+    finally:
+        D.cleanup()
+    if not info.is_main:
+        return 0
+    (u_mean, u_std), (w_mean, w_std) = mean_std([r["uar"] for r in rows]), mean_std([r["war"] for r in rows])
+    columns = [("fold", "fold"), ("uar", "UAR"), ("war", "WAR"), ("num_clips", "test clips"), ("run_dir", "run")]
+    write_table(rows, columns, md_path=out / "summary.md", csv_path=out / "summary.csv",
+                title=f"Cross-validation: {len(rows)} fold(s) of {base.data.dataset}",
+                notes=[f"Final-epoch checkpoint of each fold on its test split; mean ± sample std (ddof=1) over "
+                       f"folds {', '.join(str(r['fold']) for r in rows)}."],
+                footer=[{"fold": "mean ± std", "uar": f"{u_mean:.4f} ± {u_std:.4f}",
+                         "war": f"{w_mean:.4f} ± {w_std:.4f}"}],
+                csv_footer=[{"fold": "mean", "uar": u_mean, "war": w_mean}, {"fold": "std", "uar": u_std, "war": w_std}])
+    print(f"UAR {u_mean:.4f} ± {u_std:.4f}  WAR {w_mean:.4f} ± {w_std:.4f}  over {len(rows)} fold(s)")
+    print(f"summary: {out / 'summary.md'}")
+    return 0
