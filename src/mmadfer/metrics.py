@@ -96,7 +96,7 @@ def load_cost_matrix(path: str | os.PathLike, class_names: Sequence[str]) -> np.
     names = [str(n) for n in class_names]
     C = len(names)
     try:
-        table = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True).fillna("")
+        table = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a readable CSV ({e})") from None
     cells = table.to_numpy()

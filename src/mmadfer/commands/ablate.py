@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
+    from ..errors import MmadferError
     from ..train import distributed as D
     from ..train.config import config_from_args
     from ..train.engine import fit
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append({"variant": name, "description": description, "uar": m.get("uar"), "war": m.get("war"),
                          "trainable": m.get("training", {}).get("trainable_parameters"),
                          "run_dir": str(out / name)})
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (MmadferError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"mmadfer ablate: {e}", file=sys.stderr)
         return 2
     finally:

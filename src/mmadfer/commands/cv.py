@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
+    from ..errors import MmadferError
     from ..train import distributed as D
     from ..train.config import config_from_args
     from ..train.engine import fit
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             m = fit(cfg, resume="auto")["metrics"]
             rows.append({"fold": k, "uar": m.get("uar"), "war": m.get("war"), "expected_cost": m.get("expected_cost"),
                          "num_clips": m.get("num_clips"), "run_dir": str(out / f"fold{k}")})
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (MmadferError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"mmadfer cv: {e}", file=sys.stderr)
         return 2
     finally:

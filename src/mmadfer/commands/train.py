@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
+    from ..errors import MmadferError
     from ..train import distributed as D
     from ..train.config import config_from_args
     from ..train.engine import fit
@@ -52,12 +53,15 @@ def run(args: argparse.Namespace) -> int:
         cfg = config_from_args(args, base=base)
         if args.out:
             cfg = dataclasses.replace(cfg, run_dir=str(args.out))
+        info = D.setup(cfg.train.device)
         result = fit(cfg, resume=args.resume)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (MmadferError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"mmadfer train: {e}", file=sys.stderr)
         return 2
     finally:
         D.cleanup()
+    if not info.is_main:
+        return 0
     m = result["metrics"]
     if "uar" in m:
         print(f"UAR {m['uar']:.4f}  WAR {m['war']:.4f}  ({m['num_clips']} test clips)")
