@@ -18,5 +18,6 @@ python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm._
 python3 -m mmadfer.cli bench --device cuda --what "${WHAT:-accuracy,infer,train,loader}" \
   --infer-modes "${INFER_MODES:-fp32@8,bf16@64,bf16+compile@128,fp8+compile@128}" \
   --train-modes "${TRAIN_MODES:-fp32@8,bf16@32,bf16+compile@32,fp8+compile@32}" \
+  --accuracy-modes "${ACCURACY_MODES:-bf16,fp8}" \
   --steps "${STEPS:-15}" --warmup 3 --golden .golden --workers "$(nproc)" --json "$OUT/bench_gpu.json" 2>&1 \
   | tee "$OUT/bench_gpu.log"
