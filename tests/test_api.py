@@ -56,3 +56,16 @@ def test_bench_smoke_tiny_one_step(tmp_path, capsys):
     # fp32 against itself: the benchmark compares deterministic (eval-mode) models, so agreement is exact
     assert result["rows"][4]["random_max_rel_logit_err"] == 0.0 and result["rows"][4]["top1_agreement"] == 1.0
     assert "| infer | fp32@2 |" in capsys.readouterr().out
+
+
+def test_outputs_get_normal_file_permissions(tmp_path):
+    """Atomic writes go through mkstemp (owner-only); finished outputs must be shareable like any other file."""
+    import os
+
+    from mmadfer.io import atomic_write
+
+    with atomic_write(tmp_path / "table.csv") as f:
+        f.write("a,b\n")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "table.csv").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -37,6 +37,11 @@ _EXPORTS = {
     "CSVClipDataset": "mmadfer.data.datasets",
     "SampleError": "mmadfer.data.datasets",
     "Recognizer": "mmadfer.predict",
+    "plot_timeline": "mmadfer.timeline",
+    "anonymize_video": "mmadfer.anonymize",
+    "run_realtime": "mmadfer.realtime",
+    "export_onnx": "mmadfer.export",
+    "OnnxModel": "mmadfer.export",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -65,4 +70,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .media.fbank import audio_features, kaldi_fbank, kaldi_fbank_batch
     from .media.pipeline import prepare_window
     from .model.mmadfer import MMADFER
+    from .anonymize import anonymize_video
+    from .export import OnnxModel, export_onnx
     from .predict import Recognizer
+    from .realtime import run_realtime
+    from .timeline import plot_timeline
