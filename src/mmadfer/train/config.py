@@ -109,16 +109,19 @@ class DataSection:
     """Where the clips come from and how they are loaded.
 
     ``dataset``: ``dfew`` / ``mafw`` (a benchmark root, ``fold`` 1..5), ``folder`` (mmadfer's layout, e.g. from
-    ``mmadfer prepare`` or ``mmadfer synth``) or ``csv`` (``root`` is the training CSV, ``test_csv`` the held-out
-    one). ``options`` go to the dataset class (e.g. ``audio_root``, ``clip_root``, ``allow_missing_audio``).
-    ``on_bad_sample: skip`` logs an undecodable clip and trains on; ``raise`` stops. ``pin_memory: null`` pins on
-    a GPU.
+    ``mmadfer prepare`` or ``mmadfer synth``), ``csv`` (``root`` is the training CSV, ``test_csv`` the held-out
+    one) or ``synthetic`` (the set of ``mmadfer synth``, written to ``root`` — default ``<run_dir>/synthetic-data``
+    — when it is not there yet: ``synth_clips`` clips of ``synth_size`` pixels). ``options`` go to the dataset class
+    (e.g. ``audio_root``, ``clip_root``, ``allow_missing_audio``). ``on_bad_sample: skip`` logs an undecodable clip
+    and trains on; ``raise`` stops. ``pin_memory: null`` pins on a GPU.
     """
 
     dataset: str = "dfew"
     root: str | None = None
     test_csv: str | None = None
     fold: int | None = 1
+    synth_clips: int = 96
+    synth_size: int = 32
     on_bad_sample: str = "skip"
     num_workers: int = 8
     pin_memory: bool | None = None
@@ -128,7 +131,7 @@ class DataSection:
 
     def __post_init__(self):
         self.root, self.test_csv = _opt_str(self.root), _opt_str(self.test_csv)
-        _check_choice("data.dataset", self.dataset, ("dfew", "mafw", "folder", "csv"))
+        _check_choice("data.dataset", self.dataset, ("dfew", "mafw", "folder", "csv", "synthetic"))
         _check_choice("data.on_bad_sample", self.on_bad_sample, ("skip", "raise"))
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {self.num_workers}")
@@ -338,7 +341,7 @@ def add_config_arguments(parser, *, fold: bool = True) -> None:
                         help="override a config key, e.g. --set optim.lr=3e-4 --set model.modality=video (repeatable)")
     g = parser.add_argument_group("shortcuts for common keys")
     g.add_argument("--data", metavar="ROOT", help="dataset root, or the training CSV for --dataset csv (data.root)")
-    g.add_argument("--dataset", choices=("dfew", "mafw", "folder", "csv"), help="data.dataset")
+    g.add_argument("--dataset", choices=("dfew", "mafw", "folder", "csv", "synthetic"), help="data.dataset")
     if fold:
         g.add_argument("--fold", type=int, help="data.fold (1..5)")
     g.add_argument("--test-csv", metavar="CSV", help="held-out clips for --dataset csv (data.test_csv)")

@@ -16,6 +16,7 @@ scores any model on any dataset, distributed or not.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -71,13 +72,14 @@ def build_datasets(cfg: TrainConfig, preprocess=None):
         raise ValueError("no training data: set data.root (mmadfer train --data ROOT)")
     pre = preprocess or cfg.model.model_config(("_",)).preprocess
     common = dict(preprocess=pre, on_bad_sample=d.on_bad_sample, **d.options)
-    if d.dataset == "csv":
+    kind = "folder" if d.dataset == "synthetic" else d.dataset
+    if kind == "csv":
         train = build_dataset("csv", d.root, split="train", **common)
         test = build_dataset("csv", d.test_csv, split="test", class_names=train.class_names, **common) \
             if d.test_csv else None
     else:
-        train = build_dataset(d.dataset, d.root, fold=d.fold, split="train", **common)
-        test = build_dataset(d.dataset, d.root, fold=d.fold, split="test", **common)
+        train = build_dataset(kind, d.root, fold=d.fold, split="train", **common)
+        test = build_dataset(kind, d.root, fold=d.fold, split="test", **common)
     if len(train) == 0:
         raise ValueError(f"the training split of {d.root} (fold {d.fold}) is empty")
     return train, test
@@ -550,6 +552,17 @@ def _row_text(row: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def _ensure_synthetic(cfg: TrainConfig) -> None:
+    """Write the synthetic set into ``data.root`` unless it is complete (``write_synthetic_dataset`` keeps the clips
+    already there)."""
+    from ..data.synthetic import write_synthetic_dataset
+
+    root = Path(cfg.data.root)
+    if not (root / "classes.txt").is_file():
+        print(f"writing {cfg.data.synth_clips} synthetic clips to {root}", file=sys.stderr, flush=True)
+        write_synthetic_dataset(root, cfg.data.synth_clips, size=cfg.data.synth_size, raw=False)
+
+
 def fit(cfg: TrainConfig, *, resume: bool | str | os.PathLike | None = None) -> dict[str, Any]:
     """Train and evaluate one run; returns ``{'run_dir', 'checkpoint', 'metrics', 'history'}``.
 
@@ -572,11 +585,15 @@ def fit(cfg: TrainConfig, *, resume: bool | str | os.PathLike | None = None) -> 
                       f"{done['metrics'].get('war')})", file=sys.stderr)
             return done
     state_file = _resolve_resume(run_dir, resume)
-    cfg = TrainConfig.from_dict({**cfg.to_dict(), "run_dir": str(run_dir)})
+    cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
+    if cfg.data.dataset == "synthetic" and not cfg.data.root:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(run_dir / "synthetic-data")))
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if state_file is None:
             cfg.save(run_dir / "config.yaml")
         print(f"run folder: {run_dir}", file=sys.stderr, flush=True)
+        if cfg.data.dataset == "synthetic":
+            _ensure_synthetic(cfg)
     D.barrier()
     return _Trainer(cfg, info, run_dir, state_file).run()
