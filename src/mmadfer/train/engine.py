@@ -572,6 +572,8 @@ def fit(cfg: TrainConfig, *, resume: bool | str | os.PathLike | None = None) -> 
     or returns the stored result when the run has finished; a path continues from that state file. Works under
     torchrun (see :mod:`mmadfer.train.distributed`); rank 0 writes every file.
     """
+    if not cfg.data.root and cfg.data.dataset != "synthetic":
+        raise ValueError("no training data: set data.root (mmadfer train --data ROOT)")
     info = D.setup(cfg.train.device)
     run_dir = Path(cfg.run_dir) if cfg.run_dir else None
     if run_dir is None and resume not in (None, False, True, "auto"):
