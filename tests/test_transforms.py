@@ -48,3 +48,15 @@ def test_train_transform_flips_sometimes():
 def test_transforms_reject_bad_input(bad):
     with pytest.raises(ValueError, match="video"):
         TestTransform(8)(bad)
+
+
+def test_augment_levels():
+    from mmadfer.data.transforms import TestTransform, TrainTransform, clip_transform
+
+    clip = torch.randint(0, 256, (4, 3, 48, 48), dtype=torch.uint8)
+    assert torch.equal(clip_transform(32, True, "none")(clip), TestTransform(32)(clip))
+    assert isinstance(clip_transform(32, False, "reference"), TestTransform)  # test time never augments
+    light = clip_transform(32, True, "light")
+    assert isinstance(light, TrainTransform) and light(clip).shape == (4, 3, 32, 32)
+    with pytest.raises(ValueError, match="augment"):
+        clip_transform(32, True, "heavy")

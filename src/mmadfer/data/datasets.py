@@ -39,7 +39,7 @@ from .annotations import (
 )
 from .layout import ANNOTATIONS_DIR, CLASSES_FILE, CLIPS_DIR, FRAME_SUFFIXES
 from .sampling import sample_indices
-from .transforms import TestTransform, TrainTransform
+from .transforms import clip_transform
 
 __all__ = [
     "SampleError", "ClipDataset", "FrameFolderDataset", "DFEW", "MAFW", "CSVClipDataset", "build_dataset",
@@ -187,7 +187,8 @@ class FrameFolderDataset(ClipDataset):
     def __init__(self, records: Sequence[ClipRecord], class_names: Sequence[str], *,
                  preprocess: PreprocessConfig | None = None, train: bool = False, on_bad_sample: str = "raise",
                  root: str | os.PathLike | None = None, audio_root: str | os.PathLike | None = None,
-                 allow_missing_audio: bool = False, frame_order: str = "natural", transform=None):
+                 allow_missing_audio: bool = False, frame_order: str = "natural", transform=None,
+                 augment: str = "reference"):
         super().__init__(records, class_names, preprocess=preprocess, train=train, on_bad_sample=on_bad_sample)
         if frame_order not in ("natural", "lexicographic"):
             raise ValueError(f"frame_order must be 'natural' or 'lexicographic', got {frame_order!r}")
@@ -196,7 +197,7 @@ class FrameFolderDataset(ClipDataset):
         self.allow_missing_audio = allow_missing_audio
         self.frame_order = frame_order
         size = self.preprocess.img_size
-        self.transform = transform or (TrainTransform(size) if self.train else TestTransform(size))
+        self.transform = transform or clip_transform(size, self.train, augment)
 
     # -- construction from the canonical layout --------------------------------------------------------
     @classmethod
@@ -400,12 +401,13 @@ class CSVClipDataset(ClipDataset):
 
     def __init__(self, csv_path: str | os.PathLike, preprocess: PreprocessConfig | None = None, train: bool = False,
                  detector=None, root: str | os.PathLike | None = None, class_names: Sequence[str] | None = None,
-                 on_bad_sample: str = "raise"):
+                 on_bad_sample: str = "raise", augment: str = "reference"):
         self.csv_path = Path(csv_path)
         records, names = read_clip_csv(self.csv_path, root=root, class_names=class_names)
         super().__init__(records, names, preprocess=preprocess, train=train, on_bad_sample=on_bad_sample)
         self.detector = detector
-        self.augment = TrainTransform(self.preprocess.img_size) if self.train else None
+        self.augment = clip_transform(self.preprocess.img_size, True, augment) \
+            if self.train and augment != "none" else None
 
     def load(self, record: ClipRecord) -> dict[str, torch.Tensor]:
         from ..media.decode import read_clip

@@ -80,7 +80,7 @@ def _face_frames(rng: np.random.Generator, animated: bool, num_frames: int, size
         if np.abs(background - skin).sum() > 150:  # keep the face visible against the background
             break
     feature = rng.uniform(20, 70, size=3)  # eyes and brows
-    lips = np.array([rng.uniform(90, 150), rng.uniform(10, 40), rng.uniform(20, 50)])
+    lips = np.array([rng.uniform(20, 60), rng.uniform(0, 20), rng.uniform(0, 25)])  # a dark mouth: salient at 32 px
     noise = rng.uniform(2.0, 8.0)
 
     base = np.empty((size, size, 3), np.float32)
@@ -102,7 +102,7 @@ def _face_frames(rng: np.random.Generator, animated: bool, num_frames: int, size
     frames = np.empty((num_frames, size, size, 3), np.uint8)
     for i, o in enumerate(openness):
         f = base.copy()
-        f[_ellipse(u, v, cx, mouth_y, 0.36 * rx, (0.035 + 0.21 * o) * ry)] = lips
+        f[_ellipse(u, v, cx, mouth_y, 0.5 * rx, (0.05 + 0.4 * o) * ry)] = lips
         f += rng.normal(0.0, noise, size=f.shape).astype(np.float32)
         frames[i] = np.clip(f, 0, 255).astype(np.uint8)
     return frames

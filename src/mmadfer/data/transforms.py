@@ -13,7 +13,11 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 
-__all__ = ["TestTransform", "TrainTransform", "check_video"]
+__all__ = ["TestTransform", "TrainTransform", "clip_transform", "AUGMENTATIONS", "check_video"]
+
+#: Train-time augmentation levels: the reference recipe, a light one (crops keep most of the face: for small
+#: frames and synthetic cues), or none.
+AUGMENTATIONS = ("reference", "light", "none")
 
 
 def check_video(video: torch.Tensor) -> None:
@@ -64,11 +68,23 @@ class TrainTransform(_ClipTransform):
     Randomness comes from torch's global generator, which :class:`torch.utils.data.DataLoader` seeds per worker.
     """
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, *, crop_scale: tuple[float, float] = (0.08, 1.0), brightness: float = 0.5):
         s = int(size)
         super().__init__(s, v2.Compose([
-            v2.ColorJitter(brightness=0.5),
-            v2.RandomResizedCrop(s, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+            v2.ColorJitter(brightness=brightness),
+            v2.RandomResizedCrop(s, scale=crop_scale, ratio=(3 / 4, 4 / 3),
                                  interpolation=InterpolationMode.BILINEAR, antialias=True),
             v2.RandomHorizontalFlip(p=0.5),
         ]))
+
+
+def clip_transform(size: int, train: bool, augment: str = "reference") -> _ClipTransform:
+    """The transform a dataset applies: the test resize, or the train augmentation at level ``augment``
+    (``'reference'``: the paper's; ``'light'``: crops of 60-100 % of the area and brightness 0.2; ``'none'``)."""
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
+    if not train or augment == "none":
+        return TestTransform(size)
+    if augment == "light":
+        return TrainTransform(size, crop_scale=(0.6, 1.0), brightness=0.2)
+    return TrainTransform(size)
