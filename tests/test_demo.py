@@ -8,14 +8,18 @@ from mmadfer.cli import main
 from mmadfer.media.decode import read_clip
 
 
-def _check_outputs(out, seconds: float, labels) -> pd.DataFrame:
+def _check_outputs(out, seconds: float, labels, checkpoint) -> pd.DataFrame:
+    from mmadfer import load_checkpoint
     from mmadfer.predict import window_spans
+
+    window_s = load_checkpoint(checkpoint).cfg.preprocess.window_s  # the model's own window (its audio span)
 
     sample, anon = read_clip(out / "sample.mp4"), read_clip(out / "sample_anonymized.mp4")
     assert sample.duration_s == pytest.approx(seconds, abs=0.1) and sample.has_audio
     assert anon.frames.shape == sample.frames.shape and not anon.has_audio
     df = pd.read_csv(out / "sample_timeline.csv")
-    assert len(df) == len(window_spans(sample.duration_s, 5.12, 1.0))
+    assert len(df) == len(window_spans(sample.duration_s, window_s, 1.0))
+    assert df.end_s.iloc[0] == pytest.approx(min(window_s, seconds), abs=0.01)
     assert set(df.label) <= set(labels)
     assert (df[[f"p_{c}" for c in labels]].sum(axis=1) - 1).abs().max() < 1e-4
     assert (df.face_coverage > 0.9).all()  # the astronaut's face is found
@@ -25,14 +29,13 @@ def _check_outputs(out, seconds: float, labels) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_demo_end_to_end_trains_and_reuses_its_model(tmp_path, capsys):
-    pytest.importorskip("mmadfer.train.engine", reason="the training engine has not landed yet")
     from mmadfer.data.synthetic import SYNTH_CLASSES
 
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--seconds", "6", "--quick", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    _check_outputs(out, 6.0, SYNTH_CLASSES)
     assert (out / "demo_model.safetensors").is_file()
+    _check_outputs(out, 6.0, SYNTH_CLASSES, out / "demo_model.safetensors")
     assert "synthetic" in printed and "released" in printed and "--checkpoint" in printed
     assert str(out.resolve()) in printed
 
@@ -55,6 +58,6 @@ def test_demo_with_a_given_checkpoint(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--seconds", "5.5", "--checkpoint", str(ck), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    _check_outputs(out, 5.5, labels)
+    _check_outputs(out, 5.5, labels, ck)
     assert not (out / "demo_model.safetensors").exists()  # nothing trained
     assert "synthetic" not in printed.split("Results in")[1]  # no synthetic-model disclaimer for a real checkpoint

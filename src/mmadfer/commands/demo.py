@@ -54,9 +54,11 @@ def train_demo_model(out: Path, *, quick: bool = False, device: str | None = Non
     from ..train.config import TrainConfig
 
     data, run_dir = out / "train" / "data", out / "train" / "run"
-    clips, epochs = (32, 2) if quick else (96, 10)  # the preset's set; --quick only checks the path (tests)
-    write_synthetic_dataset(data, clips, size=32, raw=False)
-    cfg = TrainConfig.preset("synthetic", [
+    preset = TrainConfig.preset("synthetic")
+    # the preset's own set and schedule; --quick only checks the path (tests)
+    clips, epochs = (32, 2) if quick else (preset.data.synth_clips, preset.train.epochs)
+    write_synthetic_dataset(data, clips, size=preset.data.synth_size, raw=False)
+    cfg = preset.replace([
         f"data.root={data}", f"run_dir={run_dir}", f"train.epochs={epochs}", "train.tensorboard=false",
         f"train.device={device or 'auto'}",
     ])
