@@ -22,12 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mmadfer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"mmadfer.commands.{name}")
-        except ModuleNotFoundError as e:  # a command whose module is not part of this build
-            if e.name != f"mmadfer.commands.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"mmadfer.commands.{name}")
         doc = (module.__doc__ or "").strip()
         p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
