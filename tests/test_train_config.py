@@ -40,7 +40,7 @@ def test_overrides_types_and_nesting():
     assert cfg.model.arch["modality"] == "video" and cfg.train.compile is True
     assert cfg.data.root == "2024"  # a path, even when it looks like a number
     assert cfg.optim.betas == (0.8, 0.9)
-    assert cfg.data.options == {"audio_root": "/x/wav"}
+    assert cfg.data.options == {"augment": "none", "audio_root": "/x/wav"}  # merged into the preset's options
     mc = cfg.model.model_config(["p", "q", "r"])
     assert mc.modality == "video" and mc.preprocess.audio_profile == "16k-mono"
     assert mc.preprocess.img_size == mc.img_size  # the profile follows the architecture
