@@ -355,22 +355,20 @@ def save_checkpoint(model: MMADFER, path: str | os.PathLike, *, include_frozen: 
     return path
 
 
-def _read_safetensors(path: Path) -> tuple[Tensors, dict[str, str]]:
+def _read_safetensors(path: Path, *, tensors: bool = True) -> tuple[Tensors, dict[str, str]]:
+    """The tensors (unless ``tensors=False``: metadata only, without reading the weights) and the raw metadata."""
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
         raise CheckpointError(path, "no such file")
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+            return ({k: f.get_tensor(k) for k in f.keys()} if tensors else {}), dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(path, f"corrupt or truncated safetensors file ({e})") from e
 
 
-def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The decoded metadata of an mmadfer checkpoint: ``config`` (dict), ``complete``, ``encoder_sources``, ``extra``."""
-    path = Path(path)
-    _, meta = _read_safetensors(path)
+def _decode_metadata(meta: Mapping[str, str], path: Path) -> dict[str, Any]:
     if meta.get("format") != FORMAT_VERSION:
         raise CheckpointError(path, f"not an mmadfer checkpoint (format {meta.get('format')!r}, "
                                     f"expected {FORMAT_VERSION!r})")
@@ -378,6 +376,12 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
         return {k: json.loads(meta[k]) for k in ("config", "complete", "encoder_sources", "extra")}
     except (KeyError, json.JSONDecodeError) as e:
         raise CheckpointError(path, f"damaged metadata ({e})") from e
+
+
+def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The decoded metadata of an mmadfer checkpoint: ``config`` (dict), ``complete``, ``encoder_sources``, ``extra``."""
+    path = Path(path)
+    return _decode_metadata(_read_safetensors(path, tensors=False)[1], path)
 
 
 def load_checkpoint(path: str | os.PathLike, *, vision: str | os.PathLike | None = None,
@@ -388,8 +392,8 @@ def load_checkpoint(path: str | os.PathLike, *, vision: str | os.PathLike | None
     otherwise the paths recorded at save time (their SHA-256 must match).
     """
     path = Path(path)
-    tensors, _ = _read_safetensors(path)
-    meta = read_checkpoint_metadata(path)
+    tensors, raw_meta = _read_safetensors(path)
+    meta = _decode_metadata(raw_meta, path)
     try:
         model = MMADFER(ModelConfig.from_dict(meta["config"]))
     except (TypeError, ValueError) as e:
