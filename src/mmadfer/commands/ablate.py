@@ -40,21 +40,20 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from ..errors import MmadferError
-    from ..train import distributed as D
     from ..train.config import config_from_args
     from ..train.engine import fit
     from ..train.summary import format_cell, write_table
+    from ._training import TrainingSession
 
     out = Path(args.out)
     rows = []
-    try:
+    with TrainingSession("ablate") as session:
         names = [v.strip() for v in args.variants.split(",") if v.strip()]
         unknown = [v for v in names if v not in VARIANTS]
         if unknown or not names:
             raise ValueError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
         base = config_from_args(args)
-        info = D.setup(base.train.device)
+        info = session.setup(base.train.device)
         for i, name in enumerate(names):
             overrides, description = VARIANTS[name]
             cfg = dataclasses.replace(base.replace(overrides), run_dir=str(out / name))
@@ -63,11 +62,8 @@ def run(args: argparse.Namespace) -> int:
             rows.append({"variant": name, "description": description, "uar": m.get("uar"), "war": m.get("war"),
                          "trainable": m.get("training", {}).get("trainable_parameters"),
                          "run_dir": str(out / name)})
-    except (MmadferError, ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"mmadfer ablate: {e}", file=sys.stderr)
-        return 2
-    finally:
-        D.cleanup()
+    if session.exit_code:
+        return session.exit_code
     if not info.is_main:
         return 0
     columns = [("variant", "variant"), ("description", "what changes"), ("uar", "UAR"), ("war", "WAR"),

@@ -37,29 +37,25 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from ..errors import MmadferError
-    from ..train import distributed as D
     from ..train.config import config_from_args
     from ..train.engine import fit
     from ..train.summary import mean_std, write_table
+    from ._training import TrainingSession
 
     out = Path(args.out)
     rows = []
-    try:
+    with TrainingSession("cv") as session:
         folds = parse_folds(args.folds)
         base = config_from_args(args)
-        info = D.setup(base.train.device)
+        info = session.setup(base.train.device)
         for k in folds:
             cfg = dataclasses.replace(base.replace([f"data.fold={k}"]), run_dir=str(out / f"fold{k}"))
             print(f"== fold {k} ({folds.index(k) + 1}/{len(folds)}) ==", file=sys.stderr, flush=True)
             m = fit(cfg, resume="auto")["metrics"]
             rows.append({"fold": k, "uar": m.get("uar"), "war": m.get("war"), "expected_cost": m.get("expected_cost"),
                          "num_clips": m.get("num_clips"), "run_dir": str(out / f"fold{k}")})
-    except (MmadferError, ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"mmadfer cv: {e}", file=sys.stderr)
-        return 2
-    finally:
-        D.cleanup()
+    if session.exit_code:
+        return session.exit_code
     if not info.is_main:
         return 0
     (u_mean, u_std), (w_mean, w_std) = mean_std([r["uar"] for r in rows]), mean_std([r["war"] for r in rows])

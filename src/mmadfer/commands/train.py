@@ -32,10 +32,9 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from ..errors import MmadferError
-    from ..train import distributed as D
     from ..train.config import config_from_args
     from ..train.engine import fit
+    from ._training import TrainingSession
 
     base = None
     if args.resume and not args.config:
@@ -49,17 +48,14 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         base = run_dir / "config.yaml"
-    try:
+    with TrainingSession("train") as session:
         cfg = config_from_args(args, base=base)
         if args.out:
             cfg = dataclasses.replace(cfg, run_dir=str(args.out))
-        info = D.setup(cfg.train.device)
+        info = session.setup(cfg.train.device)
         result = fit(cfg, resume=args.resume)
-    except (MmadferError, ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"mmadfer train: {e}", file=sys.stderr)
-        return 2
-    finally:
-        D.cleanup()
+    if session.exit_code:
+        return session.exit_code
     if not info.is_main:
         return 0
     m = result["metrics"]

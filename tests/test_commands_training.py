@@ -1,0 +1,37 @@
+"""The shared guard of the training commands (`train`, `cv`, `ablate`): user errors are one line and exit code 2,
+other errors propagate, and the process group is left either way."""
+import pytest
+
+from mmadfer.commands import _training
+from mmadfer.commands._training import TrainingSession
+from mmadfer.errors import MediaError
+
+
+@pytest.fixture
+def cleanups(monkeypatch):
+    calls = []
+    monkeypatch.setattr(_training.D, "cleanup", lambda: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("error", [ValueError("bad --set"), FileExistsError("runs/x exists"),
+                                   FileNotFoundError("no data"), MediaError("a.mp4", "no video stream")])
+def test_a_user_error_is_one_line_and_exit_code_2(error, cleanups, capsys):
+    with TrainingSession("cv") as session:
+        raise error
+    assert session.exit_code == 2 and cleanups == [1]
+    assert capsys.readouterr().err == f"mmadfer cv: {error}\n"
+
+
+def test_a_clean_run_leaves_the_group_and_has_no_exit_code(cleanups):
+    with TrainingSession("train") as session:
+        info = session.setup("cpu")
+    assert session.exit_code is None and cleanups == [1]
+    assert info.is_main and info.world_size == 1
+
+
+def test_a_program_error_propagates_after_leaving_the_group(cleanups, capsys):
+    with pytest.raises(KeyError):
+        with TrainingSession("ablate"):
+            raise KeyError("bug")
+    assert cleanups == [1] and capsys.readouterr().err == ""
