@@ -12,7 +12,7 @@ import pytest
 
 import mmadfer
 from mmadfer.errors import MediaError
-from mmadfer.media.decode import _audio_to_float, open_video, read_clip, write_video
+from mmadfer.media.decode import audio_frame_to_float, open_video, read_clip, write_video
 
 FPS = 10
 SR = 16000
@@ -104,7 +104,7 @@ def test_audio_sample_formats_to_float(fmt):
         raw = ref.astype(dtype)
     arr = raw if planar else raw.T.reshape(1, -1)  # packed formats interleave the channels
     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format=fmt, layout="stereo")
-    out = _audio_to_float(frame)
+    out = audio_frame_to_float(frame)
     assert out.dtype == np.float32 and out.shape == (2, 64)
     np.testing.assert_allclose(out, ref, atol=1e-2)
 

@@ -163,7 +163,7 @@ def _capture(container, buf: LiveBuffer, *, max_side: int | None, live: bool, pa
     at full speed is not decoded beyond ``hold_until[0]`` (back-pressure), so no window is dropped before it is
     predicted.
     """
-    from .media.decode import _audio_to_float
+    from .media.decode import audio_frame_to_float
 
     vs = container.streams.video[0]
     vs.thread_type = "AUTO"
@@ -210,7 +210,7 @@ def _capture(container, buf: LiveBuffer, *, max_side: int | None, live: bool, pa
                     if live:
                         buf.trim(t - keep_s)
                 else:
-                    buf.push_audio(t, _audio_to_float(frame))
+                    buf.push_audio(t, audio_frame_to_float(frame))
     except Exception as e:  # noqa: BLE001 - reported by the consumer
         buf.error = e
     finally:

@@ -2,7 +2,8 @@
 
 The reference extracted each clip's audio to WAV with FFmpeg at its native rate and channel count; ``prepare`` and
 ``synth`` write the same (16-bit PCM), and the datasets read whatever format a user's WAVs are in (8/16/24/32-bit,
-float, any channel layout) through PyAV, with the same sample conversion as :mod:`mmadfer.media.decode`.
+float, any channel layout) through PyAV, with the same sample conversion as video clips
+(:func:`mmadfer.media.decode.audio_frame_to_float`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..io import atomic_path
-from ..media.decode import _audio_to_float, _check_file, _open_container
+from ..media.decode import audio_frame_to_float, open_media
 
 __all__ = ["read_audio", "write_wav"]
 
@@ -26,8 +27,7 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     missing, empty or undecodable file, or one without an audio stream.
     """
     path = os.fspath(path)
-    _check_file(path)
-    container = _open_container(path)
+    container = open_media(path)
     try:
         if not container.streams.audio:
             raise MediaError(path, "no audio stream")
@@ -37,7 +37,7 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         rate = int(stream.codec_context.sample_rate or stream.rate or 0)
         channels = int(stream.codec_context.channels or stream.codec_context.layout.nb_channels or 1)
         try:
-            chunks = [_audio_to_float(frame) for frame in container.decode(stream)]  # each [C, n]
+            chunks = [audio_frame_to_float(frame) for frame in container.decode(stream)]  # each [C, n]
         except av.error.FFmpegError as e:
             raise MediaError(path, f"corrupt audio ({getattr(e, 'strerror', None) or e})") from None
     finally:

@@ -28,7 +28,7 @@ from av.video.reformatter import VideoReformatter
 from ..errors import MediaError
 from ..io import atomic_path
 
-__all__ = ["Clip", "VideoReader", "open_video", "read_clip", "write_video"]
+__all__ = ["Clip", "VideoReader", "open_video", "read_clip", "write_video", "open_media", "audio_frame_to_float"]
 
 _EPS = 1e-6  # seconds: timestamps within this of a window edge count as on the edge
 _SEEK_AHEAD_S = 10.0  # decode through gaps shorter than this instead of seeking
@@ -107,8 +107,25 @@ def _open_container(path: str) -> av.container.InputContainer:
         raise MediaError(path, reason) from None
 
 
-def _audio_to_float(frame: av.AudioFrame) -> np.ndarray:
-    """Any sample format and layout -> float32 ``[C, n]`` in [-1, 1]."""
+def open_media(path: str | os.PathLike) -> av.container.InputContainer:
+    """Open ``path`` with PyAV for demuxing (the caller closes the container).
+
+    The file is checked first, so every failure is a :class:`MediaError` that names it with a one-line reason
+    (missing, a directory, empty, permission denied, an MP4 cut short, not media) instead of an FFmpeg error code.
+    :class:`VideoReader` and :func:`mmadfer.data.wav.read_audio` open files through it.
+    """
+    path = os.fspath(path)
+    _check_file(path)
+    return _open_container(path)
+
+
+def audio_frame_to_float(frame: av.AudioFrame) -> np.ndarray:
+    """A decoded audio frame of any sample format and channel layout -> float32 ``[C, n]`` in [-1, 1].
+
+    Planar and packed (interleaved) layouts both come out channel-first; integer samples are scaled by their full
+    range (unsigned 8-bit centred on 128), float samples are kept as they are. Every audio path of the package
+    (clips, WAV files, live streams) converts samples with this one function, so they agree to the bit.
+    """
     fmt = frame.format
     channels = frame.layout.nb_channels
     x = frame.to_ndarray()
@@ -147,7 +164,6 @@ class VideoReader:
 
     def __init__(self, path: str | os.PathLike, *, max_side: int | None = None):
         self.path = os.fspath(path)
-        _check_file(self.path)
         self._containers: list = []
         try:
             self._open(max_side)
@@ -156,7 +172,7 @@ class VideoReader:
             raise
 
     def _open(self, max_side: int | None) -> None:
-        vc = _open_container(self.path)
+        vc = open_media(self.path)
         self._containers.append(vc)
         if not vc.streams.video:
             kinds = collections.Counter(s.type for s in vc.streams)
@@ -339,7 +355,7 @@ class VideoReader:
             return
         except av.error.FFmpegError:
             return  # a damaged audio packet: skip it (the gap is filled with silence below)
-        x = _audio_to_float(frame)  # [C, n]
+        x = audio_frame_to_float(frame)  # [C, n]
         if x.shape[0] != self.num_channels:  # a mid-stream layout change: keep the declared channels
             fixed = np.zeros((self.num_channels, x.shape[1]), np.float32)
             fixed[: x.shape[0]] = x[: self.num_channels]
