@@ -94,6 +94,15 @@ def test_command_line_shortcuts_win_over_set():
     assert cfg.optim.lr == 0.5 and cfg.data.root == "/d" and cfg.data.fold == 3 and cfg.train.compile is True
 
 
+def test_compile_is_auto_by_default_and_can_be_switched_off():
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    assert config_from_args(parser.parse_args(["--config", "dfew"])).train.compile == "auto"
+    assert config_from_args(parser.parse_args(["--config", "dfew", "--no-compile"])).train.compile is False
+    with pytest.raises(ValueError, match="train.compile"):
+        TrainConfig.preset("dfew", ["train.compile=sometimes"])
+
+
 def test_apply_overrides_does_not_mutate():
     d = {"optim": {"lr": 1}}
     assert apply_overrides(d, ["optim.lr=2"]) == {"optim": {"lr": 2}} and d == {"optim": {"lr": 1}}

@@ -14,6 +14,7 @@ Overrides use dotted keys and YAML values: ``--set optim.lr=3e-4 --set model.mod
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 import os
@@ -167,6 +168,8 @@ class OptimSection:
 @dataclass
 class TrainSection:
     """The loop. ``precision``: ``auto`` (bf16 autocast on a GPU, fp32 on the CPU), ``bf16`` or ``fp32``.
+    ``compile``: ``auto`` (``torch.compile`` on a GPU, where its minute or two of compilation pays for itself within
+    the first epoch: +55% training throughput on an H200; eager on the CPU), ``true`` or ``false``.
     ``eval_every``: evaluate on the test split every N epochs (0: only after the final epoch, as the paper reports).
     ``checkpoint_every_steps``: also save a resumable state every N steps inside an epoch (0: only at epoch ends).
     ``keep_states``: how many resumable states to keep."""
@@ -176,7 +179,7 @@ class TrainSection:
     eval_batch_size: int | None = None
     seed: int = 1
     precision: str = "auto"
-    compile: bool = False
+    compile: bool | str = "auto"
     device: str = "auto"
     label_smoothing: float = 0.0
     eval_every: int = 0
@@ -187,6 +190,7 @@ class TrainSection:
 
     def __post_init__(self):
         _check_choice("train.precision", self.precision, ("auto", "bf16", "fp32"))
+        _check_choice("train.compile", self.compile, ("auto", True, False))
         if self.seed < 0:
             raise ValueError(f"train.seed must be >= 0, got {self.seed}")
         for name in ("epochs", "batch_size", "keep_states", "log_every"):
@@ -352,7 +356,8 @@ def add_config_arguments(parser, *, fold: bool = True) -> None:
     g.add_argument("--lr", type=float, help="optim.lr")
     g.add_argument("--seed", type=int, help="train.seed")
     g.add_argument("--precision", help="train.precision: auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16, fp8, fp8t")
-    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (train.compile)")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model (train.compile; default auto: on a GPU)")
     g.add_argument("--device", help="train.device: auto, cpu, cuda, cuda:1")
     g.add_argument("--num-workers", type=int, help="data loader worker processes (data.num_workers)")
 

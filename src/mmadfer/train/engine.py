@@ -179,6 +179,18 @@ def _to_device(batch: dict[str, torch.Tensor], model: MMADFER, device: torch.dev
     return video, audio, batch["label"].to(device, non_blocking=True)  # label: [B]
 
 
+def _pad_rows(x: torch.Tensor | None, rows: int) -> torch.Tensor | None:
+    """``x`` with its first row repeated up to ``rows`` rows.
+
+    A compiled model is specialised to one batch size; a short last batch would trigger a second compilation (over
+    two minutes for the reference model on an H200). Padding it instead, and keeping only the real rows' logits,
+    leaves the loss and the gradients exactly those of the short batch: clips never interact inside the model.
+    """
+    if x is None or len(x) >= rows:
+        return x
+    return torch.cat([x, x[:1].expand(rows - len(x), *x.shape[1:])])  # [rows, ...]
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------------------------------------
@@ -340,7 +352,9 @@ class _Trainer:
         if info.distributed:
             net = nn.parallel.DistributedDataParallel(
                 net, device_ids=[self.device.index] if self.device.type == "cuda" else None, broadcast_buffers=False)
-        self.net = torch.compile(net) if cfg.train.compile else net
+        compile = cfg.train.compile
+        self.compiled = compile is True or (compile == "auto" and self.device.type == "cuda")
+        self.net = torch.compile(net) if self.compiled else net
         self.log = RunLogger(run_dir, enabled=info.is_main, tensorboard=cfg.train.tensorboard, history=self.history,
                              purge_step=self.global_step if state_file is not None else None)
 
@@ -429,8 +443,10 @@ class _Trainer:
             timer.got_batch(len(batch["label"]) if weight else 0)
             last_batch = batch
             video, audio, label = _to_device(batch, self.model, dev)
+            if self.compiled:  # one static batch shape: no recompilation for the short last batch
+                video, audio = _pad_rows(video, bs), _pad_rows(audio, bs)
             with accel.autocast(dev, self.precision):
-                logits = self.net(video, audio)  # [B, C]
+                logits = self.net(video, audio)[: len(label)]  # [B, C]
             loss = F.cross_entropy(logits.float(), label, label_smoothing=cfg.train.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             (loss * weight).backward()
