@@ -103,3 +103,42 @@ def test_in_memory_export_and_bad_files(tiny_model, tmp_path):
     onnx.save(proto, plain)
     with pytest.raises(CheckpointError, match="plain.onnx"):
         OnnxModel(plain)
+
+
+def _op_counts(path) -> dict[str, int]:
+    import collections
+
+    import onnx
+
+    return collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+
+
+def test_attention_exports_as_fused_onnxruntime_nodes(tiny_model, exported, tmp_path):
+    depth = tiny_model.cfg.depth
+    fp32, int8 = _op_counts(exported["fp32"]), _op_counts(exported["int8"])
+    assert fp32["Attention"] == 2 * depth  # one node per block of each encoder
+    assert int8["QAttention"] == 2 * depth and int8["Attention"] == 0  # their QKV projections are int8
+    assert int8["ConvInteger"] == 0 and int8["Conv"] == 2  # patch embeddings stay fp32 (faster on the CPU)
+    # the swap is only for the export: the model's own modules are back, and it computes what it did
+    from timm.models.vision_transformer import Attention
+
+    assert all(type(b.attn) is Attention for b in tiny_model.vision.blocks)
+    # portable: standard operators only, same numbers
+    portable = export_onnx(tiny_model, tmp_path / "portable.onnx", portable=True)["fp32"]
+    ops = _op_counts(portable)
+    assert ops["Attention"] == 0 and ops["Softmax"] >= 2 * depth
+    video, audio = random_inputs(tiny_model.cfg, 3, seed=7)
+    a, b = OnnxModel(portable)(video, audio), OnnxModel(exported["fp32"])(video, audio)
+    assert np.abs(a - b).max() <= 1e-4
+
+
+def test_fused_attention_restores_the_model_after_an_error(tiny_model):
+    from mmadfer.onnx_attention import fused_attention
+
+    before = [b.attn for b in tiny_model.audio.blocks]
+    with pytest.raises(RuntimeError, match="boom"):
+        with fused_attention(tiny_model) as swapped:
+            assert swapped == 2 * tiny_model.cfg.depth
+            assert all(type(b.attn).__name__ == "_ExportAttention" for b in tiny_model.audio.blocks)
+            raise RuntimeError("boom")
+    assert [b.attn for b in tiny_model.audio.blocks] == before

@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", required=True, metavar="PATH", help="output .onnx file (fp32)")
     p.add_argument("--int8", action="store_true",
                    help="also write <stem>.int8.onnx, dynamically quantised by onnxruntime (smaller, faster on CPU)")
+    p.add_argument("--portable", action="store_true",
+                   help="standard ONNX operators only, for runtimes other than ONNX Runtime (by default each "
+                        "attention is one fused ONNX Runtime node, which is faster)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
     p.add_argument("--verify", type=int, default=16, metavar="N",
                    help="compare with PyTorch on N random clips (0 to skip; default %(default)s)")
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    paths = export_onnx(model, args.onnx, opset=args.opset or DEFAULT_OPSET, int8=args.int8)
+    paths = export_onnx(model, args.onnx, opset=args.opset or DEFAULT_OPSET, int8=args.int8,
+                        portable=args.portable)
     status = 0
     for kind, path in paths.items():
         size = path.stat().st_size / 2**20
