@@ -60,3 +60,20 @@ def test_unknown_precision_is_rejected():
     assert "fp8" in PRECISIONS
     with pytest.raises(ValueError, match="precision"):
         autocast("cpu", "fp4")
+
+
+def test_default_precision_follows_the_hardware(monkeypatch):
+    from mmadfer import accel
+
+    for purpose in ("predict", "train", "evaluate"):
+        assert accel.default_precision("cuda", purpose=purpose) == "bf16"
+    for native in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert accel.native_bf16("cpu") is native
+        assert accel.default_precision("cpu") == ("bf16" if native else "fp32")  # emulated bf16 is slower
+        # CPU training and evaluation keep fp32: `evaluate` must reproduce a CPU run's metrics exactly
+        assert accel.default_precision("cpu", purpose="train") == accel.default_precision("cpu", purpose="evaluate") \
+            == "fp32"
+    with pytest.raises(ValueError, match="purpose"):
+        accel.default_precision("cpu", purpose="serve")

@@ -42,7 +42,8 @@ def test_torchrun_two_processes_train_and_evaluate_like_one(tmp_path):
     assert train.stdout.count("UAR ") == 1  # rank 0 alone reports
     ddp_eval = subprocess.run(torchrun + ["evaluate", "--checkpoint", str(run_dir / "final.safetensors"), "--data",
                                           str(data), "--dataset", "folder", "--fold", "1", "--out",
-                                          str(tmp_path / "ddp_eval"), "--batch-size", "4", "--num-workers", "0"],
+                                          str(tmp_path / "ddp_eval"), "--batch-size", "4", "--num-workers", "0",
+                                          "--precision", "fp32"],  # the arithmetic the training run evaluated in
                               env=env, capture_output=True, text=True, timeout=300)
     assert ddp_eval.returncode == 0, ddp_eval.stderr[-3000:]
 
@@ -50,7 +51,7 @@ def test_torchrun_two_processes_train_and_evaluate_like_one(tmp_path):
 
     assert main(["evaluate", "--checkpoint", str(run_dir / "final.safetensors"), "--data", str(data), "--dataset",
                  "folder", "--fold", "1", "--out", str(tmp_path / "single"), "--batch-size", "4",
-                 "--num-workers", "0"]) == 0
+                 "--num-workers", "0", "--precision", "fp32"]) == 0
     single = json.loads((tmp_path / "single" / "metrics.json").read_text())
     assert single["num_clips"] == 19
     for other in (run_dir / "eval", tmp_path / "ddp_eval"):  # evaluated inside the DDP run, and by torchrun evaluate

@@ -79,13 +79,21 @@ def test_export_cli_and_onnx_recognizer(tiny_model, tmp_path, capsys):
     assert "fp32" in printed and "int8" in printed and "top-1 agreement" in printed
 
     video, audio = random_inputs(tiny_model.cfg, 3, seed=7)
-    torch_rec = Recognizer.from_checkpoint(ck, device="cpu", detector=None)
+    torch_rec = Recognizer.from_checkpoint(ck, device="cpu", detector=None, precision="fp32")
+    p_torch = torch_rec.predict_batch(video, audio)
     for source in (out, ck):  # an exported file, or a checkpoint exported in memory
         onnx_rec = Recognizer.from_checkpoint(source, device="cpu", backend="onnx", detector=None)
-        assert onnx_rec.labels == LABELS
-        p_onnx, p_torch = onnx_rec.predict_batch(video, audio), torch_rec.predict_batch(video, audio)
+        assert onnx_rec.labels == LABELS and onnx_rec.precision == "fp32"
+        p_onnx = onnx_rec.predict_batch(video, audio)
         np.testing.assert_allclose(p_onnx.sum(1), 1.0, atol=1e-5)
         assert np.abs(p_onnx - p_torch).max() < 1e-4
+    for source in (tmp_path / "m.int8.onnx", ck):  # int8: the exported file, or quantised in memory
+        int8_rec = Recognizer.from_checkpoint(source, device="cpu", backend="onnx-int8", detector=None)
+        assert int8_rec.backend == "onnx" and int8_rec.precision == "int8"
+        p_int8 = int8_rec.predict_batch(video, audio)
+        assert 0 < np.abs(p_int8 - p_torch).max() < 0.05  # quantised: close, not equal
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Recognizer.from_checkpoint(ck, backend="tensorrt")
 
 
 def test_in_memory_export_and_bad_files(tiny_model, tmp_path):

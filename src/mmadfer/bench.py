@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -212,42 +212,65 @@ def bench_accuracy(s: BenchSettings, precision: str, golden: Path | None, base: 
     return row
 
 
-def bench_cpu_paths(s: BenchSettings, base: MMADFER) -> list[dict]:
-    """One clip at a time on the CPU: torch fp32 and bf16, ONNX Runtime fp32 and dynamic int8."""
+def _cpu_runners(model: MMADFER, modes: Sequence[str], tmp: Path) -> dict[str, Callable]:
+    """One ``run(video, audio) -> logits`` per CPU path: torch fp32/bf16, ONNX Runtime fp32/int8 (exported to tmp)."""
     from .export import OnnxModel, export_onnx, quantize_int8
 
-    rows = []
+    runners: dict[str, Callable] = {}
+    for mode in modes:
+        if mode.startswith("torch-"):
+            precision = mode.split("-")[1]
+
+            def run(v, a, precision=precision):
+                with torch.inference_mode(), autocast("cpu", precision):
+                    return model(v, a).float()
+            runners[mode] = run
+        else:
+            fp32 = tmp / "model.onnx"
+            if not fp32.exists():
+                export_onnx(model, fp32)
+            path = fp32 if mode == "onnx-fp32" else quantize_int8(fp32, tmp / "model.int8.onnx")
+            ort = OnnxModel(path)
+            runners[mode] = lambda v, a, ort=ort: torch.from_numpy(ort(v.numpy(), a.numpy()))
+    return runners
+
+
+def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((out - ref).abs().max() / ref.abs().max())
+
+
+def bench_cpu_paths(s: BenchSettings, base: MMADFER, golden: Path | None = None) -> list[dict]:
+    """One clip at a time on the CPU: torch fp32 and bf16, ONNX Runtime fp32 and dynamic int8.
+
+    Each path is timed, compared with torch fp32 on random clips (top-1 agreement, max relative logit error) and, with
+    ``golden``, on the golden weights and inputs.
+    """
     video, audio = _inputs(base.cfg, 1, "cpu")
     video = video.float().div(255)
     clips = [_inputs(base.cfg, 1, "cpu", seed=2000 + i) for i in range(max(2, s.agreement_clips))]
     clips = [(v.float().div(255), a) for v, a in clips]
     with torch.inference_mode():
         ref_logits = [base(v, a) for v, a in clips]
+    golden_err: dict[str, float] = {}
+    if golden is not None and s.size == "reference":
+        model, g = _golden_model(golden)
+        with tempfile.TemporaryDirectory() as tmp:
+            for mode, run in _cpu_runners(model, s.cpu_modes, Path(tmp)).items():
+                golden_err[mode] = _rel_err(run(g["images"], g["audio"]), g["logits"])
+        del model
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        runners: dict[str, Callable] = {}
-        for mode in s.cpu_modes:
-            if mode.startswith("torch-"):
-                precision = mode.split("-")[1]
-
-                def run(v, a, precision=precision):
-                    with torch.inference_mode(), autocast("cpu", precision):
-                        return base(v, a).float()
-                runners[mode] = run
-            else:
-                fp32 = Path(tmp) / "model.onnx"
-                if not fp32.exists():
-                    export_onnx(base, fp32)
-                path = fp32 if mode == "onnx-fp32" else quantize_int8(fp32, Path(tmp) / "model.int8.onnx")
-                ort = OnnxModel(path)
-                runners[mode] = lambda v, a, ort=ort: torch.from_numpy(ort(v.numpy(), a.numpy()))
-        for mode, run in runners.items():
+        for mode, run in _cpu_runners(base, s.cpu_modes, Path(tmp)).items():
             sec = _timed(lambda: run(video, audio), "cpu", s.steps, s.warmup)
             outs = [run(v, a) for v, a in clips]
             agree = sum(int(o.argmax() == r.argmax()) for o, r in zip(outs, ref_logits))
-            err = max(float((o - r).abs().max() / r.abs().max()) for o, r in zip(outs, ref_logits))
-            rows.append({"kind": "cpu", "mode": mode, "batch": 1, "s_per_clip": round(sec, 3),
-                         "top1_agreement": round(agree / len(clips), 4), "clips": len(clips),
-                         "random_max_rel_logit_err": err, "threads": torch.get_num_threads()})
+            row = {"kind": "cpu", "mode": mode, "batch": 1, "s_per_clip": round(sec, 3),
+                   "top1_agreement": round(agree / len(clips), 4), "clips": len(clips),
+                   "random_max_rel_logit_err": max(_rel_err(o, r) for o, r in zip(outs, ref_logits)),
+                   "threads": torch.get_num_threads()}
+            if mode in golden_err:
+                row["golden_max_rel_logit_err"] = golden_err[mode]
+            rows.append(row)
     return rows
 
 
@@ -331,7 +354,7 @@ def run_benchmarks(s: BenchSettings, log: Callable[[str], None] = print) -> dict
             for m in s.accuracy_modes:
                 attempt(bench_accuracy, s, m, golden, base, kind="accuracy", mode=m)
         elif what == "cpu":
-            attempt(bench_cpu_paths, s, base, kind="cpu", mode=",".join(s.cpu_modes))
+            attempt(bench_cpu_paths, s, base, golden, kind="cpu", mode=",".join(s.cpu_modes))
         elif what == "loader":
             attempt(bench_loader, s, kind="loader", mode="")
         else:

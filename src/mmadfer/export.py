@@ -36,7 +36,7 @@ from .config import ModelConfig
 from .io import atomic_path
 from .onnx_attention import ORT_DOMAIN, fused_attention
 
-__all__ = ["export_onnx", "onnx_bytes", "quantize_int8", "OnnxModel", "compare", "random_inputs", "DEFAULT_OPSET",
+__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "quantize_int8", "OnnxModel", "compare", "random_inputs", "DEFAULT_OPSET",
            "INT8_OP_TYPES"]
 
 DEFAULT_OPSET = 17
@@ -132,6 +132,16 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
         _set_metadata(proto, cfg, "int8")
         onnx.save(proto, tmp)
     return dst
+
+
+def int8_bytes(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET) -> bytes:
+    """The int8 ONNX graph of ``model``, in memory (the fp32 graph passes through a private temporary folder)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mmadfer-int8-") as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        fp32.write_bytes(onnx_bytes(model, opset=opset))
+        return quantize_int8(fp32, Path(tmp) / "model.int8.onnx").read_bytes()
 
 
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET,

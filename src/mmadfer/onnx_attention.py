@@ -39,7 +39,9 @@ class _AttentionOp(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, x, weight, bias, num_heads: int):
-        return g.op(f"{ORT_DOMAIN}::Attention", x, weight, bias, num_heads_i=num_heads)
+        out = g.op(f"{ORT_DOMAIN}::Attention", x, weight, bias, num_heads_i=num_heads)
+        out.setType(x.type())  # same shape and dtype as x: the exporter cannot infer it for a contrib op
+        return out
 
 
 class _ExportAttention(nn.Module):

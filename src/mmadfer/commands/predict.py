@@ -52,9 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-windows", type=int, metavar="N", help="with --realtime: stop after N predictions")
     p.add_argument("--pace", action="store_true", help="with --realtime on a file: replay it at its own speed")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
-    p.add_argument("--backend", choices=("torch", "onnx"), help="default: onnx for .onnx files, torch otherwise")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"),
+                   help="default: onnx for .onnx files, torch otherwise; onnx-int8 quantises a PyTorch checkpoint "
+                        "in memory (the fastest on a CPU, ~30 s to prepare)")
     p.add_argument("--precision", help="torch backend arithmetic: fp32, bf16 or an fp8 mode of mmadfer.accel "
-                                       "(default: bf16 on a GPU, fp32 on the CPU)")
+                                       "(default: bf16 on a GPU and on CPUs with native bf16, else fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default %(default)s)")
     p.add_argument("--no-faces", action="store_true",

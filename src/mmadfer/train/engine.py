@@ -139,7 +139,7 @@ def build_optimizer(model: MMADFER, cfg: TrainConfig, device: torch.device):
 
 def _precision(cfg: TrainConfig, device: torch.device) -> str:
     p = cfg.train.precision
-    return accel.default_precision(device) if p == "auto" else p
+    return accel.default_precision(device, purpose="train") if p == "auto" else p
 
 
 def _configure_backends(device: torch.device, precision: str) -> None:
@@ -205,7 +205,7 @@ def predict_dataset(model: nn.Module, dataset, *, batch_size: int, device: str |
     """
     device = torch.device(device)
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if D.is_initialized() else (0, 1)
-    precision = accel.default_precision(device) if precision == "auto" else precision
+    precision = accel.default_precision(device, purpose="evaluate") if precision == "auto" else precision
     net = _unwrap(model)
     was_training = model.training
     model.eval()
