@@ -5,8 +5,9 @@
 # DFEW itself cannot travel to the lent machine, so the fold is made of synthetic clips in the DFEW layout: CLIPS
 # distinct 224² JPEG-folder + WAV clips, listed repeatedly so that fold 1 has DFEW's sizes (9,356 training and 2,341
 # test clips). Every listed clip is decoded, augmented and featurised by the loader as a real one would be.
-# It trains EPOCHS epochs with the defaults on a GPU (bf16, torch.compile) at batch 32 with 16 workers, and evaluates; log.csv gives each epoch's
-# wall time, so 25 epochs are projected from the steady-state epochs. Carry [".whl"] (PyAV for the device's Python).
+# It trains EPOCHS epochs with the GPU defaults (bf16, torch.compile) at batch 32 with 16 workers, then evaluates;
+# log.csv gives each epoch's wall time, so 25 epochs are projected from the steady-state epochs.
+# Carry [".whl"] (PyAV for the device's Python).
 #   bash benchmarks/gpu_fold.sh                      # on the GPU machine
 #   CLIPS=8 TRAIN_N=32 TEST_N=8 EPOCHS=1 EXTRA="--set model.preset=tiny --device cpu --num-workers 2" \
 #     bash benchmarks/gpu_fold.sh                    # a dry run anywhere

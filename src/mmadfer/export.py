@@ -36,8 +36,8 @@ from .config import ModelConfig
 from .io import atomic_path
 from .onnx_attention import ORT_DOMAIN, fused_attention
 
-__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "quantize_int8", "OnnxModel", "compare", "random_inputs", "DEFAULT_OPSET",
-           "INT8_OP_TYPES"]
+__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "quantize_int8", "OnnxModel", "compare", "random_inputs",
+           "DEFAULT_OPSET", "INT8_OP_TYPES"]
 
 DEFAULT_OPSET = 17
 INPUT_NAMES = ("video", "audio")
