@@ -35,3 +35,14 @@ def test_a_program_error_propagates_after_leaving_the_group(cleanups, capsys):
         with TrainingSession("ablate"):
             raise KeyError("bug")
     assert cleanups == [1] and capsys.readouterr().err == ""
+
+
+def test_evaluate_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
+    from mmadfer.cli import main
+
+    missing = tmp_path / "missing.safetensors"
+    rc = main(["evaluate", "--checkpoint", str(missing), "--data", str(tmp_path), "--dataset", "folder",
+               "--out", str(tmp_path / "eval")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"mmadfer evaluate: {missing}: no such file"]
+    assert not (tmp_path / "eval").exists()

@@ -1,8 +1,8 @@
-"""What the training commands (``train``, ``cv``, ``ablate``) share around :func:`mmadfer.train.engine.fit`.
+"""What the commands that run under torchrun (``train``, ``cv``, ``ablate``, ``evaluate``) share.
 
-Each of them joins the torchrun process group (if any), trains, and must leave the group however the run ends; a
-mistake in the user's input (a bad config, a missing folder, a run folder that already exists) is one line on stderr
-and exit code 2, not a traceback. :class:`TrainingSession` is that contract, written once::
+Each of them joins the torchrun process group (if any), trains or evaluates, and must leave the group however the
+run ends; a mistake in the user's input (a bad config, a missing folder, a run folder that already exists) is one
+line on stderr and exit code 2, not a traceback. :class:`TrainingSession` is that contract, written once::
 
     with TrainingSession("cv") as session:
         cfg = config_from_args(args)

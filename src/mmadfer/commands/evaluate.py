@@ -13,7 +13,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,14 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..checkpoints import load_model
     from ..data.datasets import build_dataset
-    from ..errors import MmadferError
     from ..metrics import load_cost_matrix
-    from ..train import distributed as D
     from ..train.config import parse_value
     from ..train.engine import evaluate_model
+    from ._training import TrainingSession
 
-    try:
-        info = D.setup(args.device)
+    with TrainingSession("evaluate") as session:
+        info = session.setup(args.device)
         kw = {"vision": args.vision_weights, "audio": args.audio_weights} \
             if (args.vision_weights or args.audio_weights) else {}
         model = load_model(args.checkpoint, map_location=info.device, **kw)
@@ -65,11 +63,8 @@ def run(args: argparse.Namespace) -> int:
         cost = load_cost_matrix(args.cost_matrix, dataset.class_names) if args.cost_matrix else None
         metrics = evaluate_model(model, dataset, batch_size=args.batch_size, device=info.device, out_dir=args.out,
                                  cost_matrix=cost, num_workers=args.num_workers, precision=args.precision)
-    except (MmadferError, ValueError, FileNotFoundError) as e:
-        print(f"mmadfer evaluate: {e}", file=sys.stderr)
-        return 2
-    finally:
-        D.cleanup()
+    if session.exit_code:
+        return session.exit_code
     if info.is_main:
         line = f"UAR {metrics['uar']:.4f}  WAR {metrics['war']:.4f}  ({metrics['num_clips']} clips"
         line += f", {len(metrics['skipped'])} skipped)" if metrics["skipped"] else ")"
