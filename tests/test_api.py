@@ -69,3 +69,14 @@ def test_outputs_get_normal_file_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "table.csv").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_bench_mode_names():
+    from mmadfer.bench import _parse_mode
+
+    assert _parse_mode("fp32@8") == ("fp32", False, None, 8)
+    assert _parse_mode("bf16+compile@64") == ("bf16", True, None, 64)
+    assert _parse_mode("bf16+cudagraphs@16") == ("bf16", True, "reduce-overhead", 16)
+    assert _parse_mode("fp8t+autotune@128") == ("fp8t", True, "max-autotune-no-cudagraphs", 128)
+    with pytest.raises(ValueError, match="unknown flag 'compiled'"):
+        _parse_mode("bf16+compiled@8")

@@ -63,11 +63,19 @@ def _model_cfg(s: BenchSettings) -> ModelConfig:
     return ModelConfig.tiny(num_classes=7) if s.size == "tiny" else ModelConfig.reference(7, s.img_size)
 
 
-def _parse_mode(mode: str) -> tuple[str, bool, int | None]:
-    """``'bf16+compile@64'`` -> ('bf16', True, 64)."""
-    mode, _, bs = mode.partition("@")
-    precision, _, flag = mode.partition("+")
-    return precision, flag == "compile", int(bs) if bs else None
+#: ``+FLAG`` of a mode name -> ``torch.compile`` mode (``None``: the default mode).
+COMPILE_FLAGS = {"compile": None, "cudagraphs": "reduce-overhead", "autotune": "max-autotune-no-cudagraphs",
+                 "max": "max-autotune"}
+
+
+def _parse_mode(mode: str) -> tuple[str, bool, str | None, int | None]:
+    """``'bf16+compile@64'`` -> ('bf16', True, None, 64); ``'bf16+cudagraphs@8'`` -> ('bf16', True,
+    'reduce-overhead', 8); ``'fp32@8'`` -> ('fp32', False, None, 8)."""
+    name, _, bs = mode.partition("@")
+    precision, _, flag = name.partition("+")
+    if flag and flag not in COMPILE_FLAGS:
+        raise ValueError(f"mode {mode!r}: unknown flag {flag!r}; use one of {sorted(COMPILE_FLAGS)}")
+    return precision, bool(flag), COMPILE_FLAGS.get(flag), int(bs) if bs else None
 
 
 def _inputs(cfg: ModelConfig, batch: int, device: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,8 +133,9 @@ def count_gflop(cfg: ModelConfig, *, backward: bool = False) -> float:
 
 
 def bench_infer(s: BenchSettings, mode: str, base: MMADFER) -> dict:
-    precision, compiled, batch = _parse_mode(mode)
-    model = optimize_model(copy.deepcopy(base).eval(), device=s.device, precision=precision, compile=compiled)
+    precision, compiled, compile_mode, batch = _parse_mode(mode)
+    model = optimize_model(copy.deepcopy(base).eval(), device=s.device, precision=precision, compile=compiled,
+                           compile_mode=compile_mode)
     video, audio = _inputs(base.cfg, batch or 8, s.device)
     row: dict[str, Any] = {"kind": "infer", "mode": mode, "batch": batch}
 
@@ -146,10 +155,10 @@ def bench_infer(s: BenchSettings, mode: str, base: MMADFER) -> dict:
 
 
 def bench_train(s: BenchSettings, mode: str, base: MMADFER) -> dict:
-    precision, compiled, batch = _parse_mode(mode)
+    precision, compiled, compile_mode, batch = _parse_mode(mode)
     net = copy.deepcopy(base).train()
     params = [p for p in net.parameters() if p.requires_grad]
-    model = optimize_model(net, device=s.device, precision=precision, compile=compiled)
+    model = optimize_model(net, device=s.device, precision=precision, compile=compiled, compile_mode=compile_mode)
     cuda = torch.device(s.device).type == "cuda"
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-2, fused=cuda or None, foreach=None if cuda else True)
     video, audio = _inputs(base.cfg, batch or 8, s.device)

@@ -24,8 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--img-size", type=int, default=d.img_size)
     p.add_argument("--what", type=_csv, default=d.what,
                    help="comma list of: infer, train, accuracy, cpu, loader (default infer,train,accuracy)")
-    p.add_argument("--infer-modes", type=_csv, default=d.infer_modes, help="PRECISION[+compile]@BATCH, comma list")
-    p.add_argument("--train-modes", type=_csv, default=d.train_modes)
+    p.add_argument("--infer-modes", type=_csv, default=d.infer_modes,
+                   help="PRECISION[+FLAG]@BATCH, comma list; FLAG: compile, cudagraphs (reduce-overhead), "
+                        "autotune (max-autotune-no-cudagraphs) or max (max-autotune)")
+    p.add_argument("--train-modes", type=_csv, default=d.train_modes, help="as --infer-modes")
     p.add_argument("--accuracy-modes", type=_csv, default=d.accuracy_modes)
     p.add_argument("--cpu-modes", type=_csv, default=d.cpu_modes)
     p.add_argument("--steps", type=int, default=d.steps, help="timed iterations per mode (median reported)")
