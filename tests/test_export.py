@@ -87,8 +87,9 @@ def test_export_cli_and_onnx_recognizer(tiny_model, tmp_path, capsys):
         p_onnx = onnx_rec.predict_batch(video, audio)
         np.testing.assert_allclose(p_onnx.sum(1), 1.0, atol=1e-5)
         assert np.abs(p_onnx - p_torch).max() < 1e-4
-    for source in (tmp_path / "m.int8.onnx", ck):  # int8: the exported file, or quantised in memory
-        int8_rec = Recognizer.from_checkpoint(source, device="cpu", backend="onnx-int8", detector=None)
+    for source in (tmp_path / "m.int8.onnx", ck):  # int8: the exported file, or quantised in memory (no cache)
+        int8_rec = Recognizer.from_checkpoint(source, device="cpu", backend="onnx-int8", detector=None,
+                                              cache_dir=False)
         assert int8_rec.backend == "onnx" and int8_rec.precision == "int8"
         p_int8 = int8_rec.predict_batch(video, audio)
         assert 0 < np.abs(p_int8 - p_torch).max() < 0.05  # quantised: close, not equal
@@ -150,3 +151,28 @@ def test_fused_attention_restores_the_model_after_an_error(tiny_model):
             assert all(type(b.attn).__name__ == "_ExportAttention" for b in tiny_model.audio.blocks)
             raise RuntimeError("boom")
     assert [b.attn for b in tiny_model.audio.blocks] == before
+
+
+def test_int8_conversion_is_cached_per_checkpoint(tiny_model, tmp_path, monkeypatch):
+    from mmadfer import export
+    from mmadfer.predict import Recognizer
+
+    ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
+    cache = tmp_path / "cache"
+    calls = []
+    real = export.int8_bytes
+    monkeypatch.setattr(export, "int8_bytes", lambda model: calls.append(1) or real(model))
+    first = export.cached_int8(ck, cache_dir=cache)
+    assert first.parent == cache / "onnx" and first.name.startswith("tiny-") and first.name.endswith(".int8.onnx")
+    assert export.cached_int8(ck, cache_dir=cache) == first and len(calls) == 1  # reused, not converted again
+    rec = Recognizer.from_checkpoint(ck, device="cpu", backend="onnx-int8", detector=None, cache_dir=cache)
+    assert rec.precision == "int8" and len(calls) == 1
+    monkeypatch.setenv("MMADFER_CACHE", str(tmp_path / "env_cache"))
+    assert export.default_cache_dir() == tmp_path / "env_cache"
+    save_checkpoint(tiny_model, ck, extra={"note": "retrained"})  # a different file: converted again
+    second = export.cached_int8(ck, cache_dir=cache)
+    assert second != first and len(calls) == 2 and sorted(p.name for p in (cache / "onnx").iterdir()) == sorted(
+        [first.name, second.name])
+    with pytest.raises(CheckpointError, match="no such file"):
+        export.cached_int8(tmp_path / "missing.safetensors", cache_dir=cache)
+

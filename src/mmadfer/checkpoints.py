@@ -15,7 +15,6 @@ strict load that raises :class:`~mmadfer.CheckpointError` listing missing and un
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,7 +29,7 @@ from timm.layers import resample_abs_pos_embed
 
 from .config import ModelConfig
 from .errors import CheckpointError
-from .io import atomic_path
+from .io import atomic_path, sha256_file
 from .model.mmadfer import MMADFER
 
 __all__ = [
@@ -303,7 +302,7 @@ def load_encoder_weights(model: MMADFER, vision: str | os.PathLike | None = None
         raw = _read_state_dict(path)
         sd = convert_mae_state_dict(raw, encoder, path, in_chans=in_chans)
         strict_load(encoder, sd, path, allow_missing=("prompts", "prompt_updates"))
-        sources[name] = {"path": str(path.resolve()), "sha256": _sha256(path)}
+        sources[name] = {"path": str(path.resolve()), "sha256": sha256_file(path)}
     model.encoder_sources = sources
     return model
 
@@ -312,14 +311,6 @@ def _read_state_dict(path: Path) -> Tensors:
     if path.suffix == ".safetensors":
         return _read_safetensors(path)[0]
     return _unwrap(safe_torch_load(path, allowed={}), path)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -409,7 +400,7 @@ def load_checkpoint(path: str | os.PathLike, *, vision: str | os.PathLike | None
                 raise CheckpointError(path, f"holds only the trained tensors; pass {name}=<the {name} encoder "
                                             f"checkpoint> (recorded: {src})")
             want = recorded.get(name, {}).get("sha256")
-            if want and given[name] is None and _sha256(Path(src)) != want:
+            if want and given[name] is None and sha256_file(Path(src)) != want:
                 raise CheckpointError(path, f"the recorded {name} encoder {src} has changed (SHA-256 mismatch)")
             load_encoder_weights(model, **{name: src})
         strict_load(model, tensors, path, allow_missing=tuple(

@@ -21,6 +21,7 @@ top-1 agreement with the PyTorch model).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -33,11 +34,11 @@ import torch
 
 from ._optional import require
 from .config import ModelConfig
-from .io import atomic_path
+from .io import atomic_path, sha256_file
 from .onnx_attention import ORT_DOMAIN, fused_attention
 
-__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "quantize_int8", "OnnxModel", "compare", "random_inputs",
-           "DEFAULT_OPSET", "INT8_OP_TYPES"]
+__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "cached_int8", "default_cache_dir", "quantize_int8",
+           "OnnxModel", "compare", "random_inputs", "DEFAULT_OPSET", "INT8_OP_TYPES"]
 
 DEFAULT_OPSET = 17
 INPUT_NAMES = ("video", "audio")
@@ -142,6 +143,40 @@ def int8_bytes(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET) -> bytes:
         fp32 = Path(tmp) / "model.onnx"
         fp32.write_bytes(onnx_bytes(model, opset=opset))
         return quantize_int8(fp32, Path(tmp) / "model.int8.onnx").read_bytes()
+
+
+def default_cache_dir() -> Path:
+    """Where converted models are kept: ``$MMADFER_CACHE``, else ``~/.cache/mmadfer``."""
+    return Path(os.environ.get("MMADFER_CACHE") or Path.home() / ".cache" / "mmadfer")
+
+
+def cached_int8(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The int8 ONNX model of a PyTorch checkpoint, converted on first use and then reused.
+
+    The file lives in ``<cache_dir>/onnx/`` under a name keyed by the checkpoint's SHA-256 and the versions of
+    mmadfer and ONNX Runtime, so a changed checkpoint or an upgrade converts again; it is written atomically, so an
+    interrupted conversion leaves nothing behind. It holds the model's weights only, never any input. Delete the
+    folder at any time.
+    """
+    import onnxruntime
+
+    from . import __version__
+    from .checkpoints import load_model
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        from .errors import CheckpointError
+
+        raise CheckpointError(checkpoint, "no such file")
+    tag = f"{sha256_file(checkpoint)}|mmadfer {__version__}|onnxruntime {onnxruntime.__version__}|opset {DEFAULT_OPSET}"
+    key = hashlib.sha256(tag.encode()).hexdigest()[:16]
+    path = Path(cache_dir or default_cache_dir()) / "onnx" / f"{checkpoint.stem}-{key}.int8.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = int8_bytes(load_model(checkpoint))
+        with atomic_path(path, suffix=".onnx") as tmp:
+            tmp.write_bytes(data)
+    return path
 
 
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
