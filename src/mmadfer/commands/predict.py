@@ -150,6 +150,12 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value <= 0:
             print(f"error: --{flag} must be positive, got {value}", file=sys.stderr)
             return 2
+    if args.backend == "onnx-int8" and not str(args.checkpoint).lower().endswith(".onnx"):
+        from ..export import default_cache_dir
+
+        cache = Path(args.cache_dir or default_cache_dir()) / "onnx"
+        print(f"int8 model of {args.checkpoint}: converted on first use (about 30 s for the reference model), "
+              f"then reused from {cache}", file=sys.stderr)
     try:
         rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
                                          batch_size=args.batch_size, precision=args.precision, compile=args.compile,
