@@ -121,7 +121,7 @@ def test_batching_and_prefetch_do_not_change_results(checkpoint, videos):
 def test_predict_batch_matches_model_and_preprocessing_profile(checkpoint, videos):
     from mmadfer.accel import native_bf16
 
-    default = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None)
+    default = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None, backend="torch")
     assert default.precision == ("bf16" if native_bf16("cpu") else "fp32")  # the fastest arithmetic that keeps top-1
     rec = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None, precision="fp32")  # exact parity below
     assert rec.preprocess.img_size == 32 and rec.window_s == 5.12
@@ -209,7 +209,8 @@ def test_cli_batch_with_bad_files(checkpoint, videos, tmp_path, capsys):
     argv = ["predict", str(folder), str(missing), "--checkpoint", str(checkpoint), "--output", str(out), "--plot"]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    # one line per bad file and the summary (plus, on a first run, the note that the int8 model is being converted)
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("converting ")]
     assert "Traceback" not in err
     expected = {"zero.mp4": "empty", "notes.mp4": "not a media file", "cut.mp4": "truncated",
                 "voice.mp4": "no video stream", "missing.mp4": "not found"}
@@ -343,3 +344,44 @@ def test_timeline_chart_panels_and_long_tables(tmp_path):
     two.attrs.update(df.attrs)
     fig = plot_timeline(two, tmp_path / "two.svg")
     assert len(fig.axes) == 4 and (tmp_path / "two.svg").read_text().startswith("<?xml")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# backend='auto'
+# ---------------------------------------------------------------------------------------------------------------------
+def test_auto_backend_is_int8_onnx_on_the_cpu_and_torch_elsewhere(checkpoint, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from mmadfer.predict import resolve_backend
+
+    assert resolve_backend(checkpoint, "cpu") == "onnx-int8"
+    assert resolve_backend(checkpoint, "cpu", precision="fp32") == "torch"  # a torch precision asks for torch
+    assert resolve_backend(checkpoint, "cpu", compile=True) == "torch"
+    assert resolve_backend(checkpoint, "cuda") == "torch"
+    assert resolve_backend(tmp_path / "model.onnx", "cpu") == "onnx"
+
+    auto = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None)
+    assert auto.backend == "onnx" and auto.precision == "int8"
+    exact = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None, precision="fp32")
+    assert exact.backend == "torch"
+    video = torch.randint(0, 256, (5, 16, 3, 32, 32), dtype=torch.uint8)
+    audio = torch.randn(5, 1, 512, 128)
+    p_int8, p_fp32 = auto.predict_batch(video, audio), exact.predict_batch(video, audio)
+    assert 0 < np.abs(p_int8 - p_fp32).max() < 0.05
+    # int8 runs clip by clip: a clip's probabilities do not depend on the rest of its batch
+    np.testing.assert_array_equal(auto.predict_batch(video[2:3], audio[2:3])[0], p_int8[2])
+
+
+def test_auto_backend_falls_back_to_torch_when_conversion_fails(checkpoint, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from mmadfer import export
+
+    def broken(*a, **k):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(export, "cached_int8", broken)
+    with pytest.warns(UserWarning, match="exporter exploded"):
+        rec = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None)
+    assert rec.backend == "torch"
+    with pytest.raises(RuntimeError, match="exporter exploded"):  # asked for explicitly: the error is the answer
+        Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None, backend="onnx-int8")
+

@@ -21,6 +21,7 @@ top-1 agreement with the PyTorch model).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -38,8 +39,8 @@ from .config import ModelConfig
 from .io import atomic_path, sha256_file
 from .onnx_attention import ORT_DOMAIN, fused_attention
 
-__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "cached_int8", "default_cache_dir", "quantize_int8",
-           "OnnxModel", "compare", "random_inputs", "DEFAULT_OPSET", "INT8_OP_TYPES"]
+__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "cached_int8", "cached_int8_path", "default_cache_dir",
+           "quantize_int8", "OnnxModel", "compare", "random_inputs", "DEFAULT_OPSET", "INT8_OP_TYPES"]
 
 DEFAULT_OPSET = 17
 INPUT_NAMES = ("video", "audio")
@@ -164,27 +165,43 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("MMADFER_CACHE") or Path.home() / ".cache" / "mmadfer")
 
 
-def cached_int8(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> Path:
-    """The int8 ONNX model of a PyTorch checkpoint, converted on first use and then reused.
+def cached_int8_path(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where :func:`cached_int8` keeps the int8 model of ``checkpoint`` (the file may not exist yet).
 
-    The file lives in ``<cache_dir>/onnx/`` under a name keyed by the checkpoint's SHA-256 and the versions of
-    mmadfer and ONNX Runtime, so a changed checkpoint or an upgrade converts again; it is written atomically, so an
-    interrupted conversion leaves nothing behind. It holds the model's weights only, never any input. Delete the
-    folder at any time.
+    The name is keyed by the checkpoint's SHA-256 and the versions of mmadfer and ONNX Runtime, so a changed
+    checkpoint or an upgrade converts again.
     """
     import onnxruntime
 
     from . import __version__
-    from .checkpoints import load_model
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         from .errors import CheckpointError
 
         raise CheckpointError(checkpoint, "no such file")
-    tag = f"{sha256_file(checkpoint)}|mmadfer {__version__}|onnxruntime {onnxruntime.__version__}|opset {DEFAULT_OPSET}"
+    stat = checkpoint.stat()
+    digest = _file_digest(str(checkpoint.resolve()), stat.st_size, stat.st_mtime_ns)
+    tag = f"{digest}|mmadfer {__version__}|onnxruntime {onnxruntime.__version__}|opset {DEFAULT_OPSET}"
     key = hashlib.sha256(tag.encode()).hexdigest()[:16]
-    path = Path(cache_dir or default_cache_dir()) / "onnx" / f"{checkpoint.stem}-{key}.int8.onnx"
+    return Path(cache_dir or default_cache_dir()) / "onnx" / f"{checkpoint.stem}-{key}.int8.onnx"
+
+
+@functools.lru_cache(maxsize=16)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime): a checkpoint is hashed once per process."""
+    return sha256_file(path)
+
+
+def cached_int8(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The int8 ONNX model of a PyTorch checkpoint, converted on first use and then reused.
+
+    The file lives at :func:`cached_int8_path`, written atomically, so an interrupted conversion leaves nothing
+    behind. It holds the model's weights only, never any input. Delete the folder at any time.
+    """
+    from .checkpoints import load_model
+
+    path = cached_int8_path(checkpoint, cache_dir=cache_dir)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         data = int8_bytes(load_model(checkpoint))
@@ -264,8 +281,12 @@ class OnnxModel:
         audio = audio.cpu().numpy() if torch.is_tensor(audio) else np.asarray(audio)  # [B, 1, 512, 128]
         if video.dtype == np.uint8:
             video = video.astype(np.float32) * np.float32(1 / 255)
-        feeds = {"video": np.ascontiguousarray(video, np.float32), "audio": np.ascontiguousarray(audio, np.float32)}
-        return self.session.run([OUTPUT_NAME], feeds)[0]  # [B, C]
+        video, audio = np.ascontiguousarray(video, np.float32), np.ascontiguousarray(audio, np.float32)
+        if self.precision == "int8" and len(video) > 1:
+            # Dynamic int8 takes one activation scale over the whole batch: clip by clip, a clip's result does not
+            # depend on its batch-mates. It costs nothing on a CPU, where batching adds no throughput.
+            return np.concatenate([self(video[i:i + 1], audio[i:i + 1]) for i in range(len(video))])  # [B, C]
+        return self.session.run([OUTPUT_NAME], {"video": video, "audio": audio})[0]  # [B, C]
 
 
 def compare(model: torch.nn.Module, runner: OnnxModel, *, num_clips: int = 64, batch_size: int = 16,
