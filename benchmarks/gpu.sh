@@ -4,15 +4,7 @@
 # files in .golden/ (both git-ignored copies), e.g. with the device tool: carry [".whl", ".golden"],
 # command "bash benchmarks/gpu.sh". Results: $OUT/bench_gpu.json and the log.
 set -uo pipefail
-OUT=${OUT:-/tmp/mmadfer-bench}
-mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD/src
-else
-  export PYTHONPATH=$PWD/src
-fi
-export PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__, 'cpus', __import__('os').cpu_count())"
 python3 -m mmadfer.cli bench --device cuda --what "${WHAT:-accuracy,infer,train,loader}" \

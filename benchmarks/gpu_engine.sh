@@ -3,10 +3,7 @@
 # model, bf16, 16 loader workers; its log shows clips/s and the share of step time spent waiting on the loader),
 # then the loader benchmark and the tensor-wise fp8 mode. Carry [".whl", ".golden"] as for gpu.sh.
 set -uo pipefail
-OUT=${OUT:-/tmp/mmadfer-bench}
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_env.sh"
 M="python3 -m mmadfer.cli"
 $M synth /tmp/synth224 --clips 320 --size 224 --frames 32 --no-raw > /dev/null 2>&1
 $M train --config dfew --dataset folder --data /tmp/synth224 --fold 1 --out /tmp/run224 \

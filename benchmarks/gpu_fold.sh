@@ -12,16 +12,8 @@
 #   CLIPS=8 TRAIN_N=32 TEST_N=8 EPOCHS=1 EXTRA="--set model.preset=tiny --device cpu --num-workers 2" \
 #     bash benchmarks/gpu_fold.sh                    # a dry run anywhere
 set -uo pipefail
-OUT=${OUT:-/tmp/mmadfer-bench}
 WORK=${WORK:-/tmp/mmadfer-fold}
-mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD/src
-else
-  export PYTHONPATH=$PWD/src
-fi
-export PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_env.sh"
 PY=${PYTHON:-python3}
 M="$PY -m mmadfer.cli"
 start=$(date +%s)

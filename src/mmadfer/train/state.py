@@ -16,7 +16,6 @@ File names sort in training order: ``state-<epoch>-<step>.pt`` means "resume at 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -29,7 +28,7 @@ import torch
 
 from ..checkpoints import safe_torch_load
 from ..errors import CheckpointError
-from ..io import atomic_path, atomic_write
+from ..io import atomic_path, atomic_write, sha256_file
 
 __all__ = ["STATE_FORMAT", "state_path", "save_state", "load_state", "list_states", "latest_state",
            "capture_rng", "restore_rng", "sha256_file", "prune_states"]
@@ -44,14 +43,6 @@ _REQUIRED = ("format", "epoch", "step", "global_step", "model", "optimizer", "sc
 
 def state_path(directory: str | os.PathLike, epoch: int, step: int) -> Path:
     return Path(directory) / f"state-{epoch:04d}-{step:07d}.pt"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _checksum_path(path: Path) -> Path:
