@@ -292,19 +292,21 @@ def load_encoder_weights(model: MMADFER, vision: str | os.PathLike | None = None
     SHA-256) on ``model.encoder_sources`` so that :func:`save_checkpoint` can store only the trained tensors.
     """
     sources = dict(getattr(model, "encoder_sources", {}) or {})
-    for name, path, in_chans in (("vision", vision, 3), ("audio", audio, 1)):
-        if path is None:
-            continue
-        path = Path(path)
-        encoder = getattr(model, name)
-        if encoder is None:
-            raise CheckpointError(path, f"the model has no {name} encoder (modality={model.cfg.modality!r})")
-        raw = _read_state_dict(path)
-        sd = convert_mae_state_dict(raw, encoder, path, in_chans=in_chans)
-        strict_load(encoder, sd, path, allow_missing=("prompts", "prompt_updates"))
-        sources[name] = {"path": str(path.resolve()), "sha256": sha256_file(path)}
+    for name, path in (("vision", vision), ("audio", audio)):
+        if path is not None:
+            _load_encoder(model, name, Path(path))
+            sources[name] = {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}
     model.encoder_sources = sources
     return model
+
+
+def _load_encoder(model: MMADFER, name: str, path: Path) -> None:
+    """Load one MAE encoder file into ``model.<name>`` (strict; prompts keep their initialisation)."""
+    encoder = getattr(model, name)
+    if encoder is None:
+        raise CheckpointError(path, f"the model has no {name} encoder (modality={model.cfg.modality!r})")
+    sd = convert_mae_state_dict(_read_state_dict(path), encoder, path, in_chans=3 if name == "vision" else 1)
+    strict_load(encoder, sd, path, allow_missing=("prompts", "prompt_updates"))
 
 
 def _read_state_dict(path: Path) -> Tensors:
@@ -402,7 +404,7 @@ def load_checkpoint(path: str | os.PathLike, *, vision: str | os.PathLike | None
             want = recorded.get(name, {}).get("sha256")
             if want and given[name] is None and sha256_file(Path(src)) != want:
                 raise CheckpointError(path, f"the recorded {name} encoder {src} has changed (SHA-256 mismatch)")
-            load_encoder_weights(model, **{name: src})
+            _load_encoder(model, name, Path(src))  # the sources recorded below stand: no second hash of the file
         strict_load(model, tensors, path, allow_missing=tuple(
             n for n in model.state_dict() if n not in model.trainable_parameters()))
     else:
