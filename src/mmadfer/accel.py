@@ -43,7 +43,7 @@ def default_precision(device: torch.device | str, *, purpose: str = "predict") -
 
     On a GPU always bf16: 100% top-1 agreement with fp32 over 256 clips, 6.3× faster inference on an H200.
     On the CPU, ``'predict'`` (Recognizer, ``mmadfer predict``) uses bf16 where the CPU has it natively (100% agreement
-    over 32 clips, 1.7× faster on 2 AVX-512 BF16 cores; BENCHMARKS.md) and fp32 elsewhere. CPU training and dataset
+    over 128 clips, 1.7× faster on 2 AVX-512 BF16 cores; BENCHMARKS.md) and fp32 elsewhere. CPU training and dataset
     evaluation stay fp32, so that ``mmadfer evaluate`` reproduces a CPU run's own metrics exactly: on a barely
     trained model nearly tied logits can flip under any change of arithmetic.
     """

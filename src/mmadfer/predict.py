@@ -39,8 +39,8 @@ import torch
 from .config import ModelConfig, PreprocessConfig
 from .errors import CheckpointError
 
-__all__ = ["Recognizer", "resolve_backend", "window_spans", "keep_window", "table_columns", "write_table", "TrackLinker", "WindowInfo",
-           "MIN_WINDOW_FRACTION"]
+__all__ = ["Recognizer", "resolve_backend", "window_spans", "keep_window", "table_columns", "write_table",
+           "TrackLinker", "WindowInfo", "MIN_WINDOW_FRACTION"]
 
 #: A cut final window shorter than this fraction of a window is dropped (unless it is the only one).
 MIN_WINDOW_FRACTION = 0.5
