@@ -1,5 +1,11 @@
-"""Shared test settings: nothing a test runs may write outside its temporary folders."""
+"""Shared test settings and fixtures: nothing a test runs may write outside its temporary folders."""
 import pytest
+import torch
+
+from mmadfer import MMADFER, ModelConfig
+
+#: Class names of the tiny models the tests build.
+TINY_LABELS = ("calm", "joy", "anger", "grief")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -9,3 +15,16 @@ def _private_cache(tmp_path_factory):
     mp.setenv("MMADFER_CACHE", str(tmp_path_factory.mktemp("mmadfer-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> MMADFER:
+    """A tiny random model in eval mode, its fusion gates opened (they start at 0) so that audio changes the output
+    and the fusion path is part of whatever a test compares."""
+    torch.manual_seed(0)
+    model = MMADFER(ModelConfig.tiny(num_classes=4, class_names=TINY_LABELS)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("_gate"):
+                p.fill_(0.5)
+    return model

@@ -8,22 +8,11 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from mmadfer import CheckpointError, MMADFER, ModelConfig, save_checkpoint  # noqa: E402
+from mmadfer import CheckpointError, save_checkpoint  # noqa: E402
 from mmadfer.cli import main  # noqa: E402
 from mmadfer.export import OnnxModel, compare, export_onnx, onnx_bytes, random_inputs  # noqa: E402
 
-LABELS = ("calm", "joy", "anger", "grief")
-
-
-@pytest.fixture(scope="module")
-def tiny_model() -> MMADFER:
-    torch.manual_seed(0)
-    model = MMADFER(ModelConfig.tiny(num_classes=4, class_names=LABELS)).eval()
-    with torch.no_grad():  # gates start at 0: open them so the fusion path is part of what is compared
-        for name, p in model.named_parameters():
-            if name.endswith("_gate"):
-                p.fill_(0.5)
-    return model
+from conftest import TINY_LABELS as LABELS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

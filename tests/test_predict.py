@@ -349,18 +349,25 @@ def test_timeline_chart_panels_and_long_tables(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 # backend='auto'
 # ---------------------------------------------------------------------------------------------------------------------
-def test_auto_backend_is_int8_onnx_on_the_cpu_and_torch_elsewhere(checkpoint, tmp_path):
+def _installed(*modules: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def test_auto_backend_is_int8_on_the_cpu_and_torch_elsewhere(checkpoint, tmp_path):
     pytest.importorskip("onnxruntime")
     from mmadfer.predict import resolve_backend
 
-    assert resolve_backend(checkpoint, "cpu") == "onnx-int8"
+    expected = "openvino-int8" if _installed("openvino", "nncf") else "onnx-int8"
+    assert resolve_backend(checkpoint, "cpu") == expected
     assert resolve_backend(checkpoint, "cpu", precision="fp32") == "torch"  # a torch precision asks for torch
     assert resolve_backend(checkpoint, "cpu", compile=True) == "torch"
     assert resolve_backend(checkpoint, "cuda") == "torch"
     assert resolve_backend(tmp_path / "model.onnx", "cpu") == "onnx"
 
     auto = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None)
-    assert auto.backend == "onnx" and auto.precision == "int8"
+    assert auto.backend == expected.removesuffix("-int8") and auto.precision == "int8"
     exact = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None, precision="fp32")
     assert exact.backend == "torch"
     video = torch.randint(0, 256, (5, 16, 3, 32, 32), dtype=torch.uint8)
@@ -379,6 +386,10 @@ def test_auto_backend_falls_back_to_torch_when_conversion_fails(checkpoint, monk
         raise RuntimeError("exporter exploded")
 
     monkeypatch.setattr(export, "cached_int8", broken)
+    if _installed("openvino", "nncf"):
+        from mmadfer import openvino_int8
+
+        monkeypatch.setattr(openvino_int8, "cached_openvino_int8", broken)
     with pytest.warns(UserWarning, match="exporter exploded"):
         rec = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None)
     assert rec.backend == "torch"

@@ -10,6 +10,8 @@ _EXTRA_OF = {
     "onnx": "onnx",
     "onnxruntime": "onnx",
     "onnxscript": "onnx",
+    "openvino": "openvino",
+    "nncf": "openvino",
     "torch.utils.tensorboard": "tensorboard",
     "tensorboard": "tensorboard",
     "skimage": "demo",

@@ -48,7 +48,7 @@ class BenchSettings:
     infer_modes: tuple[str, ...] = ("fp32@8", "bf16@64", "bf16+compile@64", "fp8+compile@64", "fp8+compile@128")
     train_modes: tuple[str, ...] = ("fp32@8", "bf16@32", "bf16+compile@32", "fp8+compile@32")
     accuracy_modes: tuple[str, ...] = ("bf16", "fp8")
-    cpu_modes: tuple[str, ...] = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+    cpu_modes: tuple[str, ...] = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "openvino-int8")
     steps: int = 20
     warmup: int = 3
     agreement_clips: int = 256
@@ -222,7 +222,8 @@ def bench_accuracy(s: BenchSettings, precision: str, golden: Path | None, base: 
 
 
 def _cpu_runners(model: MMADFER, modes: Sequence[str], tmp: Path) -> dict[str, Callable]:
-    """One ``run(video, audio) -> logits`` per CPU path: torch fp32/bf16, ONNX Runtime fp32/int8 (exported to tmp)."""
+    """One ``run(video, audio) -> logits`` per CPU path: torch fp32/bf16, ONNX Runtime fp32/int8 and OpenVINO int8
+    (converted into tmp)."""
     from .export import OnnxModel, export_onnx, quantize_int8
 
     runners: dict[str, Callable] = {}
@@ -234,6 +235,11 @@ def _cpu_runners(model: MMADFER, modes: Sequence[str], tmp: Path) -> dict[str, C
                 with torch.inference_mode(), autocast("cpu", precision):
                     return model(v, a).float()
             runners[mode] = run
+        elif mode == "openvino-int8":
+            from .openvino_int8 import OpenVinoModel, openvino_int8
+
+            ov = OpenVinoModel(openvino_int8(model, tmp / "model.xml"))
+            runners[mode] = lambda v, a, ov=ov: torch.from_numpy(ov(v, a))
         else:
             fp32 = tmp / "model.onnx"
             if not fp32.exists():
@@ -244,22 +250,32 @@ def _cpu_runners(model: MMADFER, modes: Sequence[str], tmp: Path) -> dict[str, C
     return runners
 
 
+def _agreement(outs: Sequence[torch.Tensor], refs: Sequence[torch.Tensor]) -> float:
+    """Fraction of clips whose top-1 class matches the reference's."""
+    return round(sum(int(o.argmax() == r.argmax()) for o, r in zip(outs, refs)) / len(refs), 4)
+
+
 def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return float((out - ref).abs().max() / ref.abs().max())
 
 
 def bench_cpu_paths(s: BenchSettings, base: MMADFER, golden: Path | None = None) -> list[dict]:
-    """One clip at a time on the CPU: torch fp32 and bf16, ONNX Runtime fp32 and dynamic int8.
+    """One clip at a time on the CPU: torch fp32 and bf16, ONNX Runtime fp32 and dynamic int8, OpenVINO static int8.
 
-    Each path is timed, compared with torch fp32 on random clips (top-1 agreement, max relative logit error) and, with
-    ``golden``, on the golden weights and inputs.
+    Each path is timed and compared with torch fp32 (top-1 agreement, max relative logit error) on random clips, on
+    rendered talking faces (half as many; :func:`mmadfer.data.synthetic.rendered_inputs`, seeds that int8
+    calibration does not use) and, with ``golden``, on the golden weights and inputs.
     """
+    from .data.synthetic import rendered_inputs
+
     video, audio = _inputs(base.cfg, 1, "cpu")
     video = video.float().div(255)
     clips = [_inputs(base.cfg, 1, "cpu", seed=2000 + i) for i in range(max(2, s.agreement_clips))]
     clips = [(v.float().div(255), a) for v, a in clips]
+    faces = rendered_inputs(base.cfg, max(1, len(clips) // 2), seed=777)
     with torch.inference_mode():
         ref_logits = [base(v, a) for v, a in clips]
+        ref_faces = [base(v, a) for v, a in faces]
     golden_err: dict[str, float] = {}
     if golden is not None and s.size == "reference":
         model, g = _golden_model(golden)
@@ -272,10 +288,12 @@ def bench_cpu_paths(s: BenchSettings, base: MMADFER, golden: Path | None = None)
         for mode, run in _cpu_runners(base, s.cpu_modes, Path(tmp)).items():
             sec = _timed(lambda: run(video, audio), "cpu", s.steps, s.warmup)
             outs = [run(v, a) for v, a in clips]
-            agree = sum(int(o.argmax() == r.argmax()) for o, r in zip(outs, ref_logits))
+            face_outs = [run(v, a) for v, a in faces]
             row = {"kind": "cpu", "mode": mode, "batch": 1, "s_per_clip": round(sec, 3),
-                   "top1_agreement": round(agree / len(clips), 4), "clips": len(clips),
+                   "top1_agreement": _agreement(outs, ref_logits), "clips": len(clips),
                    "random_max_rel_logit_err": max(_rel_err(o, r) for o, r in zip(outs, ref_logits)),
+                   "top1_agreement_faces": _agreement(face_outs, ref_faces), "face_clips": len(faces),
+                   "faces_max_rel_logit_err": max(_rel_err(o, r) for o, r in zip(face_outs, ref_faces)),
                    "threads": torch.get_num_threads()}
             if mode in golden_err:
                 row["golden_max_rel_logit_err"] = golden_err[mode]
@@ -373,7 +391,8 @@ def run_benchmarks(s: BenchSettings, log: Callable[[str], None] = print) -> dict
 
 def format_markdown(result: dict) -> str:
     cols = ["kind", "mode", "batch", "clips_per_s", "s_per_clip", "tflop_per_s", "peak_mem_gb", "first_call_s",
-            "top1_agreement", "golden_max_rel_logit_err", "random_max_rel_logit_err", "error"]
+            "top1_agreement", "top1_agreement_faces", "golden_max_rel_logit_err", "random_max_rel_logit_err",
+            "faces_max_rel_logit_err", "error"]
     rows = result["rows"]
     cols = [c for c in cols if any(c in r for r in rows)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

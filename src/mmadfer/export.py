@@ -39,7 +39,8 @@ from .config import ModelConfig
 from .io import atomic_path, sha256_file
 from .onnx_attention import ORT_DOMAIN, fused_attention
 
-__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "cached_int8", "cached_int8_path", "default_cache_dir",
+__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "cached_int8", "cached_int8_path", "cached_model_path",
+           "default_cache_dir", "as_model_inputs",
            "quantize_int8", "OnnxModel", "compare", "random_inputs", "DEFAULT_OPSET", "INT8_OP_TYPES"]
 
 DEFAULT_OPSET = 17
@@ -165,14 +166,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("MMADFER_CACHE") or Path.home() / ".cache" / "mmadfer")
 
 
-def cached_int8_path(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where :func:`cached_int8` keeps the int8 model of ``checkpoint`` (the file may not exist yet).
+def cached_model_path(checkpoint: str | os.PathLike, runtime: str, suffix: str, *, folder: str = "onnx",
+                      cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where a converted model of ``checkpoint`` is kept (the file may not exist yet).
 
-    The name is keyed by the checkpoint's SHA-256 and the versions of mmadfer and ONNX Runtime, so a changed
-    checkpoint or an upgrade converts again.
+    The name is keyed by the checkpoint's SHA-256, mmadfer's version and ``runtime`` (the converting libraries and
+    their versions), so a changed checkpoint or an upgrade converts again. ``folder``: the cache's subfolder.
     """
-    import onnxruntime
-
     from . import __version__
 
     checkpoint = Path(checkpoint)
@@ -182,9 +182,16 @@ def cached_int8_path(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathL
         raise CheckpointError(checkpoint, "no such file")
     stat = checkpoint.stat()
     digest = _file_digest(str(checkpoint.resolve()), stat.st_size, stat.st_mtime_ns)
-    tag = f"{digest}|mmadfer {__version__}|onnxruntime {onnxruntime.__version__}|opset {DEFAULT_OPSET}"
+    tag = f"{digest}|mmadfer {__version__}|{runtime}|opset {DEFAULT_OPSET}"
     key = hashlib.sha256(tag.encode()).hexdigest()[:16]
-    return Path(cache_dir or default_cache_dir()) / "onnx" / f"{checkpoint.stem}-{key}.int8.onnx"
+    return Path(cache_dir or default_cache_dir()) / folder / f"{checkpoint.stem}-{key}{suffix}"
+
+
+def cached_int8_path(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where :func:`cached_int8` keeps the int8 model of ``checkpoint`` (see :func:`cached_model_path`)."""
+    import onnxruntime
+
+    return cached_model_path(checkpoint, f"onnxruntime {onnxruntime.__version__}", ".int8.onnx", cache_dir=cache_dir)
 
 
 @functools.lru_cache(maxsize=16)
@@ -227,6 +234,15 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, opset: int =
     return out
 
 
+def as_model_inputs(video: np.ndarray | torch.Tensor, audio: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs for a runtime: contiguous float32 numpy; uint8 video is divided by 255, as the PyTorch model does."""
+    video = video.cpu().numpy() if torch.is_tensor(video) else np.asarray(video)  # [B, T, 3, S, S]
+    audio = audio.cpu().numpy() if torch.is_tensor(audio) else np.asarray(audio)  # [B, 1, 512, 128]
+    if video.dtype == np.uint8:
+        video = video.astype(np.float32) * np.float32(1 / 255)
+    return np.ascontiguousarray(video, np.float32), np.ascontiguousarray(audio, np.float32)
+
+
 class OnnxModel:
     """Runs an exported model with ONNX Runtime: ``model(video, audio) -> logits`` as numpy.
 
@@ -234,6 +250,8 @@ class OnnxModel:
     execution provider when this onnxruntime build has it, else the CPU. ``video`` may be uint8 (divided by 255 here,
     as the PyTorch model does) or float in [0, 1].
     """
+
+    backend = "onnx"
 
     def __init__(self, source: str | os.PathLike | bytes, *, device: str | torch.device = "cpu",
                  threads: int | None = None):
@@ -277,11 +295,7 @@ class OnnxModel:
         return self.cfg.labels
 
     def __call__(self, video: np.ndarray | torch.Tensor, audio: np.ndarray | torch.Tensor) -> np.ndarray:
-        video = video.cpu().numpy() if torch.is_tensor(video) else np.asarray(video)  # [B, T, 3, S, S]
-        audio = audio.cpu().numpy() if torch.is_tensor(audio) else np.asarray(audio)  # [B, 1, 512, 128]
-        if video.dtype == np.uint8:
-            video = video.astype(np.float32) * np.float32(1 / 255)
-        video, audio = np.ascontiguousarray(video, np.float32), np.ascontiguousarray(audio, np.float32)
+        video, audio = as_model_inputs(video, audio)  # [B, T, 3, S, S], [B, 1, 512, 128] float32
         if self.precision == "int8" and len(video) > 1:
             # Dynamic int8 takes one activation scale over the whole batch: clip by clip, a clip's result does not
             # depend on its batch-mates. It costs nothing on a CPU, where batching adds no throughput.

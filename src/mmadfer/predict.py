@@ -36,18 +36,16 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from .backends import _CPU_CONVERSIONS, _RUNNER_FILES, BACKENDS, conversion_target, resolve_backend
 from .config import ModelConfig, PreprocessConfig
 from .errors import CheckpointError
 
-__all__ = ["Recognizer", "resolve_backend", "window_spans", "keep_window", "table_columns", "write_table",
+__all__ = ["Recognizer", "BACKENDS", "resolve_backend", "conversion_target", "window_spans", "keep_window", "table_columns", "write_table",
            "TrackLinker", "WindowInfo", "MIN_WINDOW_FRACTION"]
 
 #: A cut final window shorter than this fraction of a window is dropped (unless it is the only one).
 MIN_WINDOW_FRACTION = 0.5
 DEFAULT_BATCH_SIZE = 8
-#: Inference engines: PyTorch, ONNX Runtime (fp32), ONNX Runtime with dynamic int8 quantisation, or the fastest
-#: of them for the device (see :meth:`Recognizer.from_checkpoint`).
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 #: With ``multi_face``, a person counts as a separate track if seen in at least this fraction of a window's frames.
 MIN_TRACK_PRESENCE = 0.5
 #: Frames are downscaled at decode time so their longer side is at most this (bounds a window's memory on 4K video;
@@ -241,25 +239,39 @@ def _make_detector(detector: Any, device: str):
         return None
 
 
-def resolve_backend(path: str | os.PathLike, device: str | torch.device | None = None, precision: str | None = None,
-                    compile: bool = False) -> str:
-    """What ``backend='auto'`` picks for checkpoint ``path``: the fastest path that keeps predictions (see
-    :meth:`Recognizer.from_checkpoint`)."""
-    import importlib.util
+def _converted(backend: str, path: Path, device, cache_dir: str | os.PathLike | bool | None):
+    """The runner for ``backend``: an exported file as it is, or a PyTorch checkpoint converted (and cached)."""
+    from .checkpoints import load_model
 
-    device = torch.device(device or _default_device())
-    if Path(path).suffix.lower() == ".onnx":
-        return "onnx"
-    wants_torch = precision is not None or compile
-    has_ort = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
-    return "onnx-int8" if device.type == "cpu" and has_ort and not wants_torch else "torch"
+    if backend == "onnx":
+        from .export import OnnxModel, onnx_bytes
+
+        return OnnxModel(path if path.suffix.lower() == ".onnx" else onnx_bytes(load_model(path)), device=device)
+    if backend == "onnx-int8":
+        from .export import OnnxModel, cached_int8, int8_bytes
+
+        if path.suffix.lower() == ".onnx":
+            return OnnxModel(path, device=device)
+        return OnnxModel(cached_int8(path, cache_dir=cache_dir or None) if cache_dir is not False
+                         else int8_bytes(load_model(path)), device=device)
+    from .openvino_int8 import OpenVinoModel, cached_openvino_int8, openvino_int8
+
+    if path.suffix.lower() == ".xml":
+        return OpenVinoModel(path)
+    if cache_dir is not False:
+        return OpenVinoModel(cached_openvino_int8(path, cache_dir=cache_dir or None))
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mmadfer-ov-") as tmp:  # compiled into memory before it is deleted
+        return OpenVinoModel(openvino_int8(load_model(path), Path(tmp) / "model.xml"))
 
 
 class Recognizer:
     """Expression recognition on prepared tensors, clips or whole videos.
 
     Args:
-        model: an :class:`~mmadfer.MMADFER`, or an :class:`~mmadfer.export.OnnxModel` for the ONNX Runtime backend.
+        model: an :class:`~mmadfer.MMADFER`, or a runner: :class:`~mmadfer.export.OnnxModel` (ONNX Runtime) or
+            :class:`~mmadfer.openvino_int8.OpenVinoModel` (OpenVINO).
         device: ``'cuda'`` if available, else ``'cpu'``.
         batch_size: windows per forward pass.
         detector: ``'auto'`` (MTCNN on ``device``), ``None`` (no detection: frames are used whole, for footage that is
@@ -277,16 +289,15 @@ class Recognizer:
                  detector: Any = "auto", precision: str | None = None, compile: bool = False,
                  max_side: int | None = DEFAULT_MAX_SIDE, prefetch: bool = True, multi_face: bool = True,
                  source: str | None = None):
-        from .export import OnnxModel
-
         from .accel import PRECISIONS, default_precision, optimize_model
 
         self.device = torch.device(device or _default_device())
-        self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
-        if self.backend == "onnx":
+        # an OnnxModel or OpenVinoModel runs the model itself; anything else is a torch module
+        self.backend = "torch" if isinstance(model, torch.nn.Module) else model.backend
+        if self.backend != "torch":
             if precision not in (None, "fp32") or compile:
-                raise ValueError("precision and compile apply to the torch backend; for a smaller ONNX model "
-                                 "export it with --int8")
+                raise ValueError(f"precision and compile apply to the torch backend, not to {self.backend}; "
+                                 "for int8 use backend='onnx-int8' or 'openvino-int8'")
             self.precision = model.precision  # fp32 or int8, from the file's metadata
         else:
             self.precision = precision or default_precision(self.device)
@@ -295,7 +306,7 @@ class Recognizer:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.model = model
-        self._forward = model if self.backend == "onnx" else optimize_model(
+        self._forward = model if self.backend != "torch" else optimize_model(
             model.eval(), device=self.device, precision=self.precision, compile=compile)
         self.batch_size = batch_size
         self.detector = _make_detector(detector, str(self.device))
@@ -309,49 +320,53 @@ class Recognizer:
                         backend: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, detector: Any = "auto",
                         precision: str | None = None, cache_dir: str | os.PathLike | bool | None = None,
                         **kw: Any) -> "Recognizer":
-        """Load a checkpoint: mmadfer ``.safetensors``, the reference's released ``.pth``, or an exported ``.onnx``.
+        """Load a checkpoint: mmadfer ``.safetensors``, the reference's released ``.pth``, or an exported ``.onnx`` or
+        OpenVINO ``.xml``.
 
-        ``backend``: ``'torch'``, ``'onnx'``, ``'onnx-int8'`` or ``'auto'`` (the default), which picks the fastest
-        path that keeps predictions: ``'onnx'`` for ``.onnx`` files; on the CPU, when ONNX Runtime is installed and
-        neither ``precision`` nor ``compile`` asks for torch, ``'onnx-int8'`` (1.14 s per clip on 2 cores against
-        2.0 s for torch bf16 and 3.7 s for fp32, 100% top-1 agreement with fp32 over 128 clips); else ``'torch'``.
-        If the int8 conversion fails, ``'auto'`` warns and uses torch.
+        ``backend`` (:data:`mmadfer.backends.BACKENDS`): ``'torch'``, ``'onnx'``, ``'onnx-int8'``,
+        ``'openvino-int8'`` or ``'auto'`` (the default), which picks the fastest path that keeps predictions:
+        exported files run on their own runtime; on the CPU, unless ``precision`` or ``compile`` asks for torch,
+        ``'openvino-int8'`` when OpenVINO and NNCF are installed (0.91 s per clip on 2 cores), else ``'onnx-int8'``
+        with ONNX Runtime (1.15 s), else ``'torch'`` (bf16 2.0 s, fp32 3.7 s); elsewhere ``'torch'``. Both int8
+        paths agree with fp32 on the top-1 class for every clip measured (BENCHMARKS.md). If a conversion fails,
+        ``'auto'`` warns and tries the next path.
 
-        With a PyTorch checkpoint, ``'onnx'`` exports it to ONNX in memory (nothing is written) and ``'onnx-int8'``
-        also quantises it, once (about 30 s for the reference model): the result is kept in ``cache_dir`` (default
-        :func:`mmadfer.export.default_cache_dir`; ``False``: convert in memory every time).
+        A PyTorch checkpoint is converted once for an int8 backend (OpenVINO: about 2 min for the reference model,
+        calibration included; ONNX Runtime: about 30 s) and the result kept in ``cache_dir`` (default
+        :func:`mmadfer.export.default_cache_dir`; ``False``: convert in a temporary place every time). ``'onnx'``
+        exports to ONNX in memory.
         """
         from .checkpoints import load_model
-        from .export import OnnxModel, cached_int8, int8_bytes, onnx_bytes
 
         path = Path(path)
-        is_onnx = path.suffix.lower() == ".onnx"
         backend = backend or "auto"
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         device = device or _default_device()
-        auto = backend == "auto"
-        if auto:
-            backend = resolve_backend(path, device, precision, kw.get("compile", False))
-        if backend != "torch" and is_onnx:
-            model = OnnxModel(path, device=device)
-        elif backend == "onnx-int8":
+        suffix = path.suffix.lower()
+        if suffix in _RUNNER_FILES and backend not in ("auto", _RUNNER_FILES[suffix], f"{_RUNNER_FILES[suffix]}-int8"):
+            raise ValueError(f"{path}: a {suffix} file runs with backend='{_RUNNER_FILES[suffix]}' (or 'auto')")
+        if backend == "auto":
+            first = resolve_backend(path, device, precision, kw.get("compile", False))
+            # a failed conversion falls through to the next fastest path, and finally to torch
+            later = _CPU_CONVERSIONS[_CPU_CONVERSIONS.index(first) + 1:] if first in _CPU_CONVERSIONS else ()
+            candidates = [first] if suffix in _RUNNER_FILES else list(dict.fromkeys([first, *later, "torch"]))
+        else:
+            candidates = [backend]
+        for i, name in enumerate(candidates):
+            if name == "torch":
+                model = load_model(path)
+                break
             try:
-                model = OnnxModel(cached_int8(path, cache_dir=cache_dir or None) if cache_dir is not False
-                                  else int8_bytes(load_model(path)), device=device)
+                model = _converted(name, path, device, cache_dir)
+                break
             except CheckpointError:
                 raise
             except Exception as e:
-                if not auto:
+                if i == len(candidates) - 1:
                     raise
-                warnings.warn(f"int8 conversion of {path} failed ({e}); running it with torch instead", stacklevel=2)
-                model = load_model(path)
-        elif backend == "onnx":
-            model = OnnxModel(onnx_bytes(load_model(path)), device=device)
-        elif is_onnx:
-            raise ValueError(f"{path}: an ONNX file runs with backend='onnx'")
-        else:
-            model = load_model(path)
+                warnings.warn(f"{name} conversion of {path} failed ({e}); trying {candidates[i + 1]} instead",
+                              stacklevel=2)
         return cls(model, device=device, batch_size=batch_size, detector=detector, precision=precision,
                    source=str(path), **kw)
 
@@ -384,7 +399,7 @@ class Recognizer:
 
         ``video``: ``[B, T, 3, S, S]`` uint8 (0-255) or float in [0, 1]; ``audio``: ``[B, 1, 512, 128]`` normalised fbank.
         """
-        if self.backend == "onnx":
+        if self.backend != "torch":
             logits = torch.from_numpy(self._forward(video, audio))  # [B, C]
         else:
             from .accel import autocast

@@ -1,4 +1,4 @@
-"""Export a trained model to ONNX (optionally also dynamic int8) and check it against PyTorch.
+"""Export a trained model to ONNX (optionally also dynamic int8) or OpenVINO static int8, checked against PyTorch.
 
 The graph holds the model only (video frames in [0, 1] and the normalised fbank in, logits out, dynamic batch); decoding,
 face cropping and audio features stay in mmadfer. The model's config, class names and preprocessing profile travel in
@@ -6,6 +6,10 @@ the ONNX metadata, so `mmadfer predict --checkpoint model.onnx --backend onnx` n
 
   mmadfer export run/model.safetensors --onnx model.onnx            # fp32, verified against PyTorch
   mmadfer export dfew_fold1.pth --onnx dfew.onnx --int8             # also writes dfew.int8.onnx
+  mmadfer export dfew_fold1.pth --openvino dfew.xml                  # OpenVINO static int8 (+ dfew.bin): fastest on CPU
+
+`mmadfer predict` converts a checkpoint by itself on a CPU (and caches it); exporting by hand is for shipping the
+converted model, or for running it without PyTorch checkpoints around.
 """
 from __future__ import annotations
 
@@ -15,7 +19,10 @@ import sys
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="mmadfer .safetensors checkpoint or the reference's released .pth")
-    p.add_argument("--onnx", required=True, metavar="PATH", help="output .onnx file (fp32)")
+    p.add_argument("--onnx", metavar="PATH", help="output .onnx file (fp32)")
+    p.add_argument("--openvino", metavar="PATH",
+                   help="output OpenVINO .xml (+ .bin beside it), static int8 calibrated by NNCF on rendered talking "
+                        "faces and noise (the openvino extra)")
     p.add_argument("--int8", action="store_true",
                    help="also write <stem>.int8.onnx, dynamically quantised by onnxruntime (smaller, faster on CPU)")
     p.add_argument("--portable", action="store_true",
@@ -33,19 +40,37 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import CheckpointError
     from ..export import DEFAULT_OPSET, OnnxModel, compare, export_onnx
 
+    if not (args.onnx or args.openvino):
+        print("error: give --onnx PATH and/or --openvino PATH", file=sys.stderr)
+        return 2
+    if args.int8 and not args.onnx:
+        print("error: --int8 writes <stem>.int8.onnx beside --onnx PATH", file=sys.stderr)
+        return 2
     try:
         model = load_model(args.checkpoint)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    paths = export_onnx(model, args.onnx, opset=args.opset or DEFAULT_OPSET, int8=args.int8,
-                        portable=args.portable)
+    runners = {}
+    if args.onnx:
+        paths = export_onnx(model, args.onnx, opset=args.opset or DEFAULT_OPSET, int8=args.int8,
+                            portable=args.portable)
+        runners.update({(kind, path): OnnxModel for kind, path in paths.items()})
+    if args.openvino:
+        from ..openvino_int8 import OpenVinoModel, openvino_int8
+
+        try:
+            runners[("openvino int8", openvino_int8(model, args.openvino))] = OpenVinoModel
+        except ImportError as e:  # the openvino extra is missing: the message says how to install it
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     status = 0
-    for kind, path in paths.items():
-        size = path.stat().st_size / 2**20
+    for (kind, path), runner in runners.items():
+        files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]  # OpenVINO: weights in .bin
+        size = sum(p.stat().st_size for p in files) / 2**20
         line = f"wrote {path} ({kind}, {size:.1f} MiB)"
         if args.verify > 0:
-            r = compare(model, OnnxModel(path), num_clips=args.verify, batch_size=min(args.verify, 8))
+            r = compare(model, runner(path), num_clips=args.verify, batch_size=min(args.verify, 8))
             line += (f": vs PyTorch on {r['num_clips']} random clips, max |Δlogit| {r['max_abs_logit_diff']:.2e}, "
                      f"top-1 agreement {100 * r['top1_agreement']:.1f}%")
             if kind == "fp32" and r["max_abs_logit_diff"] > args.tolerance:

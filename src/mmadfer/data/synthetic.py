@@ -27,6 +27,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,8 +35,13 @@ from ..io import atomic_write
 from .annotations import write_classes
 from .layout import CLASSES_FILE, CLIPS_DIR, clip_dir, clip_wav, count_frames, write_clip_folder, write_fold_annotations
 
-__all__ = ["SYNTH_CLASSES", "SYNTH_SAMPLE_RATE", "SynthClip", "render_clip", "write_synthetic_dataset",
-           "make_astronaut_video"]
+if TYPE_CHECKING:
+    import torch
+
+    from ..config import ModelConfig
+
+__all__ = ["SYNTH_CLASSES", "SYNTH_SAMPLE_RATE", "SynthClip", "render_clip", "rendered_inputs",
+           "write_synthetic_dataset", "make_astronaut_video"]
 
 #: Class names in label order: ``label = 2 * visual_bit + audio_bit``.
 SYNTH_CLASSES = ("calm-low", "calm-high", "animated-low", "animated-high")
@@ -133,6 +139,27 @@ def render_clip(label: int, *, num_frames: int = 24, size: int = 112, fps: float
     audio = _voice(rng, high=bool(label % 2), num_samples=round(num_frames / fps * sample_rate),
                    sample_rate=sample_rate)
     return SynthClip(frames, audio[None], sample_rate, fps, label)
+
+
+def rendered_inputs(cfg: ModelConfig, num_clips: int, *, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Model inputs from rendered clips, prepared as a video is for prediction (test frame rule, fbank):
+    ``(video [1, T, 3, S, S] float32 in [0, 1], audio [1, 1, F, M] float32)`` for a :class:`~mmadfer.ModelConfig`.
+
+    Real-looking inputs without any dataset: int8 calibration and agreement checks use them beside random noise.
+    The classes cycle, so any four consecutive clips cover all of them.
+    """
+    from ..media.decode import Clip
+    from ..media.pipeline import prepare_window
+
+    out = []
+    for i in range(num_clips):
+        s = render_clip(i % len(SYNTH_CLASSES), num_frames=2 * cfg.num_frames, size=cfg.img_size, seed=(seed, i))
+        clip = Clip(frames=s.frames, fps=s.fps, waveform=s.waveform, sample_rate=s.sample_rate, has_audio=True,
+                    frame_times=np.arange(len(s.frames)) / s.fps, path=f"rendered-{seed}-{i}", start_s=0.0,
+                    duration_s=len(s.frames) / s.fps)
+        p = prepare_window(clip, cfg.preprocess, detector=None)
+        out.append((p["video"][None].float() / 255, p["audio"][None].float()))
+    return out
 
 
 def write_synthetic_dataset(out: str | os.PathLike, num_clips: int, *, num_frames: int = 24, size: int = 112,
