@@ -133,3 +133,27 @@ def test_export_cli_writes_a_verified_openvino_model(tiny_model, tmp_path, capsy
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.bin", "tiny.xml"]  # nothing temporary left
     assert main(["export", str(ck)]) == 2 and "--onnx PATH and/or --openvino PATH" in capsys.readouterr().err
     assert main(["export", str(ck), "--openvino", str(out), "--int8"]) == 2
+
+
+def test_export_cli_calibrates_on_your_own_footage(tiny_model, tmp_path, capsys):
+    pytest.importorskip("skimage")
+    from mmadfer.cli import main
+    from mmadfer.data.synthetic import make_astronaut_video
+
+    ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
+    footage = tmp_path / "footage"
+    make_astronaut_video(footage / "talk.mp4", seconds=11.0, fps=10, size=96, seed=4)
+    (footage / "broken.mp4").write_bytes(b"not a video")
+    inputs = ovq.footage_inputs(tiny_model.cfg, [footage / "talk.mp4"], 3, detector=None)
+    assert len(inputs) == 2  # an 11 s video holds two whole 5.12 s windows (the rest is too short to keep)
+    assert inputs[0][0].shape == (1, 16, 3, 32, 32) and not np.array_equal(inputs[0][0], inputs[1][0])
+    out = tmp_path / "tiny.xml"
+    with pytest.warns(UserWarning, match="calibration skips .*broken.mp4"):  # one bad file loses nothing else
+        rc = main(["export", str(ck), "--openvino", str(out), "--calibrate", str(footage), str(tmp_path / "nope"),
+                   "--calibration-clips", "2", "--no-faces", "--verify", "2"])
+    assert rc == 0 and out.is_file()
+    captured = capsys.readouterr()
+    assert "calibrating on 2 windows of 2 video(s)" in captured.out and "nope: file not found" in captured.err
+    assert main(["export", str(ck), "--onnx", str(tmp_path / "x.onnx"), "--calibrate", str(footage)]) == 2
+    assert main(["export", str(ck), "--openvino", str(out), "--calibrate", str(footage / "broken.mp4")]) == 2
+    assert "no readable video" in capsys.readouterr().err

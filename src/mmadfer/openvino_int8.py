@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ import torch
 from ._optional import require
 from .config import ModelConfig
 
-__all__ = ["calibration_inputs", "openvino_int8", "cached_openvino_int8", "cached_openvino_int8_path", "OpenVinoModel",
+__all__ = ["calibration_inputs", "footage_inputs", "openvino_int8", "cached_openvino_int8", "cached_openvino_int8_path", "OpenVinoModel",
            "DEFAULT_CALIBRATION_CLIPS"]
 
 #: Calibration clips per conversion: half rendered talking faces with a voice, half random noise (the widest
@@ -61,6 +61,45 @@ def calibration_inputs(cfg: ModelConfig, num_clips: int = DEFAULT_CALIBRATION_CL
     for i in range(num_clips):
         video, audio = random_inputs(cfg, 1, seed=seed + i) if i % 2 else next(faces)
         out.append((video.numpy(), audio.numpy()))
+    return out
+
+
+def footage_inputs(cfg: ModelConfig, videos: Sequence[str | os.PathLike],
+                   num_clips: int = 4 * DEFAULT_CALIBRATION_CLIPS, *,
+                   detector: Any = "auto") -> list[tuple[np.ndarray, np.ndarray]]:
+    """Calibration inputs from your own videos: the first windows of each, cut and with faces cropped as
+    ``mmadfer predict`` cuts and crops them (``detector``: ``'auto'`` for MTCNN, ``None`` for footage that is face crops already).
+
+    Ranges calibrated on the footage a model will see fit it better than rendered clips do. Windows are taken in
+    turn from each video (an even share of what is still missing) until ``num_clips`` are found. A video that cannot
+    be read is skipped with a warning.
+    """
+    import warnings
+
+    from .errors import MediaError
+    from .media.decode import open_video
+    from .media.pipeline import prepare_window
+    from .predict import DEFAULT_MAX_SIDE, _make_detector, keep_window
+
+    detector = _make_detector(detector, "cpu")
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for i, path in enumerate(videos):
+        per_video = -(-(num_clips - len(out)) // (len(videos) - i))  # an even share of what is still missing
+        try:
+            with open_video(path, max_side=DEFAULT_MAX_SIDE) as reader:
+                taken = 0
+                for k, clip in enumerate(reader.windows(cfg.preprocess.window_s)):
+                    if taken == per_video or not keep_window(k, clip.duration_s, cfg.preprocess.window_s):
+                        break
+                    if clip.num_frames == 0:
+                        continue
+                    p = prepare_window(clip, cfg.preprocess, detector=detector)
+                    out.append(((p["video"][None].float() / 255).numpy(), p["audio"][None].float().numpy()))
+                    taken += 1
+        except MediaError as e:
+            warnings.warn(f"calibration skips {e}", stacklevel=2)
+    if not out:
+        raise ValueError(f"no readable video among the {len(videos)} calibration input(s)")
     return out
 
 

@@ -7,6 +7,7 @@ the ONNX metadata, so `mmadfer predict --checkpoint model.onnx --backend onnx` n
   mmadfer export run/model.safetensors --onnx model.onnx            # fp32, verified against PyTorch
   mmadfer export dfew_fold1.pth --onnx dfew.onnx --int8             # also writes dfew.int8.onnx
   mmadfer export dfew_fold1.pth --openvino dfew.xml                  # OpenVINO static int8 (+ dfew.bin): fastest on CPU
+  mmadfer export dfew_fold1.pth --openvino dfew.xml --calibrate our_videos/   # calibrated on your own footage
 
 `mmadfer predict` converts a checkpoint by itself on a CPU (and caches it); exporting by hand is for shipping the
 converted model, or for running it without PyTorch checkpoints around.
@@ -23,6 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--openvino", metavar="PATH",
                    help="output OpenVINO .xml (+ .bin beside it), static int8 calibrated by NNCF on rendered talking "
                         "faces and noise (the openvino extra)")
+    p.add_argument("--calibrate", nargs="+", metavar="VIDEO_OR_DIR",
+                   help="with --openvino: calibrate on windows of these videos (folders searched recursively) "
+                        "instead of rendered clips; faces are cropped as mmadfer predict crops them")
+    p.add_argument("--calibration-clips", type=int, default=32, metavar="N",
+                   help="with --calibrate: how many windows to calibrate on (default %(default)s)")
+    p.add_argument("--no-faces", action="store_true",
+                   help="with --calibrate: the videos are face crops already (skip face detection)")
     p.add_argument("--int8", action="store_true",
                    help="also write <stem>.int8.onnx, dynamically quantised by onnxruntime (smaller, faster on CPU)")
     p.add_argument("--portable", action="store_true",
@@ -46,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if args.int8 and not args.onnx:
         print("error: --int8 writes <stem>.int8.onnx beside --onnx PATH", file=sys.stderr)
         return 2
+    if args.calibrate and not args.openvino:
+        print("error: --calibrate calibrates the --openvino model", file=sys.stderr)
+        return 2
     try:
         model = load_model(args.checkpoint)
     except CheckpointError as e:
@@ -60,8 +71,19 @@ def run(args: argparse.Namespace) -> int:
         from ..openvino_int8 import OpenVinoModel, openvino_int8
 
         try:
-            runners[("openvino int8", openvino_int8(model, args.openvino))] = OpenVinoModel
-        except ImportError as e:  # the openvino extra is missing: the message says how to install it
+            calibration = None
+            if args.calibrate:
+                from ..openvino_int8 import footage_inputs
+                from .predict import discover
+
+                videos, bad = discover(args.calibrate)
+                for item, reason in bad:
+                    print(f"{item}: {reason}", file=sys.stderr)
+                calibration = footage_inputs(model.cfg, [v for v, _ in videos], args.calibration_clips,
+                                             detector=None if args.no_faces else "auto")
+                print(f"calibrating on {len(calibration)} windows of {len(videos)} video(s)")
+            runners[("openvino int8", openvino_int8(model, args.openvino, calibration=calibration))] = OpenVinoModel
+        except (ImportError, ValueError) as e:  # a missing extra (the message says how to install it), no footage
             print(f"error: {e}", file=sys.stderr)
             return 2
     status = 0
