@@ -77,3 +77,39 @@ def test_default_precision_follows_the_hardware(monkeypatch):
             == "fp32"
     with pytest.raises(ValueError, match="purpose"):
         accel.default_precision("cpu", purpose="serve")
+
+
+@pytest.mark.slow
+def test_regional_compile_shares_graphs_and_keeps_outputs_and_gradients():
+    """Each repeated layer compiles on its own; layers of one kind share a graph, and the numbers do not change."""
+    from torch._dynamo.utils import counters
+
+    from mmadfer.accel import compile_regions
+
+    torch.manual_seed(0)
+    eager = mmadfer.MMADFER(mmadfer.ModelConfig.tiny(depth=4)).train()
+    with torch.no_grad():
+        for f in eager.fusion:
+            f.img_gate.fill_(0.5)
+            f.aud_gate.fill_(-0.5)
+    eager.set_trainable("reference")
+    compiled = copy.deepcopy(eager)
+    torch._dynamo.reset()
+    counters.clear()
+    assert optimize_model(compiled, device="cpu", compile="regional") is compiled  # in place: same module
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints are unaffected
+    g = torch.Generator().manual_seed(2)
+    video, audio = torch.rand(2, 16, 3, 32, 32, generator=g), torch.randn(2, 1, 512, 128, generator=g)
+    outs = {}
+    for name, model in (("eager", eager), ("compiled", compiled)):
+        model.zero_grad()
+        logits = model(video, audio)
+        logits.square().sum().backward()
+        outs[name] = logits.detach(), {n: p.grad.clone() for n, p in model.named_trainable_parameters()}
+    torch.testing.assert_close(outs["compiled"][0], outs["eager"][0], rtol=1e-4, atol=1e-5)
+    for n, grad in outs["eager"][1].items():
+        torch.testing.assert_close(outs["compiled"][1][n], grad, rtol=1e-3, atol=1e-5, msg=n)
+    # 4 + 4 encoder blocks, 4 fusion layers and the temporal head: 13 regions, compiled as 4 graphs
+    assert counters["stats"]["unique_graphs"] <= 4, dict(counters["stats"])
+    with pytest.raises(ValueError, match="compile must be False or one of"):
+        optimize_model(eager, device="cpu", compile="everything")

@@ -82,5 +82,6 @@ def test_bench_mode_names():
     assert _parse_mode("bf16+compile@64") == ("bf16", True, None, 64)
     assert _parse_mode("bf16+cudagraphs@16") == ("bf16", True, "reduce-overhead", 16)
     assert _parse_mode("fp8t+autotune@128") == ("fp8t", True, "max-autotune-no-cudagraphs", 128)
+    assert _parse_mode("bf16+regional@32") == ("bf16", "regional", None, 32)
     with pytest.raises(ValueError, match="unknown flag 'compiled'"):
         _parse_mode("bf16+compiled@8")

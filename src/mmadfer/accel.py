@@ -9,8 +9,14 @@
 ``fp8t``   as ``fp8`` with one scale per tensor (cheaper to quantise, a little less accurate); opt-in.
 =========  ==========================================================================================================
 
-``compile=True`` wraps the model in ``torch.compile``; the lockstep encoder loop is static, so the whole forward
-(both encoders, fusion, temporal head) becomes one graph.
+Compilation (``optimize_model(compile=...)``):
+
+- ``True`` / ``'whole'`` wraps the model in ``torch.compile``; the lockstep encoder loop is static, so the whole
+  forward (both encoders, fusion, temporal head) becomes one graph. Fastest steps; on an H200 it compiles in about
+  100 s for training (BENCHMARKS.md).
+- ``'regional'`` compiles each repeated layer in place instead (:func:`compile_regions`): the 12 blocks of an
+  encoder share one compiled graph, and so do the 12 fusion bottlenecks, so compilation costs a few layers rather
+  than the whole unrolled model. The glue between layers (prompt updates, the final norms) stays eager.
 """
 from __future__ import annotations
 
@@ -20,9 +26,12 @@ from typing import ContextManager
 import torch
 from torch import nn
 
-__all__ = ["PRECISIONS", "default_precision", "native_bf16", "autocast", "optimize_model"]
+__all__ = ["PRECISIONS", "COMPILE_KINDS", "default_precision", "native_bf16", "autocast", "optimize_model",
+           "compile_regions"]
 
 PRECISIONS = ("fp32", "bf16", "fp8", "fp8t")
+#: What ``optimize_model(compile=...)`` accepts besides ``False``.
+COMPILE_KINDS = (True, "whole", "regional")
 
 
 def native_bf16(device: torch.device | str) -> bool:
@@ -64,12 +73,37 @@ def autocast(device: torch.device | str, precision: str) -> ContextManager:
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
 
+def compile_regions(model: nn.Module, *, mode: str | None = None) -> nn.Module:
+    """``torch.compile`` each block of both encoders, each fusion bottleneck and the temporal head, in place.
+
+    Layers of one class and input shape share a compiled graph (dynamo treats a module's parameters as inputs), so
+    the 24 encoder blocks compile as two graphs and the fusion bottlenecks as one. The state dict's keys do not
+    change. Returns ``model``.
+    """
+    regions: list[nn.Module] = []
+    for name in ("vision", "audio"):
+        encoder = getattr(model, name, None)
+        if encoder is not None:
+            regions += list(encoder.blocks)
+    regions += list(getattr(model, "fusion", None) or [])
+    if getattr(model, "temporal", None) is not None:
+        regions.append(model.temporal)
+    if not regions:
+        raise ValueError(f"{type(model).__name__} has no encoder blocks, fusion layers or temporal head to compile")
+    for region in regions:
+        region.compile(mode=mode)
+    return model
+
+
 def optimize_model(model: nn.Module, *, device: torch.device | str, precision: str = "fp32",
-                   compile: bool = False, compile_mode: str | None = None) -> nn.Module:
+                   compile: bool | str = False, compile_mode: str | None = None) -> nn.Module:
     """Move ``model`` to ``device`` and apply the mode's one-off transforms (fp8 weight quantisation, compilation).
 
+    ``compile``: ``False``, ``True``/``'whole'`` (one graph) or ``'regional'`` (:func:`compile_regions`).
     Returns the module to call (compiled or not); call it under :func:`autocast`.
     """
+    if compile and compile not in COMPILE_KINDS:
+        raise ValueError(f"compile must be False or one of {COMPILE_KINDS}, got {compile!r}")
     model = model.to(device)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -79,6 +113,8 @@ def optimize_model(model: nn.Module, *, device: torch.device | str, precision: s
         if torch.device(device).type == "cuda" and not fp8_supported(device):
             raise RuntimeError(f"precision={precision!r} needs a GPU of compute capability 8.9+ (Ada/Hopper); use 'bf16'")
         convert_encoders_to_fp8(model, rowwise=precision == "fp8")
+    if compile == "regional":
+        return compile_regions(model, mode=compile_mode)
     if compile:
         model = torch.compile(model, mode=compile_mode)
     return model

@@ -68,14 +68,16 @@ COMPILE_FLAGS = {"compile": None, "cudagraphs": "reduce-overhead", "autotune": "
                  "max": "max-autotune"}
 
 
-def _parse_mode(mode: str) -> tuple[str, bool, str | None, int | None]:
+def _parse_mode(mode: str) -> tuple[str, bool | str, str | None, int | None]:
     """``'bf16+compile@64'`` -> ('bf16', True, None, 64); ``'bf16+cudagraphs@8'`` -> ('bf16', True,
-    'reduce-overhead', 8); ``'fp32@8'`` -> ('fp32', False, None, 8)."""
+    'reduce-overhead', 8); ``'bf16+regional@32'`` -> ('bf16', 'regional', None, 32); ``'fp32@8'`` -> ('fp32',
+    False, None, 8)."""
     name, _, bs = mode.partition("@")
     precision, _, flag = name.partition("+")
-    if flag and flag not in COMPILE_FLAGS:
-        raise ValueError(f"mode {mode!r}: unknown flag {flag!r}; use one of {sorted(COMPILE_FLAGS)}")
-    return precision, bool(flag), COMPILE_FLAGS.get(flag), int(bs) if bs else None
+    if flag and flag not in COMPILE_FLAGS and flag != "regional":
+        raise ValueError(f"mode {mode!r}: unknown flag {flag!r}; use one of {sorted([*COMPILE_FLAGS, 'regional'])}")
+    compile = "regional" if flag == "regional" else bool(flag)
+    return precision, compile, COMPILE_FLAGS.get(flag), int(bs) if bs else None
 
 
 def _inputs(cfg: ModelConfig, batch: int, device: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma list of: infer, train, accuracy, cpu, loader (default infer,train,accuracy)")
     p.add_argument("--infer-modes", type=_csv, default=d.infer_modes,
                    help="PRECISION[+FLAG]@BATCH, comma list; FLAG: compile, cudagraphs (reduce-overhead), "
-                        "autotune (max-autotune-no-cudagraphs) or max (max-autotune)")
+                        "autotune (max-autotune-no-cudagraphs), max (max-autotune) or regional (each repeated "
+                        "layer compiled on its own)")
     p.add_argument("--train-modes", type=_csv, default=d.train_modes, help="as --infer-modes")
     p.add_argument("--accuracy-modes", type=_csv, default=d.accuracy_modes)
     p.add_argument("--cpu-modes", type=_csv, default=d.cpu_modes)

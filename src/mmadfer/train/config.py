@@ -169,7 +169,9 @@ class OptimSection:
 class TrainSection:
     """The loop. ``precision``: ``auto`` (bf16 autocast on a GPU, fp32 on the CPU), ``bf16`` or ``fp32``.
     ``compile``: ``auto`` (``torch.compile`` on a GPU, where its minute or two of compilation pays for itself within
-    the first epoch: +55% training throughput on an H200; eager on the CPU), ``true`` or ``false``.
+    the first epoch: +55% training throughput on an H200; eager on the CPU), ``true``, ``false`` or ``regional``
+    (each repeated layer compiled on its own, :func:`mmadfer.accel.compile_regions`: a fraction of the compile
+    time; ``--set train.compile=regional``).
     ``eval_every``: evaluate on the test split every N epochs (0: only after the final epoch, as the paper reports).
     ``checkpoint_every_steps``: also save a resumable state every N steps inside an epoch (0: only at epoch ends).
     ``keep_states``: how many resumable states to keep."""
@@ -190,7 +192,7 @@ class TrainSection:
 
     def __post_init__(self):
         _check_choice("train.precision", self.precision, ("auto", "bf16", "fp32"))
-        _check_choice("train.compile", self.compile, ("auto", True, False))
+        _check_choice("train.compile", self.compile, ("auto", True, False, "regional"))
         if self.seed < 0:
             raise ValueError(f"train.seed must be >= 0, got {self.seed}")
         for name in ("epochs", "batch_size", "keep_states", "log_every"):

@@ -348,13 +348,15 @@ class _Trainer:
                                                  rank=info.rank, world_size=info.world_size,
                                                  **_loader_options(cfg, self.device))
         self.steps_per_epoch = math.ceil(self.sampler.num_samples / bs)
-        net = accel.optimize_model(self.model, device=self.device, precision=self.precision)
+        compile = cfg.train.compile
+        self.compiled = compile in (True, "regional") or (compile == "auto" and self.device.type == "cuda")
+        # regional compilation happens in place, inside DDP's wrapper; the whole-model kind wraps DDP itself
+        net = accel.optimize_model(self.model, device=self.device, precision=self.precision,
+                                   compile="regional" if compile == "regional" else False)
         if info.distributed:
             net = nn.parallel.DistributedDataParallel(
                 net, device_ids=[self.device.index] if self.device.type == "cuda" else None, broadcast_buffers=False)
-        compile = cfg.train.compile
-        self.compiled = compile is True or (compile == "auto" and self.device.type == "cuda")
-        self.net = torch.compile(net) if self.compiled else net
+        self.net = torch.compile(net) if self.compiled and compile != "regional" else net
         self.log = RunLogger(run_dir, enabled=info.is_main, tensorboard=cfg.train.tensorboard, history=self.history,
                              purge_step=self.global_step if state_file is not None else None)
 
