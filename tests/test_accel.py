@@ -84,8 +84,6 @@ def test_regional_compile_shares_graphs_and_keeps_outputs_and_gradients():
     """Each repeated layer compiles on its own; layers of one kind share a graph, and the numbers do not change."""
     from torch._dynamo.utils import counters
 
-    from mmadfer.accel import compile_regions
-
     torch.manual_seed(0)
     eager = mmadfer.MMADFER(mmadfer.ModelConfig.tiny(depth=4)).train()
     with torch.no_grad():

@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import accel
-from ..config import ModelConfig
 from ..errors import CheckpointError
 from ..metrics import classification_metrics, write_evaluation, write_json
 from ..model.mmadfer import MMADFER
