@@ -234,7 +234,8 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, opset: int =
     return out
 
 
-def as_model_inputs(video: np.ndarray | torch.Tensor, audio: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def as_model_inputs(video: np.ndarray | torch.Tensor,
+                    audio: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Inputs for a runtime: contiguous float32 numpy; uint8 video is divided by 255, as the PyTorch model does."""
     video = video.cpu().numpy() if torch.is_tensor(video) else np.asarray(video)  # [B, T, 3, S, S]
     audio = audio.cpu().numpy() if torch.is_tensor(audio) else np.asarray(audio)  # [B, 1, 512, 128]

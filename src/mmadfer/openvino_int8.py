@@ -1,21 +1,23 @@
 """Static int8 with OpenVINO: the fastest CPU path (about 0.91 s per clip on 2 cores, BENCHMARKS.md).
 
-ONNX Runtime's dynamic int8 (:mod:`mmadfer.export`) quantises activations at run time, and its CPU kernels run the
-attention products and the element-wise work between the int8 GEMMs in fp32, as separate passes; on the 2-core CPU
-that left it at 1.14 s per clip, with the int8 GEMMs already near the cores' peak. OpenVINO's CPU plugin fuses
-those passes into the int8 GEMMs' epilogues and runs the attention products in int8 too, but it needs each
-activation's scale ahead of time. So the conversion here is *post-training static quantisation* with NNCF:
+ONNX Runtime's dynamic int8 (:mod:`mmadfer.export`) quantises activations at run time and runs the attention
+products and the element-wise work between the int8 GEMMs in fp32, one pass each; on the 2-core CPU that left it at
+1.14 s per clip, with its int8 GEMMs already near the cores' peak. OpenVINO's CPU plugin runs the attention products
+in int8 too and fuses the element-wise work into a few passes (profile in BENCHMARKS.md), but it needs each
+activation's int8 range ahead of time. So the conversion here is *post-training static quantisation* with NNCF:
 
 1. the model is exported to standard ONNX (``export_onnx(..., portable=True)``) and read by OpenVINO;
-2. NNCF runs it on a few calibration clips (:func:`calibration_inputs`) to fix every activation's int8 range,
-   with its transformer preset (SmoothQuant, per-channel weights, fast bias correction);
-3. the int8 model is saved as OpenVINO IR (``.xml`` + ``.bin``), its :class:`~mmadfer.ModelConfig` in the IR's
+2. NNCF runs it on a few calibration clips (:func:`calibration_inputs`, or your own footage:
+   :func:`footage_inputs`) to fix every activation's range, with its transformer preset (SmoothQuant, per-channel
+   weights, fast bias correction);
+3. the int8 model is saved as OpenVINO IR (``.xml`` + ``.bin``) with its :class:`~mmadfer.ModelConfig` in the IR's
    runtime info, so the files are self-describing like an ``.onnx`` export.
 
 The numerical cost is measured, not assumed: ``mmadfer bench --what cpu`` reports the top-1 agreement with fp32 on
-random clips and on rendered talking faces, and the relative logit error on the golden weights. Calibration uses
-clips that no test set contains. Static ranges are a property of the weights as much as of the data, which is why
-the conversion is redone for every checkpoint (and cached, :func:`cached_openvino_int8`).
+random clips and on rendered talking faces (seeds that calibration does not use), and the relative logit error on the
+golden weights. Ranges depend on the weights as much as on the data, so every checkpoint is calibrated on its own
+(and the result cached, :func:`cached_openvino_int8`); for footage far from faces, calibrate on it
+(``mmadfer export --openvino M.xml --calibrate VIDEOS``).
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ import torch
 from ._optional import require
 from .config import ModelConfig
 
-__all__ = ["calibration_inputs", "footage_inputs", "openvino_int8", "cached_openvino_int8", "cached_openvino_int8_path", "OpenVinoModel",
-           "DEFAULT_CALIBRATION_CLIPS"]
+__all__ = ["calibration_inputs", "footage_inputs", "openvino_int8", "cached_openvino_int8", "cached_openvino_int8_path",
+           "OpenVinoModel", "DEFAULT_CALIBRATION_CLIPS"]
 
 #: Calibration clips per conversion: half rendered talking faces with a voice, half random noise (the widest
 #: ranges an input can reach). 8 keeps the conversion near 2 minutes for the reference model.
@@ -68,7 +70,8 @@ def footage_inputs(cfg: ModelConfig, videos: Sequence[str | os.PathLike],
                    num_clips: int = 4 * DEFAULT_CALIBRATION_CLIPS, *,
                    detector: Any = "auto") -> list[tuple[np.ndarray, np.ndarray]]:
     """Calibration inputs from your own videos: the first windows of each, cut and with faces cropped as
-    ``mmadfer predict`` cuts and crops them (``detector``: ``'auto'`` for MTCNN, ``None`` for footage that is face crops already).
+    ``mmadfer predict`` cuts and crops them (``detector``: ``'auto'`` for MTCNN, ``None`` for footage that is face
+    crops already).
 
     Ranges calibrated on the footage a model will see fit it better than rendered clips do. Windows are taken in
     turn from each video (an even share of what is still missing) until ``num_clips`` are found. A video that cannot
