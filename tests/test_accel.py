@@ -111,3 +111,21 @@ def test_regional_compile_shares_graphs_and_keeps_outputs_and_gradients():
     assert counters["stats"]["unique_graphs"] <= 4, dict(counters["stats"])
     with pytest.raises(ValueError, match="compile must be False or one of"):
         optimize_model(eager, device="cpu", compile="everything")
+
+
+@pytest.mark.slow
+def test_regional_compile_covers_every_block_when_drop_path_rates_differ():
+    """Training with stochastic depth gives each block its own drop-path rate (a constant to dynamo): every block
+    must still be compiled, not only the first eight before dynamo's recompilation limit sends the rest to eager."""
+    from torch._dynamo.utils import counters
+
+    depth = 10
+    torch.manual_seed(0)
+    model = mmadfer.MMADFER(mmadfer.ModelConfig.tiny(depth=depth, drop_path_rate=0.1)).train()
+    torch._dynamo.reset()
+    counters.clear()
+    optimize_model(model, device="cpu", compile="regional")
+    video, audio = torch.rand(1, 16, 3, 32, 32), torch.randn(1, 1, 512, 128)
+    model(video, audio).sum().backward()
+    # one graph per block and encoder (rates differ), plus the fusion layers' and the temporal head's
+    assert counters["stats"]["unique_graphs"] >= 2 * depth, dict(counters["stats"])

@@ -76,9 +76,9 @@ def autocast(device: torch.device | str, precision: str) -> ContextManager:
 def compile_regions(model: nn.Module, *, mode: str | None = None) -> nn.Module:
     """``torch.compile`` each block of both encoders, each fusion bottleneck and the temporal head, in place.
 
-    Layers of one class and input shape share a compiled graph (dynamo treats a module's parameters as inputs), so
-    the 24 encoder blocks compile as two graphs and the fusion bottlenecks as one. The state dict's keys do not
-    change. Returns ``model``.
+    Layers of one class and input shape share a compiled graph (dynamo treats a module's parameters as inputs): in
+    eval mode the 24 encoder blocks compile as two graphs and the fusion bottlenecks as one. In training, drop-path
+    rates differ per block, so each block gets its own graph. The state dict's keys do not change. Returns ``model``.
     """
     regions: list[nn.Module] = []
     for name in ("vision", "audio"):
@@ -90,6 +90,10 @@ def compile_regions(model: nn.Module, *, mode: str | None = None) -> nn.Module:
         regions.append(model.temporal)
     if not regions:
         raise ValueError(f"{type(model).__name__} has no encoder blocks, fusion layers or temporal head to compile")
+    # In training, stochastic depth gives each encoder block its own drop-path rate, a float that dynamo specialises
+    # on: the blocks then compile one graph each, which the default limit of 8 recompilations per function would cut
+    # short (the rest falling back to eager).
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, len(regions) + 8)
     for region in regions:
         region.compile(mode=mode)
     return model
