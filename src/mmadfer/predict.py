@@ -40,8 +40,8 @@ from .backends import _CPU_CONVERSIONS, _RUNNER_FILES, BACKENDS, conversion_targ
 from .config import ModelConfig, PreprocessConfig
 from .errors import CheckpointError
 
-__all__ = ["Recognizer", "BACKENDS", "resolve_backend", "conversion_target", "window_spans", "keep_window", "table_columns", "write_table",
-           "TrackLinker", "WindowInfo", "MIN_WINDOW_FRACTION"]
+__all__ = ["Recognizer", "BACKENDS", "resolve_backend", "conversion_target", "window_spans", "keep_window",
+           "table_columns", "write_table", "TrackLinker", "WindowInfo", "MIN_WINDOW_FRACTION"]
 
 #: A cut final window shorter than this fraction of a window is dropped (unless it is the only one).
 MIN_WINDOW_FRACTION = 0.5
