@@ -184,3 +184,24 @@ def test_regional_compile_trains_like_eager(data, tmp_path):
     assert log["train_loss"].tolist() == pytest.approx(eager_log["train_loss"].tolist(), rel=1e-4)
     for (name, p), q in zip(model.named_parameters(), eager.parameters()):
         assert torch.allclose(p, q, atol=1e-4), name
+
+
+def test_evaluate_with_an_int8_backend_scores_like_fp32(data, tmp_path, capsys):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    run = tmp_path / "run"
+    assert main(["train", *FAST, "--data", str(data), "--out", str(run), "--epochs", "1"]) == 0
+    common = ["evaluate", "--checkpoint", str(run / "final.safetensors"), "--data", str(data), "--dataset", "folder",
+              "--fold", "1", "--num-workers", "0"]
+    assert main([*common, "--out", str(tmp_path / "fp32")]) == 0
+    assert main([*common, "--out", str(tmp_path / "int8"), "--backend", "openvino-int8",
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert list((tmp_path / "cache" / "openvino").glob("final-*.int8.xml"))  # converted once, kept
+    fp32, int8 = (pd.read_csv(tmp_path / kind / "predictions.csv") for kind in ("fp32", "int8"))
+    assert len(int8) == len(fp32) == 8 and (int8["path"] == fp32["path"]).all()
+    diff = np.abs(int8.filter(like="p_").to_numpy() - fp32.filter(like="p_").to_numpy()).max()
+    assert 0 < diff < 0.05  # quantised, so not identical, but close
+    assert json.loads((tmp_path / "int8" / "metrics.json").read_text())["num_clips"] == 8
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "x"), "--backend", "onnx-int8", "--precision", "bf16"]) == 2
+    assert "apply to --backend torch" in capsys.readouterr().err

@@ -199,15 +199,19 @@ def predict_dataset(model: nn.Module, dataset, *, batch_size: int, device: str |
                     progress: bool = True, desc: str = "eval") -> dict[str, Any]:
     """Logits for every clip of ``dataset``; under torchrun each rank scores its share and all ranks get the whole.
 
+    ``model``: a torch model, or a runner of :mod:`mmadfer.backends` (``OnnxModel``, ``OpenVinoModel``: int8 on the
+    CPU, where it is 3–4× faster; ``precision`` then does not apply).
     Returns ``{'index' [N], 'logits' [N, C], 'label' [N]}`` (CPU tensors sorted by dataset index, one row per clip)
     and ``'skipped'``: the indices of clips that could not be loaded (``on_bad_sample='skip'``).
     """
     device = torch.device(device)
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if D.is_initialized() else (0, 1)
     precision = accel.default_precision(device, purpose="evaluate") if precision == "auto" else precision
-    net = _unwrap(model)
-    was_training = model.training
-    model.eval()
+    runner = not isinstance(model, nn.Module)
+    net = model if runner else _unwrap(model)
+    was_training = not runner and model.training
+    if not runner:
+        model.eval()
     pin = device.type == "cuda" if pin_memory is None else pin_memory
     loader, sampler = build_loader(dataset, batch_size=batch_size, seed=0, shuffle=False, rank=rank, world_size=world,
                                    num_workers=num_workers, pin_memory=pin, persistent_workers=False)
@@ -219,13 +223,18 @@ def predict_dataset(model: nn.Module, dataset, *, batch_size: int, device: str |
                       file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30.0):
         if batch is None:
             continue
-        video, audio, label = _to_device(batch, net, device)
-        with accel.autocast(device, precision):
-            out = model(video, audio)  # [B, C]
+        if runner:
+            label = batch["label"]
+            out = torch.from_numpy(model(batch["video"], batch["audio"]))  # [B, C]
+        else:
+            video, audio, label = _to_device(batch, net, device)
+            with accel.autocast(device, precision):
+                out = model(video, audio)  # [B, C]
         idx.append(batch["index"])
         logits.append(out.float().cpu())
         labels.append(label.cpu())
-    model.train(was_training)
+    if not runner:
+        model.train(was_training)
     num_classes = net.cfg.num_classes
     local = (torch.cat(idx) if idx else torch.zeros(0, dtype=torch.int64),
              torch.cat(logits) if logits else torch.zeros(0, num_classes),
