@@ -85,3 +85,29 @@ def test_bench_mode_names():
     assert _parse_mode("bf16+regional@32") == ("bf16", "regional", None, 32)
     with pytest.raises(ValueError, match="unknown flag 'compiled'"):
         _parse_mode("bf16+compiled@8")
+
+
+def test_file_lock_makes_a_second_holder_wait(tmp_path):
+    """Two converters of one checkpoint take turns: the second gets the lock only after the first lets go."""
+    import threading
+    import time
+
+    from mmadfer.io import file_lock
+
+    lock = tmp_path / "cache" / "model.lock"  # the folder is created on demand
+    order = []
+    held = threading.Event()
+
+    def second():
+        held.wait()
+        with file_lock(lock):
+            order.append("second")
+
+    t = threading.Thread(target=second)
+    t.start()
+    with file_lock(lock):
+        held.set()
+        time.sleep(0.3)  # give the other thread every chance to barge in
+        order.append("first")
+    t.join(5)
+    assert order == ["first", "second"]

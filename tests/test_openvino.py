@@ -73,7 +73,7 @@ def test_conversion_is_cached_per_checkpoint(tiny_model, tmp_path, monkeypatch):
     first = ovq.cached_openvino_int8(ck, cache_dir=cache)
     assert first.parent == cache / "openvino" and first.name.startswith("tiny-") and first.name.endswith(".int8.xml")
     assert ovq.cached_openvino_int8(ck, cache_dir=cache) == first and len(calls) == 1  # reused
-    assert sorted(p.suffix for p in first.parent.iterdir()) == [".bin", ".xml"]  # no temporary folder left behind
+    assert sorted(p.suffix for p in first.parent.iterdir()) == [".bin", ".lock", ".xml"]  # nothing temporary left
     save_checkpoint(tiny_model, ck, extra={"note": "retrained"})  # a different file: converted again
     assert ovq.cached_openvino_int8(ck, cache_dir=cache) != first and len(calls) == 2
 

@@ -36,7 +36,7 @@ import torch
 
 from ._optional import require
 from .config import ModelConfig
-from .io import atomic_path, sha256_file
+from .io import atomic_path, file_lock, sha256_file
 from .onnx_attention import ORT_DOMAIN, fused_attention
 
 __all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "cached_int8", "cached_int8_path", "cached_model_path",
@@ -209,11 +209,11 @@ def cached_int8(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathLike |
     from .checkpoints import load_model
 
     path = cached_int8_path(checkpoint, cache_dir=cache_dir)
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = int8_bytes(load_model(checkpoint))
-        with atomic_path(path, suffix=".onnx") as tmp:
-            tmp.write_bytes(data)
+    with file_lock(path.with_name(path.name + ".lock")):
+        if not path.is_file():
+            data = int8_bytes(load_model(checkpoint))
+            with atomic_path(path, suffix=".onnx") as tmp:
+                tmp.write_bytes(data)
     return path
 
 

@@ -186,9 +186,12 @@ def cached_openvino_int8(checkpoint: str | os.PathLike, *, cache_dir: str | os.P
     model) and then reused from :func:`cached_openvino_int8_path`. It holds weights and nothing of any video."""
     from .checkpoints import load_model
 
+    from .io import file_lock
+
     path = cached_openvino_int8_path(checkpoint, cache_dir=cache_dir)
-    if not (path.is_file() and path.with_suffix(".bin").is_file()):
-        openvino_int8(load_model(checkpoint), path)
+    with file_lock(path.with_name(path.name + ".lock")):
+        if not (path.is_file() and path.with_suffix(".bin").is_file()):
+            openvino_int8(load_model(checkpoint), path)
     return path
 
 
