@@ -94,6 +94,11 @@ def test_recognizer_runs_the_int8_model_and_xml_files(tiny_model, converted, tmp
         Recognizer.from_checkpoint(converted, backend="torch", detector=None)
     with pytest.raises(ValueError, match="precision and compile apply to the torch backend"):
         Recognizer(ovq.OpenVinoModel(converted), precision="bf16", detector=None)
+    from mmadfer.backends import load_runner
+
+    assert load_runner("openvino-int8", converted).cfg == tiny_model.cfg
+    with pytest.raises(ValueError, match="no runner for backend 'torch'"):
+        load_runner("torch", converted)
 
 
 def test_auto_prefers_openvino_then_onnxruntime_then_torch(tiny_model, tmp_path, monkeypatch):

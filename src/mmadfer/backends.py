@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BACKENDS", "resolve_backend", "conversion_target"]
+__all__ = ["BACKENDS", "resolve_backend", "conversion_target", "load_runner"]
 
 #: Inference engines, and ``auto``: the fastest of them that keeps predictions, for the device and the file.
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino-int8")
@@ -66,3 +66,36 @@ def conversion_target(backend: str, checkpoint: str | os.PathLike,
 
         return cached_openvino_int8_path(checkpoint, cache_dir=cache_dir)
     return None
+
+
+def load_runner(backend: str, path: str | os.PathLike, *, device: str | torch.device = "cpu",
+                cache_dir: str | os.PathLike | bool | None = None):
+    """The runner for a non-torch ``backend``: an exported file as it is, or a PyTorch checkpoint converted once and
+    cached in ``cache_dir`` (``False``: converted in memory or a temporary folder every time). A runner is called as
+    ``runner(video, audio) -> logits`` (numpy) and has ``cfg``, ``precision`` and ``backend``."""
+    from .checkpoints import load_model
+
+    path = Path(path)
+    if backend == "onnx":
+        from .export import OnnxModel, onnx_bytes
+
+        return OnnxModel(path if path.suffix.lower() == ".onnx" else onnx_bytes(load_model(path)), device=device)
+    if backend == "onnx-int8":
+        from .export import OnnxModel, cached_int8, int8_bytes
+
+        if path.suffix.lower() == ".onnx":
+            return OnnxModel(path, device=device)
+        return OnnxModel(cached_int8(path, cache_dir=cache_dir or None) if cache_dir is not False
+                         else int8_bytes(load_model(path)), device=device)
+    if backend != "openvino-int8":
+        raise ValueError(f"no runner for backend {backend!r}; choose from {BACKENDS[2:]}")
+    from .openvino_int8 import OpenVinoModel, cached_openvino_int8, openvino_int8
+
+    if path.suffix.lower() == ".xml":
+        return OpenVinoModel(path)
+    if cache_dir is not False:
+        return OpenVinoModel(cached_openvino_int8(path, cache_dir=cache_dir or None))
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mmadfer-ov-") as tmp:  # compiled into memory before it is deleted
+        return OpenVinoModel(openvino_int8(load_model(path), Path(tmp) / "model.xml"))

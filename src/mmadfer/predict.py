@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from .backends import _CPU_CONVERSIONS, _RUNNER_FILES, BACKENDS, conversion_target, resolve_backend
+from .backends import _CPU_CONVERSIONS, _RUNNER_FILES, BACKENDS, conversion_target, load_runner, resolve_backend
 from .config import ModelConfig, PreprocessConfig
 from .errors import CheckpointError
 
@@ -239,33 +239,6 @@ def _make_detector(detector: Any, device: str):
         return None
 
 
-def _converted(backend: str, path: Path, device, cache_dir: str | os.PathLike | bool | None):
-    """The runner for ``backend``: an exported file as it is, or a PyTorch checkpoint converted (and cached)."""
-    from .checkpoints import load_model
-
-    if backend == "onnx":
-        from .export import OnnxModel, onnx_bytes
-
-        return OnnxModel(path if path.suffix.lower() == ".onnx" else onnx_bytes(load_model(path)), device=device)
-    if backend == "onnx-int8":
-        from .export import OnnxModel, cached_int8, int8_bytes
-
-        if path.suffix.lower() == ".onnx":
-            return OnnxModel(path, device=device)
-        return OnnxModel(cached_int8(path, cache_dir=cache_dir or None) if cache_dir is not False
-                         else int8_bytes(load_model(path)), device=device)
-    from .openvino_int8 import OpenVinoModel, cached_openvino_int8, openvino_int8
-
-    if path.suffix.lower() == ".xml":
-        return OpenVinoModel(path)
-    if cache_dir is not False:
-        return OpenVinoModel(cached_openvino_int8(path, cache_dir=cache_dir or None))
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="mmadfer-ov-") as tmp:  # compiled into memory before it is deleted
-        return OpenVinoModel(openvino_int8(load_model(path), Path(tmp) / "model.xml"))
-
-
 class Recognizer:
     """Expression recognition on prepared tensors, clips or whole videos.
 
@@ -358,7 +331,7 @@ class Recognizer:
                 model = load_model(path)
                 break
             try:
-                model = _converted(name, path, device, cache_dir)
+                model = load_runner(name, path, device=device, cache_dir=cache_dir)
                 break
             except CheckpointError:
                 raise

@@ -17,7 +17,6 @@ cached as for `mmadfer predict`; its metrics can differ from fp32's where a clip
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--vision-weights, --audio-weights and --precision apply to --backend torch, "
                              f"not {args.backend}")
         else:
-            from ..predict import _converted
+            from ..backends import load_runner
 
-            model = _converted(args.backend, Path(args.checkpoint), "cpu", args.cache_dir)
+            model = load_runner(args.backend, args.checkpoint, cache_dir=args.cache_dir)
         options = {}
         for item in args.data_option:
             key, sep, value = item.partition("=")
