@@ -152,13 +152,15 @@ def test_export_cli_calibrates_on_your_own_footage(tiny_model, tmp_path, capsys)
     inputs = ovq.footage_inputs(tiny_model.cfg, [footage / "talk.mp4"], 3, detector=None)
     assert len(inputs) == 2  # an 11 s video holds two whole 5.12 s windows (the rest is too short to keep)
     assert inputs[0][0].shape == (1, 16, 3, 32, 32) and not np.array_equal(inputs[0][0], inputs[1][0])
+    with pytest.warns(UserWarning, match="calibration skips .*broken.mp4"):  # the Python API warns
+        assert len(ovq.footage_inputs(tiny_model.cfg, sorted(footage.iterdir()), 2, detector=None)) == 2
     out = tmp_path / "tiny.xml"
-    with pytest.warns(UserWarning, match="calibration skips .*broken.mp4"):  # one bad file loses nothing else
-        rc = main(["export", str(ck), "--openvino", str(out), "--calibrate", str(footage), str(tmp_path / "nope"),
-                   "--calibration-clips", "2", "--no-faces", "--verify", "2"])
+    rc = main(["export", str(ck), "--openvino", str(out), "--calibrate", str(footage), str(tmp_path / "nope"),
+               "--calibration-clips", "2", "--no-faces", "--verify", "2"])
     assert rc == 0 and out.is_file()
-    captured = capsys.readouterr()
+    captured = capsys.readouterr()  # one bad file loses nothing else, and each gets one line on stderr
     assert "calibrating on 2 windows of 2 video(s)" in captured.out and "nope: file not found" in captured.err
+    assert "skipped " in captured.err and "broken.mp4" in captured.err
     assert main(["export", str(ck), "--onnx", str(tmp_path / "x.onnx"), "--calibrate", str(footage)]) == 2
     assert main(["export", str(ck), "--openvino", str(out), "--calibrate", str(footage / "broken.mp4")]) == 2
     assert "no readable video" in capsys.readouterr().err

@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -68,14 +68,16 @@ def calibration_inputs(cfg: ModelConfig, num_clips: int = DEFAULT_CALIBRATION_CL
 
 def footage_inputs(cfg: ModelConfig, videos: Sequence[str | os.PathLike],
                    num_clips: int = 4 * DEFAULT_CALIBRATION_CLIPS, *,
-                   detector: Any = "auto") -> list[tuple[np.ndarray, np.ndarray]]:
+                   detector: Any = "auto",
+                   on_error: Callable[[str | os.PathLike, Exception], None] | None = None,
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Calibration inputs from your own videos: the first windows of each, cut and with faces cropped as
     ``mmadfer predict`` cuts and crops them (``detector``: ``'auto'`` for MTCNN, ``None`` for footage that is face
     crops already).
 
     Ranges calibrated on the footage a model will see fit it better than rendered clips do. Windows are taken in
     turn from each video (an even share of what is still missing) until ``num_clips`` are found. A video that cannot
-    be read is skipped with a warning.
+    be read is skipped: ``on_error(path, error)`` is told, or a warning raised.
     """
     import warnings
 
@@ -100,7 +102,10 @@ def footage_inputs(cfg: ModelConfig, videos: Sequence[str | os.PathLike],
                     out.append(((p["video"][None].float() / 255).numpy(), p["audio"][None].float().numpy()))
                     taken += 1
         except MediaError as e:
-            warnings.warn(f"calibration skips {e}", stacklevel=2)
+            if on_error is None:
+                warnings.warn(f"calibration skips {e}", stacklevel=2)
+            else:
+                on_error(path, e)
     if not out:
         raise ValueError(f"no readable video among the {len(videos)} calibration input(s)")
     return out

@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
                 for item, reason in bad:
                     print(f"{item}: {reason}", file=sys.stderr)
                 calibration = footage_inputs(model.cfg, [v for v, _ in videos], args.calibration_clips,
-                                             detector=None if args.no_faces else "auto")
+                                             detector=None if args.no_faces else "auto",
+                                             on_error=lambda path, e: print(f"skipped {e}", file=sys.stderr))
                 print(f"calibrating on {len(calibration)} windows of {len(videos)} video(s)")
             runners[("openvino int8", openvino_int8(model, args.openvino, calibration=calibration))] = OpenVinoModel
         except (ImportError, ValueError) as e:  # a missing extra (the message says how to install it), no footage
