@@ -67,3 +67,18 @@ def test_sampler_pads_for_two_ranks_and_covers_everything():
     assert sorted(set(parts[0] + parts[1])) == list(range(n))
     s.set_epoch(0, start=2)
     assert len(s) == 4 and [i for _, i in s] == parts[1][2:]
+
+
+def test_one_spanning_iterator_gives_every_epochs_batches_unchanged():
+    """A run's single loader iterator (``epochs=``) yields exactly the per-epoch loaders' batches, epoch after epoch,
+    short last batches included, from a resumed position too; workers run ahead across epoch boundaries."""
+    for start in (0, 4):
+        loader, sampler = build_loader(RandomItems(), batch_size=4, seed=5, shuffle=True, num_workers=2,
+                                       persistent_workers=True, prefetch_factor=2, epochs=4)
+        sampler.set_epoch(1, start)
+        spanning = list(loader)
+        expected = [b for epoch in (1, 2, 3) for b in _batches(0, epoch, start if epoch == 1 else 0)]
+        assert len(spanning) == len(loader) == len(expected) == (3 if start == 0 else 2) + 3 + 3
+        for x, y in zip(spanning, expected):
+            assert torch.equal(x["index"], y["index"]) and torch.equal(x["audio"], y["audio"])
+        assert (sampler.epoch, sampler.start) == (1, start)  # the caller's sampler is left as it was set

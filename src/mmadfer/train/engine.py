@@ -352,9 +352,10 @@ class _Trainer:
         else:
             seed_everything(cfg.train.seed + info.rank)  # ranks draw different drop-path masks
         bs = cfg.train.batch_size
+        self._batches = None  # one loader iterator for the rest of the run, made at the first epoch
         self.loader, self.sampler = build_loader(self.train_ds, batch_size=bs, seed=cfg.train.seed, shuffle=True,
                                                  rank=info.rank, world_size=info.world_size,
-                                                 **_loader_options(cfg, self.device))
+                                                 epochs=cfg.train.epochs, **_loader_options(cfg, self.device))
         self.steps_per_epoch = math.ceil(self.sampler.num_samples / bs)
         compile = cfg.train.compile
         self.compiled = compile in (True, "regional") or (compile == "auto" and self.device.type == "cuda")
@@ -425,7 +426,10 @@ class _Trainer:
     def _train_epoch(self) -> dict[str, Any]:
         cfg, dev = self.cfg, self.device
         bs = cfg.train.batch_size
-        self.sampler.set_epoch(self.epoch, self.step * bs)
+        if self._batches is None:  # this epoch (from the resumed step) and every later one, in one iterator
+            self.sampler.set_epoch(self.epoch, self.step * bs)
+            self._batches = iter(self.loader)
+        steps = -(-max(0, self.sampler.num_samples - self.step * bs) // bs)  # this epoch's batches, short one included
         self.net.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         correct = torch.zeros((), dtype=torch.int64, device=dev)
@@ -436,12 +440,9 @@ class _Trainer:
         last_batch = None
         bar = self.log.progress(self.steps_per_epoch, self.step, f"epoch {self.epoch + 1}/{cfg.train.epochs}")
         lr = self.optimizer.param_groups[0]["lr"]
-        it = iter(self.loader)
-        while True:
+        for _ in range(steps):
             timer.waiting()
-            batch = next(it, StopIteration)
-            if batch is StopIteration:
-                break
+            batch = next(self._batches)
             weight = 1.0
             if batch is None:  # every clip of this batch failed to load (on_bad_sample='skip')
                 self.epoch_stats["bad_batches"] += 1

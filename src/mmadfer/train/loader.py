@@ -15,15 +15,16 @@ it is on the device.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ..data.datasets import collate_clips
 
-__all__ = ["sample_seed", "SeededDataset", "EpochSampler", "build_loader"]
+__all__ = ["sample_seed", "SeededDataset", "EpochSampler", "SpanningBatchSampler", "build_loader"]
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -73,17 +74,48 @@ class EpochSampler(DistributedSampler):
         return max(0, self.num_samples - self.start)
 
 
+class SpanningBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Batches of ``(epoch, index)`` for the sampler's current epoch (from its ``start``) and every later one up to
+    ``epochs``; each epoch is batched on its own, so its last batch may be short as with a per-epoch loader.
+
+    One DataLoader iterator then serves the rest of a run: the workers prefetch the next epoch's first batches while
+    the current epoch's last ones train, where a per-epoch iterator lets the queue drain at every epoch start. The
+    batches are exactly those of per-epoch iteration (same seeds, same order)."""
+
+    def __init__(self, sampler: EpochSampler, batch_size: int, epochs: int):
+        self.sampler, self.batch_size, self.epochs = sampler, int(batch_size), int(epochs)
+
+    def _epoch(self, epoch: int, start: int) -> list[list[tuple[int, int]]]:
+        s = copy.copy(self.sampler)  # the caller's sampler keeps its epoch and start
+        s.set_epoch(epoch, start)
+        pairs = list(s)
+        return [pairs[i:i + self.batch_size] for i in range(0, len(pairs), self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        first, start = self.sampler.epoch, self.sampler.start
+        for epoch in range(first, self.epochs):
+            yield from self._epoch(epoch, start if epoch == first else 0)
+
+    def __len__(self) -> int:
+        first, start, bs = self.sampler.epoch, self.sampler.start, self.batch_size
+        rest = max(0, self.epochs - first - 1)
+        return -(-max(0, self.sampler.num_samples - start) // bs) + rest * -(-self.sampler.num_samples // bs)
+
+
 def build_loader(dataset: Dataset, *, batch_size: int, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1,
                  num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = True,
-                 prefetch_factor: int = 4) -> tuple[DataLoader, EpochSampler]:
+                 prefetch_factor: int = 4, epochs: int | None = None) -> tuple[DataLoader, EpochSampler]:
     """A DataLoader over :class:`SeededDataset` with an :class:`EpochSampler`; returns ``(loader, sampler)``.
 
-    Call ``sampler.set_epoch(epoch, start)`` before iterating. Batches are :func:`collate_clips` dicts (or None when
-    every clip of a batch failed to load and was skipped).
+    Call ``sampler.set_epoch(epoch, start)`` before creating an iterator. Without ``epochs`` an iterator covers that
+    epoch; with it, that epoch and every later one up to ``epochs`` (:class:`SpanningBatchSampler`: one iterator
+    per run, no loader drain between epochs). Batches are :func:`collate_clips` dicts (or None when every clip of a
+    batch failed to load and was skipped).
     """
     sampler = EpochSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
     workers = dict(persistent_workers=persistent_workers, prefetch_factor=prefetch_factor) if num_workers > 0 else {}
-    loader = DataLoader(SeededDataset(dataset, seed), batch_size=batch_size, sampler=sampler,
-                        num_workers=num_workers, collate_fn=collate_clips, pin_memory=pin_memory,
-                        generator=torch.Generator().manual_seed(seed), **workers)
+    batching = dict(batch_sampler=SpanningBatchSampler(sampler, batch_size, epochs)) if epochs is not None \
+        else dict(batch_size=batch_size, sampler=sampler)
+    loader = DataLoader(SeededDataset(dataset, seed), num_workers=num_workers, collate_fn=collate_clips,
+                        pin_memory=pin_memory, generator=torch.Generator().manual_seed(seed), **batching, **workers)
     return loader, sampler
