@@ -32,6 +32,13 @@ _CPU_CONVERSIONS = ("openvino-int8", "onnx-int8")
 _NEEDS = {"openvino-int8": ("onnx", "openvino", "nncf"), "onnx-int8": ("onnx", "onnxruntime")}
 
 
+def _default_device() -> str:
+    """``'cuda'`` when a GPU is available, else ``'cpu'`` (torch is imported only when this is called)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def resolve_backend(path: str | os.PathLike, device: str | torch.device | None = None, precision: str | None = None,
                     compile: bool = False) -> str:
     """What ``backend='auto'`` picks for checkpoint ``path``: the fastest path that keeps predictions (see
@@ -40,7 +47,7 @@ def resolve_backend(path: str | os.PathLike, device: str | torch.device | None =
 
     import torch
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device or _default_device())
     suffix = Path(path).suffix.lower()
     if suffix in _RUNNER_FILES:
         return _RUNNER_FILES[suffix]

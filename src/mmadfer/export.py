@@ -29,7 +29,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -117,16 +117,17 @@ def onnx_bytes(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, portable: 
 
 
 @contextlib.contextmanager
-def _quiet_root_logger():
-    """onnxruntime's quantiser logs advice on the root logger ("consider pre-processing", "inference failed for
-    tensor ...") that means nothing to someone running ``mmadfer export``; hold back everything below ERROR."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
+def logger_level(name: str | None, level: int) -> Iterator[None]:
+    """Within the block, logger ``name`` (None: the root logger) passes only records at ``level`` or above. The
+    converters' libraries log advice that means nothing to someone running ``mmadfer``: onnxruntime's quantiser on
+    the root logger ("consider pre-processing", "inference failed for tensor ..."), NNCF its statistics."""
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        root.setLevel(level)
+        logger.setLevel(saved)
 
 
 #: What int8 quantises. Not ``Conv``: the one convolution (the patch embedding) runs 3.5× slower as ``ConvInteger``
@@ -140,7 +141,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     quantization = require("onnxruntime.quantization", "int8 quantisation")
     src, dst = Path(src), Path(dst)
     cfg = OnnxModel.read_config(src)
-    with atomic_path(dst, suffix=".onnx") as tmp, _quiet_root_logger():
+    with atomic_path(dst, suffix=".onnx") as tmp, logger_level(None, logging.ERROR):
         # Shape inference cannot type the outputs of ONNX Runtime's own operators: they are float32 here.
         quantization.quantize_dynamic(src, tmp, weight_type=quantization.QuantType.QInt8,
                                       op_types_to_quantize=list(INT8_OP_TYPES),

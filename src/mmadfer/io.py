@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_write", "atomic_path", "sha256_file", "file_lock"]
+__all__ = ["atomic_write", "atomic_path", "publish", "sha256_file", "file_lock"]
 
 
 def _umask() -> int:
@@ -29,13 +29,18 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        # mkstemp makes owner-only files, and some writers (safetensors) recreate the file owner-only: outputs get
-        # the usual permissions, set after writing
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move a finished temporary file over ``path`` (atomic on POSIX) with the usual permissions: temporary files
+    are made owner-only (mkstemp), and some writers (safetensors) recreate a file owner-only, so they are set after
+    writing."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -84,7 +85,7 @@ def footage_inputs(cfg: ModelConfig, videos: Sequence[str | os.PathLike],
     from .errors import MediaError
     from .media.decode import open_video
     from .media.pipeline import prepare_window
-    from .predict import DEFAULT_MAX_SIDE, _make_detector, keep_window
+    from .predict import DEFAULT_MAX_SIDE, _make_detector, kept_windows
 
     detector = _make_detector(detector, "cpu")
     out: list[tuple[np.ndarray, np.ndarray]] = []
@@ -92,15 +93,9 @@ def footage_inputs(cfg: ModelConfig, videos: Sequence[str | os.PathLike],
         per_video = -(-(num_clips - len(out)) // (len(videos) - i))  # an even share of what is still missing
         try:
             with open_video(path, max_side=DEFAULT_MAX_SIDE) as reader:
-                taken = 0
-                for k, clip in enumerate(reader.windows(cfg.preprocess.window_s)):
-                    if taken == per_video or not keep_window(k, clip.duration_s, cfg.preprocess.window_s):
-                        break
-                    if clip.num_frames == 0:
-                        continue
+                for clip in itertools.islice(kept_windows(reader, cfg.preprocess.window_s), per_video):
                     p = prepare_window(clip, cfg.preprocess, detector=detector)
                     out.append(((p["video"][None].float() / 255).numpy(), p["audio"][None].float().numpy()))
-                    taken += 1
         except MediaError as e:
             if on_error is None:
                 warnings.warn(f"calibration skips {e}", stacklevel=2)
@@ -130,14 +125,10 @@ def _read_fp32(model: torch.nn.Module):
 def _quiet_nncf() -> Iterator[None]:
     """NNCF draws progress bars on stdout and logs its statistics at INFO: noise in a CLI run (or a timeline piped
     out of ``mmadfer predict``). Its warnings and errors still come through."""
-    logger = logging.getLogger("nncf")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
+    from .export import logger_level
+
+    with logger_level("nncf", logging.WARNING), contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def openvino_int8(model: torch.nn.Module, path: str | os.PathLike, *,
@@ -151,7 +142,7 @@ def openvino_int8(model: torch.nn.Module, path: str | os.PathLike, *,
     """
     ov = require("openvino", "the OpenVINO backend")
     nncf = require("nncf", "OpenVINO int8 quantisation")
-    from .io import _umask
+    from .io import publish
 
     path = Path(path).with_suffix(".xml")
     model = model.float().cpu().eval()
@@ -168,8 +159,7 @@ def openvino_int8(model: torch.nn.Module, path: str | os.PathLike, *,
     try:
         ov.save_model(int8, tmp / "model.xml", compress_to_fp16=False)
         for suffix in (".bin", ".xml"):
-            os.chmod(tmp / f"model{suffix}", 0o666 & ~_umask())
-            os.replace(tmp / f"model{suffix}", path.with_suffix(suffix))
+            publish(tmp / f"model{suffix}", path.with_suffix(suffix))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

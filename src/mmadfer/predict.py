@@ -36,12 +36,13 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from .backends import _CPU_CONVERSIONS, _RUNNER_FILES, BACKENDS, conversion_target, load_runner, resolve_backend
+from .backends import (_CPU_CONVERSIONS, _RUNNER_FILES, BACKENDS, _default_device, conversion_target, load_runner,
+                       resolve_backend)
 from .config import ModelConfig, PreprocessConfig
 from .errors import CheckpointError
 
 __all__ = ["Recognizer", "BACKENDS", "resolve_backend", "conversion_target", "window_spans", "keep_window",
-           "table_columns", "write_table", "TrackLinker", "WindowInfo", "MIN_WINDOW_FRACTION"]
+           "kept_windows", "table_columns", "write_table", "TrackLinker", "WindowInfo", "MIN_WINDOW_FRACTION"]
 
 #: A cut final window shorter than this fraction of a window is dropped (unless it is the only one).
 MIN_WINDOW_FRACTION = 0.5
@@ -60,6 +61,18 @@ _EPS = 1e-6
 def keep_window(index: int, length_s: float, window_s: float) -> bool:
     """Whether window ``index`` (0-based), cut to ``length_s`` seconds at the end of the video, gets a row."""
     return index == 0 or length_s >= MIN_WINDOW_FRACTION * window_s - _EPS
+
+
+def kept_windows(reader, window_s: float, stride_s: float | None = None, *, start_s: float = 0.0,
+                 end_s: float | None = None) -> Iterator[Any]:
+    """The windows of a :class:`~mmadfer.media.decode.VideoReader` that get a prediction: a cut final window is
+    dropped by :func:`keep_window`, and windows past the end of the video stream (audio runs longer) are skipped."""
+    for k, clip in enumerate(reader.windows(window_s, stride_s, start_s=start_s, end_s=end_s)):
+        if not keep_window(k, clip.duration_s, window_s):
+            break
+        if clip.num_frames == 0:
+            continue
+        yield clip
 
 
 def window_spans(duration_s: float, window_s: float, stride_s: float | None = None, *, start_s: float = 0.0,
@@ -163,10 +176,6 @@ class WindowInfo:
     start_s: float
     end_s: float
     has_audio: bool
-
-
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class _Recorded:
@@ -410,11 +419,7 @@ class Recognizer:
                           end_s: float | None) -> Iterator[tuple[WindowInfo, list[dict[str, Any]]]]:
         """Decode and prepare each kept window. Only the small model inputs leave: the decoded frames of a window
         are dropped as soon as it is prepared, so what waits in the prefetch queue is a few MB, not whole windows."""
-        for k, clip in enumerate(reader.windows(window_s, stride_s, start_s=start_s, end_s=end_s)):
-            if not keep_window(k, clip.duration_s, window_s):
-                break
-            if clip.num_frames == 0:  # past the end of the video stream (audio runs longer): nothing to see
-                continue
+        for clip in kept_windows(reader, window_s, stride_s, start_s=start_s, end_s=end_s):
             yield WindowInfo(clip.path, clip.start_s, clip.end_s, clip.has_audio), self.prepare(clip)
 
     def track_ids(self, tracks: list[dict[str, Any]], linker: "TrackLinker") -> list[int]:
