@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import sys
 import time
@@ -36,7 +35,7 @@ from ..metrics import classification_metrics, write_evaluation, write_json
 from ..model.mmadfer import MMADFER
 from . import distributed as D
 from .config import TrainConfig
-from .loader import build_loader
+from .loader import build_loader, num_batches
 from .logger import RunLogger, StepTimer
 from .state import STATE_FORMAT, capture_rng, latest_state, load_state, prune_states, restore_rng, save_state, \
     state_path
@@ -356,7 +355,7 @@ class _Trainer:
         self.loader, self.sampler = build_loader(self.train_ds, batch_size=bs, seed=cfg.train.seed, shuffle=True,
                                                  rank=info.rank, world_size=info.world_size,
                                                  epochs=cfg.train.epochs, **_loader_options(cfg, self.device))
-        self.steps_per_epoch = math.ceil(self.sampler.num_samples / bs)
+        self.steps_per_epoch = num_batches(self.sampler.num_samples, bs)
         compile = cfg.train.compile
         self.compiled = compile in (True, "regional") or (compile == "auto" and self.device.type == "cuda")
         # regional compilation happens in place, inside DDP's wrapper; the whole-model kind wraps DDP itself
@@ -429,7 +428,7 @@ class _Trainer:
         if self._batches is None:  # this epoch (from the resumed step) and every later one, in one iterator
             self.sampler.set_epoch(self.epoch, self.step * bs)
             self._batches = iter(self.loader)
-        steps = -(-max(0, self.sampler.num_samples - self.step * bs) // bs)  # this epoch's batches, short one included
+        steps = num_batches(self.sampler.num_samples, bs, self.step * bs)  # what is left of this epoch
         self.net.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         correct = torch.zeros((), dtype=torch.int64, device=dev)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ..data.datasets import collate_clips
 
-__all__ = ["sample_seed", "SeededDataset", "EpochSampler", "SpanningBatchSampler", "build_loader"]
+__all__ = ["sample_seed", "SeededDataset", "EpochSampler", "SpanningBatchSampler", "num_batches", "build_loader"]
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -74,6 +74,11 @@ class EpochSampler(DistributedSampler):
         return max(0, self.num_samples - self.start)
 
 
+def num_batches(num_samples: int, batch_size: int, start: int = 0) -> int:
+    """Batches in one epoch of ``num_samples`` resumed after ``start`` of them, the short last batch included."""
+    return -(-max(0, num_samples - start) // batch_size)
+
+
 class SpanningBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of ``(epoch, index)`` for the sampler's current epoch (from its ``start``) and every later one up to
     ``epochs``; each epoch is batched on its own, so its last batch may be short as with a per-epoch loader.
@@ -97,9 +102,9 @@ class SpanningBatchSampler(Sampler[list[tuple[int, int]]]):
             yield from self._epoch(epoch, start if epoch == first else 0)
 
     def __len__(self) -> int:
-        first, start, bs = self.sampler.epoch, self.sampler.start, self.batch_size
-        rest = max(0, self.epochs - first - 1)
-        return -(-max(0, self.sampler.num_samples - start) // bs) + rest * -(-self.sampler.num_samples // bs)
+        n, bs = self.sampler.num_samples, self.batch_size
+        rest = max(0, self.epochs - self.sampler.epoch - 1)
+        return num_batches(n, bs, self.sampler.start) + rest * num_batches(n, bs)
 
 
 def build_loader(dataset: Dataset, *, batch_size: int, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1,
