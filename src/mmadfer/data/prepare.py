@@ -27,7 +27,9 @@ import numpy as np
 
 from ..io import atomic_write
 from .annotations import VIDEO_SUFFIXES, encode_labels, read_label_table, write_classes
-from .layout import CLASSES_FILE, clip_dir, clip_wav, count_frames, write_clip_folder, write_fold_annotations
+from .layout import (
+    CLASSES_FILE, check_clip_id, clip_dir, clip_wav, count_frames, write_clip_folder, write_fold_annotations,
+)
 
 __all__ = ["PrepareResult", "PrepareSummary", "find_videos", "assign_clip_ids", "prepare_clip", "prepare_videos"]
 
@@ -94,7 +96,9 @@ def find_videos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 def assign_clip_ids(videos: Sequence[Path]) -> list[str]:
     """A clip id per video: its file stem with characters other than letters, digits, ``.``, ``_`` and ``-``
     replaced by ``_`` (ids go in whitespace-separated annotation files); repeated stems get ``_2``, ``_3``, ... in
-    input order, so the same inputs always map to the same ids."""
+    input order, so the same inputs always map to the same ids. An id that is not a safe folder name (``..`` from
+    ``...mp4``) is kept as it is here and rejected per file by :func:`prepare_videos`
+    (:func:`~mmadfer.data.layout.check_clip_id`)."""
     ids, seen = [], {}
     for v in videos:
         base = re.sub(r"[^A-Za-z0-9._-]", "_", v.stem) or "clip"
@@ -243,6 +247,11 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
     results: dict[str, PrepareResult] = {}
     jobs = []
     for video, cid in zip(videos, ids):
+        try:
+            check_clip_id(cid)  # '...mp4' -> '..': its folder would be ROOT itself
+        except ValueError as e:
+            results[cid] = PrepareResult(str(video), cid, "failed", str(e))
+            continue
         if _finished(root, cid):
             results[cid] = _skipped(root, video, cid)
         else:
