@@ -446,8 +446,9 @@ class _BenchmarkDataset(FrameFolderDataset):
 class DFEW(_BenchmarkDataset):
     """DFEW (7 classes, 5 folds). Besides the layouts of :class:`_BenchmarkDataset`, reads DFEW's own
     ``EmoLabel_DataSplit/<split>(single-labeled)/set_<fold>.csv`` (labels 1..7) with frames from
-    ``Clip/clip_224x224/<00001>/``. DFEW ships no audio: extract each clip's WAV (native rate, as the reference's
-    ``mp42wav.sh``) beside its frame folder, or pass ``audio_root``."""
+    ``Clip/clip_224x224/<00001>/``. DFEW ships no audio: the authors extracted each video's WAV with ``mp42wav.sh``
+    (``ffmpeg -i``: native rate and channels) into ``raw_wav/<int id>.wav`` beside ``clip_224x224/``, where it is
+    found by default (also ``<folder>.wav`` beside the frame folder, or under ``audio_root``)."""
 
     NAME = "DFEW"
     CLASSES = DFEW_CLASSES
@@ -463,8 +464,9 @@ class DFEW(_BenchmarkDataset):
 class MAFW(_BenchmarkDataset):
     """MAFW (11 classes, 5 folds). Besides the layouts of :class:`_BenchmarkDataset`, reads MAFW's own
     ``Train & Test Set/single/no_caption/set_<fold>/<split>.txt`` (see :func:`read_mafw_split`) with face-crop
-    folders under ``clip_root``. Clips whose WAV is missing are silent unless ``allow_missing_audio=False``, as in
-    the reference (MAFW has clips without usable audio)."""
+    folders under ``clip_root`` (default ``clips_faces/``, the authors' layout, whose WAVs ``clips_wav/<id>.wav`` are
+    found by default). Clips whose WAV is missing are silent unless ``allow_missing_audio=False``, as in the
+    reference (MAFW has clips without usable audio); :meth:`audio_report` counts them."""
 
     NAME = "MAFW"
     CLASSES = MAFW_CLASSES

@@ -10,8 +10,9 @@ Written by ``mmadfer synth`` and ``mmadfer prepare``; read by :class:`~mmadfer.d
     ROOT/annotations/all.txt                 every clip (when no folds were made)
     ROOT/classes.txt                         one class name per line, in label order
 
-It is the layout the reference trained on (DFEW's ``clip_224x224`` frame folders plus extracted WAVs), so a
-dataset prepared here also works with the authors' own loader.
+Annotation files use the reference's format, and frames are JPEG folders as DFEW's ``clip_224x224``; the authors'
+own layouts (``raw_wav/`` and ``clips_wav/`` beside the frame folders) are read by the datasets as they are, and
+``mmadfer prepare --profile mafw-reference`` writes theirs (:mod:`mmadfer.data.mafw_reference`).
 """
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """Raw videos -> mmadfer's frame-folder layout: face crops as JPEGs plus the original audio as WAV.
 
-This is the preprocessing the reference did for MAFW (MTCNN face boxes, their union squared and clamped, one JPEG
-per frame at the native frame rate, the audio extracted to WAV without resampling), done in parallel and safely:
+The default profile takes one square MTCNN face box per clip (the union of its boxes, squared and clamped), one JPEG
+per frame at the native frame rate, and the audio as WAV without resampling. ``profile='mafw-reference'`` instead
+reproduces the authors' MAFW preprocessing exactly (a box per frame, their folder layout and annotation format; see
+:mod:`mmadfer.data.mafw_reference` and REPRODUCING.md). Both are done in parallel and safely:
 
 * each clip is written so that an interrupted run never leaves a folder that looks finished
   (see :func:`mmadfer.data.layout.write_clip_folder`), and a re-run skips every finished clip;
