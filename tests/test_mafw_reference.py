@@ -116,3 +116,36 @@ def test_prepare_mafw_reference_on_a_real_face_and_a_faceless_video(tmp_path):
     assert ds.labels == [3, 0] and ds.audio_report()["audio_missing"] == 1
     item = ds[0]
     assert item["video"].shape == (16, 3, 224, 224) and item["video"].dtype == torch.uint8
+
+
+def test_mafw_reference_with_a_label_table_writes_their_fold_files_and_resumes(tmp_path):
+    from mmadfer.data.synthetic import render_clip
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i in range(4):
+        c = render_clip(i, num_frames=6, size=40, seed=i)
+        write_video(raw / f"{i:05d}.mp4", c.frames, c.fps, c.waveform, c.sample_rate)
+    (tmp_path / "labels.csv").write_text("video,label\n00000.mp4,anger\n00001.mp4,sadness\n00002.mp4,anger\n"
+                                         "00003.mp4,6\n")
+    out = tmp_path / "mfaw"
+    argv = ["prepare", str(raw), "--out", str(out), "--profile", "mafw-reference", "--no-faces", "--workers", "1",
+            "--labels", str(tmp_path / "labels.csv"), "--folds", "2"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in (out / "clips_faces" / "00001").iterdir()) == sorted(f"{i}.jpg" for i in range(6))
+    assert all(Image.open(p).size == (20, 20) for p in (out / "clips_faces" / "00001").iterdir())  # 2*(20//2)
+    assert sorted(p.name for p in (out / "clips_wav").iterdir()) == [f"{i:05d}.wav" for i in range(4)]
+    tests = []
+    for k in (1, 2):
+        lines = (out / "annotations" / f"MAFW_set_{k}_test_faces.txt").read_text().splitlines()
+        assert all(line.split()[1] == "5" and Path(line.split()[0]).is_absolute() for line in lines)
+        tests += lines
+    labels = {Path(line.split()[0]).name: int(line.split()[2]) for line in tests}
+    assert labels == {"00000": 0, "00001": 5, "00002": 0, "00003": 6}  # MAFW's class order; integers as indices
+    ds = build_dataset("mafw", out, fold=1, split="train")
+    assert ds.frame_order == "lexicographic" and ds.audio_report()["audio_missing"] == 0
+    stamp = (out / "clips_faces" / "00002" / "0.jpg").stat().st_mtime_ns
+    assert main(argv) == 0  # a re-run skips finished clips
+    assert (out / "clips_faces" / "00002" / "0.jpg").stat().st_mtime_ns == stamp
+    report = (out / "prepare_report.csv").read_text()
+    assert report.count(",skipped,") == 4

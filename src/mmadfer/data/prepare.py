@@ -208,10 +208,9 @@ def prepare_mafw_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id
         found = _detector().detect(clip.frames)[0] if faces else [np.zeros((0, 4), np.float32)] * T
         picked = [reference_crop_box(b, W, H) for b in found]
         boxes = [box for box, _ in picked]
-        result = PrepareResult(
-            str(video), clip_id, "ok", n_frames=int(T), face_coverage=round(float(np.mean([len(b) > 0 for b in found])), 4),
-            fallback=all(fb for _, fb in picked), fps=round(float(clip.fps), 4),
-        )
+        coverage = float(np.mean([len(b) > 0 for b in found]))
+        result = PrepareResult(str(video), clip_id, "ok", n_frames=int(T), face_coverage=round(coverage, 4),
+                               fallback=all(fb for _, fb in picked), fps=round(float(clip.fps), 4))
         result.has_audio = write_reference_wav(video, faces_wav(root, clip_id))
         if result.has_audio:
             result.sample_rate, result.channels = int(clip.sample_rate), int(clip.waveform.shape[0])
