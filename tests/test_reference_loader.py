@@ -1,7 +1,6 @@
 """DFEW and MAFW in the authors' own folder layouts, read with default options, against what the authors' test loader
 returned (golden/reference_loader), plus fixtures for what the golden does not cover."""
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +132,6 @@ def test_dfew_raw_wav_beside_clip_folder_by_integer_id(tmp_path):
     (wav_dir / "7.wav").unlink()
     with pytest.raises(SampleError, match="audio file not found"):
         build_dataset("dfew", tmp_path / "DFEW", fold=3, split="test", preprocess=ds.preprocess)[0]
-    shutil.rmtree(wav_dir)
 
 
 def test_evaluation_report_counts_silent_clips(mafw_root, tmp_path):
