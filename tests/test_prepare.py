@@ -125,3 +125,42 @@ def test_prepare_crops_a_real_face(tmp_path):
 
     crop = np.asarray(Image.open(frames[0]))
     assert crop.shape == (64, 64, 3)
+
+
+def test_a_clip_named_dot_dot_never_deletes_outside_its_folder(raw_folder, tmp_path, capsys):
+    """'...mp4' has the stem '..' and '..mp4' the stem '.': their clip folders would be ROOT or ROOT/clips."""
+    out = tmp_path / "R"
+    assert main(["prepare", str(raw_folder / "a.mp4"), str(raw_folder / "b.mp4"), "--out", str(out), "--no-faces",
+                 "--size", "32", "--workers", "1"]) == 0
+    (out / "notes.txt").write_text("x")
+    for name in ("...mp4", "..mp4"):
+        shutil.copy(raw_folder / "a.mp4", tmp_path / name)
+    capsys.readouterr()
+    assert main(["prepare", str(tmp_path / "...mp4"), str(tmp_path / "..mp4"), str(raw_folder / "b.mp4"), "--out",
+                 str(out), "--no-faces", "--size", "32", "--workers", "1"]) == 1
+    assert (out / "notes.txt").read_text() == "x"
+    assert len(list((out / "clips" / "a").glob("*.jpg"))) == 10 and (out / "clips" / "b.wav").is_file()
+    report = _report(out)
+    assert report[".."]["status"] == "failed" and "unsafe clip name '..'" in report[".."]["reason"]
+    assert report["."]["status"] == "failed" and report["b"]["status"] == "skipped"
+    assert "unsafe clip name" in capsys.readouterr().err
+
+
+def test_cleanup_refuses_paths_outside_its_folder(tmp_path):
+    from mmadfer.data.layout import check_clip_id, remove_inside, write_clip_folder
+
+    (tmp_path / "clips" / "x").mkdir(parents=True)
+    (tmp_path / "keep.txt").write_text("x")
+    for bad in ("..", ".", "", "a/b", "../clips"):
+        with pytest.raises(ValueError, match="unsafe clip name"):
+            check_clip_id(bad)
+        with pytest.raises(ValueError, match="unsafe clip name"):
+            write_clip_folder(tmp_path, bad, np.zeros((1, 8, 8, 3), np.uint8), None, 16000)
+    for outside in (tmp_path / "clips", tmp_path / "clips" / "..", tmp_path, tmp_path / "keep.txt"):
+        with pytest.raises(ValueError, match="refusing to delete"):
+            remove_inside(outside, tmp_path / "clips")
+    assert (tmp_path / "keep.txt").is_file() and (tmp_path / "clips" / "x").is_dir()
+    (tmp_path / "clips" / "link").symlink_to(tmp_path)  # a link inside is removed, never followed
+    remove_inside(tmp_path / "clips" / "link", tmp_path / "clips")
+    remove_inside(tmp_path / "clips" / "x", tmp_path / "clips")
+    assert (tmp_path / "keep.txt").is_file() and not (tmp_path / "clips" / "x").exists()

@@ -8,9 +8,16 @@ run; every input is listed in ROOT/prepare_report.csv (and .json), and the exit 
 With --labels (a CSV with columns video,label) it also writes ROOT/classes.txt and ROOT/annotations/: all.txt, or
 set_<k>_{train,test}.txt with --folds K, so that `mmadfer train --dataset folder ROOT` can use them.
 
+With --profile mafw-reference it reproduces the MMA-DFER authors' MAFW preprocessing instead, the crops their
+released MAFW checkpoints expect: ROOT/clips_faces/<name>/0.jpg ... (every frame cropped with its own box: the union
+of that frame's MTCNN boxes, squared), ROOT/clips_wav/<name>.wav (as `ffmpeg -i`: all channels, native rate, 16-bit)
+and, from --annotations (their MAFW_set_<k>_<split>[_faces].txt files) or --labels, annotation files in their
+format. See REPRODUCING.md.
+
 examples:
   mmadfer prepare videos/ --out data/mine --labels labels.csv --folds 5 --workers 4
   mmadfer prepare crops/*.mp4 --out data/crops --no-faces     # videos that are face crops already
+  mmadfer prepare MAFW/data/clips --out data/mfaw --profile mafw-reference --annotations MMA-DFER/annotation/MAFW_*
 """
 from __future__ import annotations
 
@@ -35,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seconds", type=float, default=600.0,
                         help="fail videos longer than this, since a clip is decoded whole (default 600)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold split (default 0)")
+    parser.add_argument("--profile", choices=("default", "mafw-reference"), default="default",
+                        help="default: mmadfer's layout; mafw-reference: the authors' MAFW crops, WAVs and annotation "
+                             "files (--size and --face-crop do not apply)")
+    parser.add_argument("--annotations", nargs="+", default=[], metavar="FILE",
+                        help="with --profile mafw-reference: the authors' MAFW annotation files, rewritten for the "
+                             "new crops into ROOT/annotations/ as their process_ann_mfaw.py did")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     summary = prepare_videos(
         args.inputs, args.out, labels=args.labels, folds=args.folds, workers=args.workers, size=args.size,
         face_crop=args.face_crop, faces=not args.no_faces, max_seconds=args.max_seconds, seed=args.seed,
+        profile=args.profile, annotations=args.annotations,
     )
     for r in summary.failed:
         print(f"failed: {r.file}: {r.reason}", file=sys.stderr)

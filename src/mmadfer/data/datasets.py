@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import wave
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,12 +44,21 @@ from .transforms import clip_transform
 
 __all__ = [
     "SampleError", "ClipDataset", "FrameFolderDataset", "DFEW", "MAFW", "CSVClipDataset", "build_dataset",
-    "collate_clips",
+    "collate_clips", "AUTHORS_AUDIO_DIRS",
 ]
 
 logger = logging.getLogger(__name__)
 
 _BAD_SAMPLE_POLICIES = ("raise", "skip")
+_FRAME_ORDERS = ("natural", "lexicographic")
+
+#: The authors' audio folders: a frame folder ``X/<frames dir>/<id>`` has its WAV in ``X/<audio dir>/<name>.wav``,
+#: where ``name`` is the id as an integer for DFEW (``clip_224x224/00011`` -> ``raw_wav/11.wav``) and the id itself
+#: for MAFW (``clips_faces/00031`` -> ``clips_wav/00031.wav``), as their loader finds it.
+AUTHORS_AUDIO_DIRS = {"clip_224x224": ("raw_wav", True), "clips_faces": ("clips_wav", False)}
+
+#: Kaldi's analysis window: audio with fewer samples than ``int(rate * 0.025)`` has no fbank frame at all.
+_WINDOW_S = 0.025
 
 
 class SampleError(MediaError):
@@ -155,17 +165,37 @@ def _decode_frame(path: str) -> np.ndarray:
         raise MediaError(path, f"cannot decode image ({e})") from e
 
 
-def _stack_frames(frames: list[np.ndarray]) -> torch.Tensor:
-    """Frames ``[H, W, 3]`` -> uint8 ``[T, 3, H, W]``. Frames of another size than the first (per-frame face crops)
-    are resized to it, bilinearly, so that one crop and flip can apply to the whole clip."""
-    h, w = frames[0].shape[:2]
-    if any(f.shape[:2] != (h, w) for f in frames):
-        from torchvision.transforms.v2.functional import resize
+def _resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """One ``[H, W, 3]`` frame resized straight to ``size x size`` with PIL's bilinear filter, the reference loader's
+    ``GroupResize`` (unchanged if it has that size already)."""
+    from PIL import Image
 
-        out = [torch.from_numpy(f).permute(2, 0, 1) for f in frames]
-        out = [t if t.shape[1:] == (h, w) else resize(t, [h, w], antialias=True) for t in out]
-        return torch.stack(out)
+    if frame.shape[:2] == (size, size):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((size, size), Image.BILINEAR))
+
+
+def _stack_frames(frames: list[np.ndarray], size: int | None = None) -> torch.Tensor:
+    """Frames ``[H, W, 3]`` -> uint8 ``[T, 3, H, W]``. With ``size``, or when the frames differ in size (per-frame
+    face crops, as MAFW's), each frame is first resized once, straight to ``size x size`` (PIL bilinear, as the
+    reference), so that one crop and flip can apply to the whole clip and no frame is resampled twice."""
+    if size is None and any(f.shape[:2] != frames[0].shape[:2] for f in frames):
+        raise ValueError("frames of different sizes need a size to be resized to")
+    if size is not None:
+        frames = [_resize_frame(f, size) for f in frames]
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+
+
+def _audio_samples(path: Path) -> tuple[int, int]:
+    """``(samples per channel, sample rate)`` of an audio file: from the header of a PCM WAV, else by decoding it."""
+    from .wav import read_audio
+
+    try:
+        with wave.open(os.fspath(path), "rb") as f:
+            return f.getnframes(), f.getframerate()
+    except (wave.Error, EOFError):  # not plain PCM WAV (float, extensible, another format): decode it
+        waveform, rate = read_audio(path)
+        return waveform.shape[-1], rate
 
 
 class FrameFolderDataset(ClipDataset):
@@ -173,31 +203,47 @@ class FrameFolderDataset(ClipDataset):
     ``mmadfer prepare``.
 
     Only the sampled frames are decoded. The frame count comes from the record (the annotation's ``num_frames``,
-    capped at the number of images present) or, when the record has none, from the folder. Frames are ordered by
-    natural sort (``2.jpg`` before ``10.jpg``); ``frame_order='lexicographic'`` gives the reference loader's plain
-    string sort, which differs only for unpadded numbers.
+    capped at the number of images present) or, when the record has none, from the folder.
 
-    Audio: ``record.audio_path`` if set, else ``<folder>.wav`` beside the folder, or, with ``audio_root``, the same
-    relative path (relative to ``root``, else the folder name) plus ``.wav`` under ``audio_root``; a numeric folder
-    name also matches its unpadded number (DFEW's ``00001`` -> ``1.wav``, as the reference's ``raw_wav``). A WAV
-    with no samples is a silent clip (all-zero fbank, as the reference). A missing WAV is an error unless
-    ``allow_missing_audio``, which then uses silence (what the reference did for MAFW).
+    Frame order (``frame_order``): ``'natural'`` (``2.jpg`` before ``10.jpg``) or ``'lexicographic'``, the plain
+    string sort of the reference loader (``glob`` + ``sort()``: ``0, 1, 10, 100, 101, ..., 2``). They differ only for
+    unpadded numbers (the authors' MAFW crops); mmadfer's own layout pads names (``00001.jpg``), so both agree there.
+    The default (None) is natural here; :class:`DFEW` and :class:`MAFW` use the reference's order under the
+    ``'reference'`` preprocessing profile, because the released checkpoints were trained and tested that way.
+
+    Resize: at test time each sampled frame is resized once, straight to ``img_size`` with PIL's bilinear filter
+    (the reference's ``GroupResize``); frames of differing sizes (per-frame face crops) are resized so in training
+    too, before the augmentation.
+
+    Audio: ``record.audio_path`` if set; with ``audio_root``, the same relative path (relative to ``root``, else the
+    folder name) plus ``.wav`` under ``audio_root`` (a numeric folder name also matches its unpadded number: DFEW's
+    ``00001`` -> ``1.wav``); else ``<folder>.wav`` beside the folder (mmadfer's layout) or, for the authors'
+    layouts, ``raw_wav/<int id>.wav`` beside ``clip_224x224/`` and ``clips_wav/<id>.wav`` beside ``clips_faces/``
+    (:data:`AUTHORS_AUDIO_DIRS`). A WAV with no samples, or fewer than one 25 ms window, is a silent clip (all-zero
+    fbank; the reference loader raises there). A missing WAV is an error unless ``allow_missing_audio``, which then
+    uses silence (what the reference did for MAFW). Neither passes silently: :meth:`audio_report` counts them, warns
+    with the count, and the evaluation writes the counts into ``metrics.json``.
     """
 
     def __init__(self, records: Sequence[ClipRecord], class_names: Sequence[str], *,
                  preprocess: PreprocessConfig | None = None, train: bool = False, on_bad_sample: str = "raise",
                  root: str | os.PathLike | None = None, audio_root: str | os.PathLike | None = None,
-                 allow_missing_audio: bool = False, frame_order: str = "natural", transform=None,
+                 allow_missing_audio: bool = False, frame_order: str | None = None, transform=None,
                  augment: str = "reference"):
         super().__init__(records, class_names, preprocess=preprocess, train=train, on_bad_sample=on_bad_sample)
-        if frame_order not in ("natural", "lexicographic"):
-            raise ValueError(f"frame_order must be 'natural' or 'lexicographic', got {frame_order!r}")
+        frame_order = self._default_frame_order() if frame_order is None else frame_order
+        if frame_order not in _FRAME_ORDERS:
+            raise ValueError(f"frame_order must be one of {_FRAME_ORDERS}, got {frame_order!r}")
         self.root = None if root is None else Path(root)
         self.audio_root = None if audio_root is None else Path(audio_root)
         self.allow_missing_audio = allow_missing_audio
         self.frame_order = frame_order
         size = self.preprocess.img_size
         self.transform = transform or clip_transform(size, self.train, augment)
+        self._audio_report: dict[str, Any] | None = None
+
+    def _default_frame_order(self) -> str:
+        return "natural"
 
     # -- construction from the canonical layout --------------------------------------------------------
     @classmethod
@@ -228,22 +274,33 @@ class FrameFolderDataset(ClipDataset):
         names.sort(key=_natural_key if self.frame_order == "natural" else None)
         return [os.path.join(folder, n) for n in names]
 
+    def audio_candidates(self, record: ClipRecord) -> list[Path]:
+        """Where the clip's WAV may be, in the order looked up (see the class docstring)."""
+        if record.audio_path:
+            return [Path(record.audio_path)]
+        folder = Path(record.path)
+        if self.audio_root is not None:
+            rel = folder.name
+            if self.root is not None:
+                try:
+                    rel = folder.relative_to(self.root).as_posix()
+                except ValueError:
+                    pass
+            candidates = [self.audio_root / f"{rel}.wav", self.audio_root / f"{folder.name}.wav"]
+            if folder.name.isdigit():
+                candidates.append(self.audio_root / f"{int(folder.name)}.wav")
+            return candidates
+        candidates = [folder.with_name(folder.name + ".wav")]
+        authors = AUTHORS_AUDIO_DIRS.get(folder.parent.name)
+        if authors is not None:
+            audio_dir, as_int = authors
+            name = str(int(folder.name)) if as_int and folder.name.isdigit() else folder.name
+            candidates.append(folder.parent.with_name(audio_dir) / f"{name}.wav")
+        return candidates
+
     def audio_path(self, record: ClipRecord) -> Path:
         """Where the clip's WAV is expected (the first candidate that exists, else the first candidate)."""
-        if record.audio_path:
-            return Path(record.audio_path)
-        folder = Path(record.path)
-        if self.audio_root is None:
-            return folder.with_name(folder.name + ".wav")
-        rel = folder.name
-        if self.root is not None:
-            try:
-                rel = folder.relative_to(self.root).as_posix()
-            except ValueError:
-                pass
-        candidates = [self.audio_root / f"{rel}.wav", self.audio_root / f"{folder.name}.wav"]
-        if folder.name.isdigit():
-            candidates.append(self.audio_root / f"{int(folder.name)}.wav")
+        candidates = self.audio_candidates(record)
         return next((c for c in candidates if c.is_file()), candidates[0])
 
     def load(self, record: ClipRecord) -> dict[str, torch.Tensor]:
@@ -255,7 +312,10 @@ class FrameFolderDataset(ClipDataset):
         n = min(record.num_frames, len(files)) if record.num_frames else len(files)
         indices = sample_indices(n, cfg.num_frames, train=self.train)
         decoded = {i: _decode_frame(files[i]) for i in sorted(set(indices))}  # only the sampled frames
-        video = self.transform(_stack_frames([decoded[i] for i in indices]))  # uint8 [T, 3, S, S]
+        frames = [decoded[i] for i in indices]
+        mixed = any(f.shape[:2] != frames[0].shape[:2] for f in frames)
+        video = _stack_frames(frames, cfg.img_size if (mixed or not self.train) else None)
+        video = self.transform(video)  # uint8 [T, 3, S, S]
 
         wav = self.audio_path(record)
         if wav.is_file():
@@ -264,8 +324,38 @@ class FrameFolderDataset(ClipDataset):
         elif self.allow_missing_audio:
             audio = audio_features(None, None, cfg)
         else:
-            raise MediaError(wav, "audio file not found (pass allow_missing_audio=True to treat the clip as silent)")
+            tried = " or ".join(map(str, self.audio_candidates(record)))
+            raise MediaError(wav, f"audio file not found (looked for {tried}; pass allow_missing_audio=True to "
+                                  "treat the clip as silent)")
         return {"video": video, "audio": audio}  # audio: float32 [1, 512, 128]
+
+    def audio_report(self) -> dict[str, Any]:
+        """Count the clips whose audio the model will hear as silence: ``audio_missing`` (no WAV found) and
+        ``audio_too_short`` (fewer samples than one 25 ms window, including empty WAVs), with their paths under
+        ``*_clips``. Reads only WAV headers; computed once, and logged as one warning with the counts when any.
+        The evaluation writes it into ``metrics.json``."""
+        if self._audio_report is None:
+            missing, short = [], []
+            for record in self.records:
+                wav = self.audio_path(record)
+                if not wav.is_file():
+                    missing.append(record.path)
+                    continue
+                try:
+                    samples, rate = _audio_samples(wav)
+                except MediaError:
+                    continue  # undecodable: load() reports it as a bad sample
+                if samples < int(rate * _WINDOW_S) or samples == 0:
+                    short.append(record.path)
+            self._audio_report = {"audio_missing": len(missing), "audio_too_short": len(short),
+                                  "audio_missing_clips": missing, "audio_too_short_clips": short}
+            if missing or short:
+                logger.warning("%s: %d of %d clips have no audio file and %d have audio shorter than one 25 ms "
+                               "window; the model hears silence for them%s", type(self).__name__, len(missing),
+                               len(self.records), len(short),
+                               "" if self.allow_missing_audio or not missing else
+                               " (missing audio is an error: allow_missing_audio=False)")
+        return self._audio_report
 
 
 def _classes_file(root: Path) -> tuple[str, ...] | None:
@@ -320,6 +410,10 @@ class _BenchmarkDataset(FrameFolderDataset):
         super().__init__(records, names, preprocess=preprocess, train=split == "train" if train is None else train,
                          on_bad_sample=on_bad_sample, root=root, **kw)
 
+    def _default_frame_order(self) -> str:
+        """The authors' plain string sort under the reference profile (their checkpoints saw frames that way)."""
+        return "lexicographic" if self.preprocess.audio_profile == "reference" else "natural"
+
     def _find_records(self, root: Path, annotation_dir) -> tuple[list[ClipRecord], Path]:
         dirs = [Path(annotation_dir)] if annotation_dir is not None else [root / ANNOTATIONS_DIR, root]
         f, s = self.fold, self.split
@@ -352,8 +446,9 @@ class _BenchmarkDataset(FrameFolderDataset):
 class DFEW(_BenchmarkDataset):
     """DFEW (7 classes, 5 folds). Besides the layouts of :class:`_BenchmarkDataset`, reads DFEW's own
     ``EmoLabel_DataSplit/<split>(single-labeled)/set_<fold>.csv`` (labels 1..7) with frames from
-    ``Clip/clip_224x224/<00001>/``. DFEW ships no audio: extract each clip's WAV (native rate, as the reference's
-    ``mp42wav.sh``) beside its frame folder, or pass ``audio_root``."""
+    ``Clip/clip_224x224/<00001>/``. DFEW ships no audio: the authors extracted each video's WAV with ``mp42wav.sh``
+    (``ffmpeg -i``: native rate and channels) into ``raw_wav/<int id>.wav`` beside ``clip_224x224/``, where it is
+    found by default (also ``<folder>.wav`` beside the frame folder, or under ``audio_root``)."""
 
     NAME = "DFEW"
     CLASSES = DFEW_CLASSES
@@ -369,8 +464,9 @@ class DFEW(_BenchmarkDataset):
 class MAFW(_BenchmarkDataset):
     """MAFW (11 classes, 5 folds). Besides the layouts of :class:`_BenchmarkDataset`, reads MAFW's own
     ``Train & Test Set/single/no_caption/set_<fold>/<split>.txt`` (see :func:`read_mafw_split`) with face-crop
-    folders under ``clip_root``. Clips whose WAV is missing are silent unless ``allow_missing_audio=False``, as in
-    the reference (MAFW has clips without usable audio)."""
+    folders under ``clip_root`` (default ``clips_faces/``, the authors' layout, whose WAVs ``clips_wav/<id>.wav`` are
+    found by default). Clips whose WAV is missing are silent unless ``allow_missing_audio=False``, as in the
+    reference (MAFW has clips without usable audio); :meth:`audio_report` counts them."""
 
     NAME = "MAFW"
     CLASSES = MAFW_CLASSES

@@ -10,8 +10,9 @@ Written by ``mmadfer synth`` and ``mmadfer prepare``; read by :class:`~mmadfer.d
     ROOT/annotations/all.txt                 every clip (when no folds were made)
     ROOT/classes.txt                         one class name per line, in label order
 
-It is the layout the reference trained on (DFEW's ``clip_224x224`` frame folders plus extracted WAVs), so a
-dataset prepared here also works with the authors' own loader.
+Annotation files use the reference's format, and frames are JPEG folders as DFEW's ``clip_224x224``; the authors'
+own layouts (``raw_wav/`` and ``clips_wav/`` beside the frame folders) are read by the datasets as they are, and
+``mmadfer prepare --profile mafw-reference`` writes theirs (:mod:`mmadfer.data.mafw_reference`).
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from .annotations import ClipRecord, stratified_folds, write_reference_annotatio
 from .wav import write_wav
 
 __all__ = [
-    "CLIPS_DIR", "ANNOTATIONS_DIR", "CLASSES_FILE", "FRAME_SUFFIXES", "clip_dir", "clip_wav", "count_frames",
-    "write_clip_folder", "write_fold_annotations",
+    "CLIPS_DIR", "ANNOTATIONS_DIR", "CLASSES_FILE", "FRAME_SUFFIXES", "check_clip_id", "clip_dir", "clip_wav",
+    "count_frames", "remove_inside", "write_clip_folder", "write_fold_annotations",
 ]
 
 CLIPS_DIR = "clips"
@@ -37,14 +38,40 @@ CLASSES_FILE = "classes.txt"
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
+def check_clip_id(clip_id: str) -> str:
+    """Return ``clip_id`` if it names one entry inside a folder, else raise ValueError: an empty name, ``.``,
+    ``..`` (or any name of dots only), or one holding a path separator or NUL would put the clip's files, and what
+    a re-run replaces, outside ``ROOT/clips/``."""
+    bad = (not clip_id or set(clip_id) <= {"."} or any(c in clip_id for c in ("/", "\\", "\0"))
+           or (os.altsep and os.altsep in clip_id))
+    if bad:
+        raise ValueError(f"unsafe clip name {clip_id!r}: a clip name must be a plain file name, not empty, '.', '..' "
+                         "or holding a path separator (rename the file)")
+    return clip_id
+
+
 def clip_dir(root: str | os.PathLike, clip_id: str) -> Path:
-    """``ROOT/clips/<clip_id>``: the folder of a clip's JPEG frames."""
-    return Path(root) / CLIPS_DIR / clip_id
+    """``ROOT/clips/<clip_id>``: the folder of a clip's JPEG frames (ValueError for an unsafe ``clip_id``)."""
+    return Path(root) / CLIPS_DIR / check_clip_id(clip_id)
 
 
 def clip_wav(root: str | os.PathLike, clip_id: str) -> Path:
     """``ROOT/clips/<clip_id>.wav``: a clip's audio, beside its frame folder."""
-    return Path(root) / CLIPS_DIR / f"{clip_id}.wav"
+    return Path(root) / CLIPS_DIR / f"{check_clip_id(clip_id)}.wav"
+
+
+def remove_inside(path: str | os.PathLike, folder: str | os.PathLike) -> None:
+    """Delete ``path`` (a tree, a file or a link; nothing if absent) only if it lies strictly inside ``folder``.
+    Anything else (the folder itself, a parent, a sibling; a link is removed, never followed) is a ValueError and
+    nothing is deleted."""
+    path, folder = Path(path), Path(folder).resolve()
+    target = path.parent.resolve() / path.name  # the entry itself, not where a link leads
+    if path.name in ("", ".", "..") or folder not in target.parents:
+        raise ValueError(f"refusing to delete {path}: it is not inside {folder}")
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        shutil.rmtree(target)
 
 
 def count_frames(folder: str | os.PathLike) -> int:
@@ -63,17 +90,18 @@ def write_clip_folder(root: str | os.PathLike, clip_id: str, frames, waveform: n
     from PIL import Image
 
     final = clip_dir(root, clip_id)
+    clips = final.parent
     tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)  # left over from an interrupted run
+    remove_inside(tmp, clips)  # left over from an interrupted run
     write_wav(clip_wav(root, clip_id), np.zeros((1, 0)) if waveform is None else waveform, sample_rate or 16000)
     tmp.mkdir(parents=True)
     n = 0
     for n, frame in enumerate(frames, 1):
         Image.fromarray(np.asarray(frame)).save(tmp / f"{n:05d}.jpg", quality=quality)
     if n == 0:
-        shutil.rmtree(tmp)
+        remove_inside(tmp, clips)
         raise ValueError(f"clip {clip_id}: no frames to write")
-    shutil.rmtree(final, ignore_errors=True)
+    remove_inside(final, clips)
     os.replace(tmp, final)
     return final
 

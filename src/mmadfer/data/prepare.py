@@ -1,7 +1,9 @@
 """Raw videos -> mmadfer's frame-folder layout: face crops as JPEGs plus the original audio as WAV.
 
-This is the preprocessing the reference did for MAFW (MTCNN face boxes, their union squared and clamped, one JPEG
-per frame at the native frame rate, the audio extracted to WAV without resampling), done in parallel and safely:
+The default profile takes one square MTCNN face box per clip (the union of its boxes, squared and clamped), one JPEG
+per frame at the native frame rate, and the audio as WAV without resampling. ``profile='mafw-reference'`` instead
+reproduces the authors' MAFW preprocessing exactly (a box per frame, their folder layout and annotation format; see
+:mod:`mmadfer.data.mafw_reference` and REPRODUCING.md). Both are done in parallel and safely:
 
 * each clip is written so that an interrupted run never leaves a folder that looks finished
   (see :func:`mmadfer.data.layout.write_clip_folder`), and a re-run skips every finished clip;
@@ -26,10 +28,24 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..io import atomic_write
-from .annotations import VIDEO_SUFFIXES, encode_labels, read_label_table, write_classes
-from .layout import CLASSES_FILE, clip_dir, clip_wav, count_frames, write_clip_folder, write_fold_annotations
+from .annotations import VIDEO_SUFFIXES, encode_labels, read_label_table, stratified_folds, write_classes
+from .layout import (
+    CLASSES_FILE, check_clip_id, clip_dir, clip_wav, count_frames, write_clip_folder, write_fold_annotations,
+)
+from .mafw_reference import (
+    faces_dir, faces_wav, reference_crop_box, rewrite_authors_annotations, write_face_frames, write_faces_annotations,
+    write_reference_wav,
+)
 
-__all__ = ["PrepareResult", "PrepareSummary", "find_videos", "assign_clip_ids", "prepare_clip", "prepare_videos"]
+__all__ = [
+    "PROFILES", "PrepareResult", "PrepareSummary", "find_videos", "assign_clip_ids", "prepare_clip",
+    "prepare_mafw_clip", "prepare_videos",
+]
+
+#: ``default``: mmadfer's layout (one square face box per clip, ``clips/<id>/00001.jpg``); ``mafw-reference``: the
+#: authors' MAFW preprocessing (per-frame boxes, ``clips_faces/<id>/0.jpg``, ``clips_wav/``; see
+#: :mod:`mmadfer.data.mafw_reference`).
+PROFILES = ("default", "mafw-reference")
 
 REPORT_FIELDS = ("file", "clip_id", "status", "reason", "face_coverage", "fallback", "n_frames", "has_audio")
 
@@ -94,7 +110,9 @@ def find_videos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 def assign_clip_ids(videos: Sequence[Path]) -> list[str]:
     """A clip id per video: its file stem with characters other than letters, digits, ``.``, ``_`` and ``-``
     replaced by ``_`` (ids go in whitespace-separated annotation files); repeated stems get ``_2``, ``_3``, ... in
-    input order, so the same inputs always map to the same ids."""
+    input order, so the same inputs always map to the same ids. An id that is not a safe folder name (``..`` from
+    ``...mp4``) is kept as it is here and rejected per file by :func:`prepare_videos`
+    (:func:`~mmadfer.data.layout.check_clip_id`)."""
     ids, seen = [], {}
     for v in videos:
         base = re.sub(r"[^A-Za-z0-9._-]", "_", v.stem) or "clip"
@@ -168,19 +186,63 @@ def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str
     return result
 
 
-def _finished(root: Path, clip_id: str) -> bool:
+def prepare_mafw_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str, *, faces: bool = True,
+                      max_seconds: float | None = 600.0, **_) -> PrepareResult:
+    """Prepare one video as the authors' ``extract_faces_mfaw.py`` and ``mp42wav.sh`` did: every decoded frame
+    cropped with its own box (:func:`~mmadfer.data.mafw_reference.reference_crop_box` of that frame's MTCNN boxes)
+    into ``ROOT/clips_faces/<clip_id>/0.jpg ...`` and the audio into ``ROOT/clips_wav/<clip_id>.wav`` (none when the
+    video has no audio stream). The boxes are kept in ``ROOT/meta/<clip_id>.json``. Never raises for a bad input."""
+    from ..media.decode import open_video
+
+    root, video = Path(root), Path(video)
+    result = PrepareResult(str(video), clip_id, "failed")
+    try:
+        with open_video(video) as reader:
+            if max_seconds is not None and (reader.duration_s or 0.0) > max_seconds:
+                raise ValueError(f"video is {reader.duration_s:.0f} s long, over the {max_seconds:.0f} s limit for "
+                                 "one clip; cut it into clips first or raise --max-seconds")
+            clip = reader.read()
+        if clip.num_frames == 0:
+            raise ValueError("no video frames decoded")
+        T, H, W = clip.frames.shape[:3]
+        found = _detector().detect(clip.frames)[0] if faces else [np.zeros((0, 4), np.float32)] * T
+        picked = [reference_crop_box(b, W, H) for b in found]
+        boxes = [box for box, _ in picked]
+        coverage = float(np.mean([len(b) > 0 for b in found]))
+        result = PrepareResult(str(video), clip_id, "ok", n_frames=int(T), face_coverage=round(coverage, 4),
+                               fallback=all(fb for _, fb in picked), fps=round(float(clip.fps), 4))
+        result.has_audio = write_reference_wav(video, faces_wav(root, clip_id))
+        if result.has_audio:
+            result.sample_rate, result.channels = int(clip.sample_rate), int(clip.waveform.shape[0])
+        meta = dict(asdict(result), boxes=[list(b) for b in boxes], no_face=[fb for _, fb in picked],
+                    detections=[np.asarray(b, np.float64).round(3).tolist() for b in found])
+        with atomic_write(root / "meta" / f"{clip_id}.json", "w", encoding="utf-8") as f:
+            json.dump(meta, f)
+        write_face_frames(root, clip_id, clip.frames, boxes)
+    except Exception as e:  # one bad file must never stop the run: report it
+        from ..errors import MmadferError
+
+        result.status = "failed"
+        result.reason = e.reason if isinstance(e, MmadferError) else f"{type(e).__name__}: {e}"
+    return result
+
+
+def _finished(root: Path, clip_id: str, profile: str = "default") -> bool:
+    if profile == "mafw-reference":
+        return faces_dir(root, clip_id).is_dir()  # renamed into place last; a clip without audio has no WAV
     return clip_dir(root, clip_id).is_dir() and clip_wav(root, clip_id).is_file()
 
 
-def _skipped(root: Path, video: Path, clip_id: str) -> PrepareResult:
-    """The result for a clip finished by an earlier run, with its statistics from ``<clip_id>.json``."""
+def _skipped(root: Path, video: Path, clip_id: str, profile: str = "default") -> PrepareResult:
+    """The result for a clip finished by an earlier run, with its statistics from its ``<clip_id>.json``."""
     result = PrepareResult(str(video), clip_id, "skipped")
+    mafw = profile == "mafw-reference"
     try:
-        meta = json.loads(_meta_path(root, clip_id).read_text())
+        meta = json.loads((root / "meta" / f"{clip_id}.json" if mafw else _meta_path(root, clip_id)).read_text())
         for key in ("face_coverage", "n_frames", "has_audio", "fallback", "fps", "sample_rate", "channels"):
             setattr(result, key, meta.get(key))
     except (OSError, ValueError):
-        result.n_frames = count_frames(clip_dir(root, clip_id))
+        result.n_frames = count_frames(faces_dir(root, clip_id) if mafw else clip_dir(root, clip_id))
     return result
 
 
@@ -190,7 +252,8 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(max(1, threads))
 
 
-def _run_parallel(jobs: list[tuple[Path, str]], kw: dict, workers: int, progress) -> dict[str, PrepareResult]:
+def _run_parallel(jobs: list[tuple[Path, str]], kw: dict, workers: int, progress,
+                  job=prepare_clip) -> dict[str, PrepareResult]:
     """Run :func:`prepare_clip` over ``jobs`` in ``workers`` spawned processes. If a worker dies (a crash in native
     code), the unfinished clips are retried once in a fresh pool, then reported as failed."""
     results: dict[str, PrepareResult] = {}
@@ -199,7 +262,7 @@ def _run_parallel(jobs: list[tuple[Path, str]], kw: dict, workers: int, progress
     for attempt in range(2):
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
-            futures = {pool.submit(prepare_clip, video, clip_id=cid, **kw): (video, cid) for video, cid in pending}
+            futures = {pool.submit(job, video, clip_id=cid, **kw): (video, cid) for video, cid in pending}
             for fut in cf.as_completed(futures):
                 video, cid = futures[fut]
                 try:
@@ -220,7 +283,8 @@ def _run_parallel(jobs: list[tuple[Path, str]], kw: dict, workers: int, progress
 def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, labels: str | os.PathLike | None = None,
                    folds: int | None = None, workers: int = 1, size: int = 224, face_crop: str = "union",
                    faces: bool = True, max_seconds: float | None = 600.0, seed: int = 0,
-                   progress: bool = True) -> PrepareSummary:
+                   progress: bool = True, profile: str = "default",
+                   annotations: Sequence[str | os.PathLike] = ()) -> PrepareSummary:
     """Prepare every video in ``inputs`` (files and folders) into mmadfer's layout under ``out``.
 
     Finished clips are skipped, the others prepared by ``workers`` processes (``<= 1``: in this process), and
@@ -228,11 +292,22 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
     by its path, else its file name, else its stem), ``out/classes.txt`` and ``out/annotations/`` are written for
     every prepared, labelled clip: ``set_<k>_{train,test}.txt`` for ``folds >= 2`` (stratified, seeded), else
     ``all.txt``. See :func:`prepare_clip` for the other options.
+
+    ``profile='mafw-reference'`` reproduces the authors' MAFW preprocessing instead (:func:`prepare_mafw_clip`;
+    ``size`` and ``face_crop`` do not apply): ``clips_faces/``, ``clips_wav/``, and their annotation format
+    (``<abs path> <file count - 1> <label>``): ``annotations`` (the authors' ``MAFW_set_<k>_<split>[_faces].txt``
+    files) are rewritten for the new crops as their ``process_ann_mfaw.py`` did, and a label table (names or
+    indices of :data:`mmadfer.config.MAFW_CLASSES`) gives ``MAFW_set_<k>_{train,test}_faces.txt`` (or
+    ``MAFW_all_faces.txt``).
     """
     from tqdm.auto import tqdm
 
     if face_crop not in ("union", "track"):
         raise ValueError(f"face_crop must be 'union' or 'track', got {face_crop!r}")
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if annotations and profile != "mafw-reference":
+        raise ValueError("annotations (the authors' MAFW files) apply to profile 'mafw-reference' only")
     root = Path(out)
     videos = find_videos(inputs)
     ids = assign_clip_ids(videos)
@@ -243,29 +318,40 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
     results: dict[str, PrepareResult] = {}
     jobs = []
     for video, cid in zip(videos, ids):
-        if _finished(root, cid):
-            results[cid] = _skipped(root, video, cid)
+        try:
+            check_clip_id(cid)  # '...mp4' -> '..': its folder would be ROOT itself
+        except ValueError as e:
+            results[cid] = PrepareResult(str(video), cid, "failed", str(e))
+            continue
+        if _finished(root, cid, profile):
+            results[cid] = _skipped(root, video, cid, profile)
         else:
             jobs.append((video, cid))
+    job = prepare_mafw_clip if profile == "mafw-reference" else prepare_clip
     with tqdm(total=len(jobs), desc="prepare", unit="clip", disable=not progress or not jobs) as bar:
         if workers <= 1 or len(jobs) <= 1:
             for video, cid in jobs:
                 bar.set_postfix_str(video.name, refresh=False)
-                results[cid] = prepare_clip(video, clip_id=cid, **kw)
+                results[cid] = job(video, clip_id=cid, **kw)
                 bar.update(1)
         else:
-            results.update(_run_parallel(jobs, kw, min(workers, len(jobs)), bar))
+            results.update(_run_parallel(jobs, kw, min(workers, len(jobs)), bar, job))
 
     summary = PrepareSummary(root, [results[cid] for cid in ids])
+    if annotations:
+        summary.annotation_files += rewrite_authors_annotations(root, annotations)
     if label_rows is not None:
-        _write_labels(summary, videos, ids, label_rows, labels, folds, seed)
+        _write_labels(summary, videos, ids, label_rows, labels, folds, seed, profile)
     _write_report(summary)
     return summary
 
 
 def _write_labels(summary: PrepareSummary, videos: Sequence[Path], ids: Sequence[str], rows: list[dict],
-                  source, folds: int | None, seed: int) -> None:
-    indices, class_names = encode_labels(rows, None, source)
+                  source, folds: int | None, seed: int, profile: str = "default") -> None:
+    from ..config import MAFW_CLASSES
+
+    mafw = profile == "mafw-reference"
+    indices, class_names = encode_labels(rows, MAFW_CLASSES if mafw else None, source)
     by_path = {Path(r["video"]).resolve(): i for r, i in zip(rows, indices)}
     by_name = {Path(r["video"]).name: i for r, i in zip(rows, indices)}
     by_stem = {Path(r["video"]).stem: i for r, i in zip(rows, indices)}
@@ -275,11 +361,16 @@ def _write_labels(summary: PrepareSummary, videos: Sequence[Path], ids: Sequence
         if label is None:
             summary.unlabelled.append(str(video))
         elif res.status != "failed":
-            entries.append((cid, count_frames(clip_dir(summary.root, cid)), label))
+            entries.append((cid, 0 if mafw else count_frames(clip_dir(summary.root, cid)), label))
     if not entries:
         summary.label_error = f"{source}: none of the prepared videos has a label there; no annotations written"
         return
     try:
+        if mafw:
+            split = stratified_folds([e[2] for e in entries], folds, seed) if folds and folds >= 2 else None
+            summary.annotation_files += write_faces_annotations(
+                summary.root, [(cid, label) for cid, _, label in entries], split, folds)
+            return
         summary.annotation_files = write_fold_annotations(summary.root, entries, folds, seed)
     except ValueError as e:  # e.g. fewer labelled clips than folds
         summary.label_error = f"{source}: {e}; no annotations written"

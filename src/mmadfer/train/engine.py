@@ -278,6 +278,8 @@ def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | 
     if pred["skipped"]:
         logger.warning("%d clip(s) could not be loaded and are not in the metrics (listed under 'skipped')",
                        len(pred["skipped"]))
+    if callable(getattr(dataset, "audio_report", None)):  # clips heard as silence: audio_missing, audio_too_short
+        metrics.update(dataset.audio_report())
     if out_dir is not None and (not D.is_initialized() or torch.distributed.get_rank() == 0):
         index = pred["index"].numpy()
         table = pd.DataFrame({"index": index, "path": [path_of(int(i)) for i in index], "label": y_true,
