@@ -30,12 +30,13 @@ _EPS = 1e-15
 
 
 def probabilities(logits, temperature: float = 1.0):
-    """``softmax(logits / temperature)`` over the last axis, in float32 for a torch tensor (kept on its device) and
-    float64 for anything else (returned as numpy). The only logits-to-probabilities step in mmadfer."""
+    """``softmax(logits / temperature)`` over the last axis: a torch tensor stays one (on its device, float32 unless
+    it is float64), anything else is returned as a float64 numpy array. The only logits-to-probabilities step in mmadfer."""
     if not temperature > 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     if isinstance(logits, torch.Tensor):
-        return torch.softmax(logits.float() / temperature, dim=-1)
+        z = logits if logits.dtype == torch.float64 else logits.float()
+        return torch.softmax(z / temperature, dim=-1)
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -101,10 +102,12 @@ def mce(probs, y_true, n_bins: int = ECE_BINS) -> float:
 
 
 def nll(probs, y_true) -> float:
-    """Mean negative log-likelihood of the true class (scikit-learn's ``log_loss``)."""
+    """Mean negative log-likelihood of the true class (scikit-learn's ``log_loss``; rows renormalised to sum to 1,
+    which only removes rounding, e.g. of probabilities read back from a CSV)."""
     from sklearn.metrics import log_loss
 
     probs, y_true = _check(probs, y_true)
+    probs = probs / probs.sum(1, keepdims=True)
     return float(log_loss(y_true, probs, labels=np.arange(probs.shape[1])))
 
 

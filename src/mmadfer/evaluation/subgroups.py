@@ -139,8 +139,8 @@ def subgroup_report(probs: np.ndarray, y_true: np.ndarray, paths: Sequence[str],
                 gaps[metric] = {"gap": None, "flagged": False,
                                 "note": f"fewer than two groups with at least {min_group_n} clips"}
                 continue
-            best = max(eligible, key=lambda g: rows[g][metric])
-            worst = min(eligible, key=lambda g: rows[g][metric])
+            order = sorted(eligible, key=lambda g: rows[g][metric])  # ties: two distinct groups all the same
+            worst, best = order[0], order[-1]
             lo, hi = percentile_interval(reps[f"{best}:{metric}"] - reps[f"{worst}:{metric}"], level)
             gaps[metric] = {"best": names[best], "worst": names[worst],
                             "gap": rows[best][metric] - rows[worst][metric], "ci95": [lo, hi],

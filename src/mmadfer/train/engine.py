@@ -277,7 +277,7 @@ def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | 
     seconds = time.perf_counter() - start
     if len(pred["index"]) == 0:
         raise ValueError(f"no clip of the dataset could be loaded ({len(pred['skipped'])} skipped)")
-    probs = probabilities(pred["logits"], net.cfg.temperature).numpy()  # [N, C]
+    probs = probabilities(pred["logits"].double(), net.cfg.temperature).numpy()  # [N, C] float64
     y_pred = probs.argmax(1)
     y_true = pred["label"].numpy()
     metrics = classification_metrics(y_true, y_pred, names, cost_matrix)
