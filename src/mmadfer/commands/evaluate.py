@@ -169,7 +169,11 @@ def run(args: argparse.Namespace) -> int:
         return session.exit_code
     if info.is_main:
         ci = metrics.get("ci95", {})
-        fmt = lambda k: f"{metrics[k]:.4f}" + (f" [{ci[k][0]:.4f}, {ci[k][1]:.4f}]" if ci.get(k) and ci[k][0] is not None else "")  # noqa: E731,E501
+
+        def fmt(k: str) -> str:
+            lo, hi = ci.get(k) or (None, None)
+            return f"{metrics[k]:.4f}" + ("" if lo is None else f" [{lo:.4f}, {hi:.4f}]")
+
         line = f"UAR {fmt('uar')}  WAR {fmt('war')}  macro-F1 {fmt('macro_f1')}  ECE {fmt('ece')}"
         line += f"  ({metrics['num_clips']} clips"
         line += f", {len(metrics['skipped'])} skipped)" if metrics["skipped"] else ")"

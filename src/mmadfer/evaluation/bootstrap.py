@@ -18,7 +18,8 @@ import numpy as np
 
 from .calibration import ece_from
 
-__all__ = ["DEFAULT_RESAMPLES", "DEFAULT_SEED", "scores", "bootstrap", "percentile_interval", "clip_statistics", "intervals"]
+__all__ = ["DEFAULT_RESAMPLES", "DEFAULT_SEED", "scores", "bootstrap", "percentile_interval", "clip_statistics",
+           "intervals"]
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 0

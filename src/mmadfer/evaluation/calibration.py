@@ -31,7 +31,8 @@ _EPS = 1e-15
 
 def probabilities(logits, temperature: float = 1.0):
     """``softmax(logits / temperature)`` over the last axis: a torch tensor stays one (on its device, float32 unless
-    it is float64), anything else is returned as a float64 numpy array. The only logits-to-probabilities step in mmadfer."""
+    it is float64), anything else is returned as a float64 numpy array. The only logits-to-probabilities step in
+    mmadfer."""
     if not temperature > 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     if isinstance(logits, torch.Tensor):

@@ -44,8 +44,9 @@ def plot_reliability(metrics: dict[str, Any], path: str | os.PathLike) -> Path:
     ax, ax2 = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
     width = upper - lower
     ax.bar(lower, np.nan_to_num(acc), width=width, align="edge", color=_BLUE, edgecolor="white", label="accuracy")
-    ax.bar(lower, np.nan_to_num(conf - acc), bottom=np.nan_to_num(acc), width=width, align="edge", color=_RED,
-           alpha=0.35, edgecolor="white", label="gap to confidence")
+    gap_lo = np.nan_to_num(np.minimum(acc, conf))
+    ax.bar(lower, np.nan_to_num(np.abs(conf - acc)), bottom=gap_lo, width=width, align="edge", facecolor=(0, 0, 0, 0),
+           edgecolor=_RED, hatch="///", linewidth=0.8, label="gap to mean confidence")
     ax.plot([0, 1], [0, 1], "--", color=_GREY, lw=1, label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy",
            title=f"Reliability: ECE {metrics['ece']:.3f}, MCE {metrics['mce']:.3f} ({len(count)} bins)")

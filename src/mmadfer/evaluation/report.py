@@ -33,7 +33,8 @@ h3{font-size:14px;margin:14px 0 6px;color:#2d3748}
 table{border-collapse:collapse;margin:6px 0;font-variant-numeric:tabular-nums}
 th,td{padding:4px 10px;border-bottom:1px solid #edf2f7;text-align:right}th{background:#f7fafc;color:#4a5568;
 font-weight:600}td:first-child,th:first-child{text-align:left}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(130px,1fr));gap:12px}.card{border:1px solid #e2e8f0;border-radius:6px;
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(130px,1fr));gap:12px}
+.card{border:1px solid #e2e8f0;border-radius:6px;
 padding:10px 12px;background:#f7fafc}.card .k{font-size:12px;color:#4a5568;text-transform:uppercase;
 letter-spacing:.04em}.card .v{font-size:22px;font-weight:600;color:#1a365d}.card .ci{font-size:12px;color:#718096}
 img{max-width:100%;height:auto;border:1px solid #edf2f7;border-radius:4px;margin:6px 0}
