@@ -159,3 +159,13 @@ def test_operating_cost_arithmetic():
     assert oc["clips_per_s"] == pytest.approx(10.0)
     assert oc["video_hours_per_hour"] == pytest.approx(10.0 * 3600 / 703)  # 51.2 h of video per hour
     assert oc["cost_per_video_hour"] == pytest.approx(2.0 / (10.0 * 3600 / 703))
+
+
+def test_a_groups_file_without_group_columns_is_refused_by_name(tmp_path):
+    from mmadfer.evaluation.subgroups import read_groups
+
+    (tmp_path / "g.csv").write_text("clip\na\nb\n")
+    with pytest.raises(ValueError, match="g.csv: needs a first column of clip ids and at least one group column"):
+        read_groups(tmp_path / "g.csv")
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        read_groups(tmp_path / "nope.csv")

@@ -72,10 +72,11 @@ def _img(path: str | os.PathLike | None, alt: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+def _table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]]) -> str:
+    """A table; ``header=None`` for a two-column key/value list without a header row."""
+    head = "" if header is None else "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead>"
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
 def _section(title: str, body: str) -> str:
@@ -91,7 +92,7 @@ def _page(title: str, subtitle: str, sections: Sequence[str]) -> str:
 
 
 def _provenance(prov: dict[str, Any]) -> str:
-    rows = "".join(f"<dt>{_e(k)}</dt><dd><code>{_e(v)}</code></dd>" for k, v in prov.items())
+    rows = "".join(f"<dt>{_e(k.replace('_', ' '))}</dt><dd><code>{_e(v)}</code></dd>" for k, v in prov.items())
     return f"<dl>{rows}</dl>"
 
 
@@ -148,7 +149,7 @@ def _cost_html(oc: dict[str, Any] | None) -> str:
         rows.append(["cost per hour of video", "pass --price-per-hour"])
     note = ('<p class="note">Measured on this evaluation: loading prepared clips plus the model. Predicting on raw '
             'video also decodes it and detects faces; <code>mmadfer bench</code> measures that pipeline.</p>')
-    return _table(["", ""], rows) + note
+    return _table(None, rows) + note
 
 
 def write_report(path: str | os.PathLike, metrics: dict[str, Any], *, provenance: dict[str, Any],
@@ -157,7 +158,7 @@ def write_report(path: str | os.PathLike, metrics: dict[str, Any], *, provenance
     m = metrics
     files = m.get("files", {})
     names = m["class_names"]
-    summary = _cards(m) + _table(["", ""], [["clips", m["num_clips"]], ["skipped", len(m.get("skipped", []))],
+    summary = _cards(m) + _table(None, [["clips", m["num_clips"]], ["skipped", len(m.get("skipped", []))],
                                             ["temperature", _num(m.get("temperature"), 3)]])
     if m.get("bootstrap"):
         b = m["bootstrap"]
