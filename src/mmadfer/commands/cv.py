@@ -88,9 +88,14 @@ def _write_report(out, rows: list[dict], base, args: argparse.Namespace) -> None
 
     folds = []
     for r in rows:
-        m = json.loads((Path(r["run_dir"]) / "eval" / "metrics.json").read_text())
-        folds.append({**m, "fold": r["fold"]})
-    first = Path(rows[0]["run_dir"]) / FINAL_CHECKPOINT
+        path = Path(r["run_dir"]) / "eval" / "metrics.json"
+        if not path.is_file():  # a run finished by an older mmadfer
+            print(f"{r['run_dir']}: no eval/metrics.json; fold {r['fold']} is left out of report.html", file=sys.stderr)
+            continue
+        folds.append({**json.loads(path.read_text()), "fold": r["fold"]})
+    if not folds:
+        return
+    first = Path(rows[0]["run_dir"]) / FINAL_CHECKPOINT  # every fold has the same preprocessing profile
     argv = getattr(args, "_argv", None) or sys.argv[1:]
     provenance = {**{f"checkpoint fold {r['fold']} sha256": sha256_file(Path(r["run_dir"]) / FINAL_CHECKPOINT)
                      for r in rows},

@@ -40,6 +40,7 @@ letter-spacing:.04em}.card .v{font-size:22px;font-weight:600;color:#1a365d}.card
 img{max-width:100%;height:auto;border:1px solid #edf2f7;border-radius:4px;margin:6px 0}
 .note{color:#4a5568;font-size:13px}.flag{color:#c53030;font-weight:600}.ok{color:#2f855a}
 code{background:#edf2f7;padding:1px 4px;border-radius:3px;font-size:12px;word-break:break-all}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:12px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}dt{color:#4a5568}dd{margin:0}
 """
 
@@ -229,8 +230,10 @@ def write_cv_report(path: str | os.PathLike, folds: Sequence[dict[str, Any]], *,
     total = [[sum(f["confusion"][i][j] for f in folds) for j in range(len(names))] for i in range(len(names))]
     confusion = ('<p class="note">Summed over folds.</p>'
                  + _table(["true \\ predicted", *names], [[n, *row] for n, row in zip(names, total)]))
-    calib = "".join(f"<h3>fold {f['fold']}: ECE {_num(f.get('ece'))}</h3>"
-                    + _img(f.get("files", {}).get("reliability_png"), f"reliability fold {f['fold']}") for f in folds)
+    cells = "".join(f"<div><h3>fold {f['fold']}: ECE {_num(f.get('ece'))}</h3>"
+                    + _img(f.get("files", {}).get("reliability_png"), f"reliability fold {f['fold']}") + "</div>"
+                    for f in folds)
+    calib = f'<div class="grid">{cells}</div>'
     risk = _table(["fold", "AURC"], [[f["fold"], _num(f.get("aurc"))] for f in folds])
     cost = (_table(["fold", "expected cost per clip"], [[f["fold"], _num(f.get("expected_cost"))] for f in folds])
             if any("expected_cost" in f for f in folds) else '<p class="note">No cost matrix in the runs.</p>')
