@@ -258,7 +258,8 @@ def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | 
     and the measured ``throughput``. Probabilities are ``softmax(logits / cfg.temperature)``.
 
     With ``out_dir`` the reports are written there (by rank 0): ``metrics.json``, ``per_class.csv``,
-    ``confusion.csv``, ``confusion_normalized.csv``, ``confusion.png`` and ``predictions.csv``. Clips that failed
+    ``confusion.csv``, ``confusion_normalized.csv``, ``confusion.png``, ``predictions.csv``, ``reliability.png``,
+    ``risk_coverage.csv``/``.png`` and one ``subgroups_<column>.png`` per group column. Clips that failed
     to load are listed under ``skipped`` and left out of the metrics. Works under torchrun (same numbers).
     """
     import pandas as pd
