@@ -89,6 +89,11 @@ def test_cv_summarises_folds_and_resumes(data, tmp_path, capsys):
     assert summary["WAR"][3] == pytest.approx(np.std([m["war"] for m in per_fold], ddof=1))
     md = (out / "summary.md").read_text()
     assert "mean ± std" in md and "| 3 |" in md
+    from mmadfer.evaluation.report import SECTIONS
+
+    report = (out / "report.html").read_text()  # the evaluation report over folds, mean ± sd
+    assert all(f"<h2>{t}</h2>" in report for t in SECTIONS) and "http://" not in report and "https://" not in report
+    assert f"{np.mean([m['uar'] for m in per_fold]):.4f} ± " in report
 
     # an interrupted fold 3 (no final checkpoint) resumes from its state; fold 1 is not retrained
     (out / "fold3" / "final.safetensors").unlink()

@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("demo", "predict", "train", "evaluate", "cv", "ablate", "prepare", "synth", "export", "bench")
+COMMANDS = ("demo", "predict", "train", "evaluate", "calibrate", "cv", "ablate", "prepare", "synth", "export", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for reports' provenance
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

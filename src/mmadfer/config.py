@@ -99,6 +99,8 @@ class ModelConfig:
     # --- which signals ---
     modality: str = "av"  # av | video | audio
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    # --- confidence: probabilities are softmax(logits / temperature); `mmadfer calibrate` fits it (1.0: as trained) ---
+    temperature: float = 1.0
 
     def __post_init__(self):
         if isinstance(self.preprocess, dict):
@@ -107,6 +109,8 @@ class ModelConfig:
             self.class_names = tuple(self.class_names)
             if len(self.class_names) != self.num_classes:
                 raise ValueError(f"class_names has {len(self.class_names)} names for num_classes={self.num_classes}")
+        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < float("inf")):
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
         for name, value, allowed in (
             ("prompt_mode", self.prompt_mode, PROMPT_MODES),
             ("temporal", self.temporal, TEMPORAL_MODES),

@@ -40,6 +40,7 @@ from .backends import (_CPU_CONVERSIONS, _RUNNER_FILES, BACKENDS, _default_devic
                        resolve_backend)
 from .config import ModelConfig, PreprocessConfig
 from .errors import CheckpointError
+from .evaluation.calibration import probabilities
 
 __all__ = ["Recognizer", "BACKENDS", "resolve_backend", "conversion_target", "window_spans", "keep_window",
            "kept_windows", "table_columns", "write_table", "TrackLinker", "WindowInfo", "MIN_WINDOW_FRACTION"]
@@ -377,7 +378,7 @@ class Recognizer:
 
     # -- tensors -----------------------------------------------------------------------------------------------------
     def predict_batch(self, video: torch.Tensor | np.ndarray, audio: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Class probabilities ``[B, C]`` (float32, softmax) for prepared inputs.
+        """Class probabilities ``[B, C]`` (float32, ``softmax(logits / cfg.temperature)``) for prepared inputs.
 
         ``video``: ``[B, T, 3, S, S]`` uint8 (0-255) or float in [0, 1]; ``audio``: ``[B, 1, 512, 128]`` normalised fbank.
         """
@@ -390,7 +391,7 @@ class Recognizer:
             audio = torch.as_tensor(audio).to(self.device, non_blocking=True)  # [B, 1, 512, 128]
             with torch.inference_mode(), autocast(self.device, self.precision):
                 logits = self._forward(video, audio)  # [B, C]
-        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return probabilities(logits, self.cfg.temperature).cpu().numpy()
 
     # -- videos -------------------------------------------------------------------------------------------------------
     def prepare(self, clip) -> list[dict[str, Any]]:

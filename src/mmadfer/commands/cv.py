@@ -2,7 +2,8 @@
 
 Each fold is a run folder OUT/fold<k> (see `mmadfer train`). Re-running the same command resumes: finished folds
 are read back, an interrupted fold continues from its last state. The paper's protocol reports the final epoch of
-each fold and averages UAR and WAR over the five folds. Writes OUT/summary.md and OUT/summary.csv.
+each fold and averages UAR and WAR over the five folds. Writes OUT/summary.md, OUT/summary.csv and OUT/report.html
+(self-contained: every fold's metrics beyond accuracy, with mean ± sd over folds; see `mmadfer evaluate --report`).
 
 examples:
   mmadfer cv --config dfew --data DFEW_ROOT --out runs/dfew_cv \\
@@ -67,6 +68,38 @@ def run(args: argparse.Namespace) -> int:
                 footer=[{"fold": "mean ± std", "uar": f"{u_mean:.4f} ± {u_std:.4f}",
                          "war": f"{w_mean:.4f} ± {w_std:.4f}"}],
                 csv_footer=[{"fold": "mean", "uar": u_mean, "war": w_mean}, {"fold": "std", "uar": u_std, "war": w_std}])
+    _write_report(out, rows, base, args)
     print(f"UAR {u_mean:.4f} ± {u_std:.4f}  WAR {w_mean:.4f} ± {w_std:.4f}  over {len(rows)} fold(s)")
-    print(f"summary: {out / 'summary.md'}")
+    print(f"summary: {out / 'summary.md'}  report: {out / 'report.html'}")
     return 0
+
+
+def _write_report(out, rows: list[dict], base, args: argparse.Namespace) -> None:
+    """OUT/report.html from each fold's eval/metrics.json (written by the fold's final evaluation)."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    from .. import __version__
+    from ..checkpoints import read_checkpoint_metadata
+    from ..evaluation.report import write_cv_report
+    from ..io import sha256_file
+    from ..train.engine import FINAL_CHECKPOINT
+
+    folds = []
+    for r in rows:
+        path = Path(r["run_dir"]) / "eval" / "metrics.json"
+        if not path.is_file():  # a run finished by an older mmadfer
+            print(f"{r['run_dir']}: no eval/metrics.json; fold {r['fold']} is left out of report.html", file=sys.stderr)
+            continue
+        folds.append({**json.loads(path.read_text()), "fold": r["fold"]})
+    if not folds:
+        return
+    first = Path(rows[0]["run_dir"]) / FINAL_CHECKPOINT  # every fold has the same preprocessing profile
+    argv = getattr(args, "_argv", None) or sys.argv[1:]
+    provenance = {**{f"checkpoint fold {r['fold']} sha256": sha256_file(Path(r["run_dir"]) / FINAL_CHECKPOINT)
+                     for r in rows},
+                  "preprocessing": json.dumps(read_checkpoint_metadata(first)["config"]["preprocess"], sort_keys=True),
+                  "dataset": f"{base.data.dataset} {base.data.root}", "split": "test of each fold",
+                  "mmadfer_version": __version__, "command": shlex.join(["mmadfer", *argv])}
+    write_cv_report(out / "report.html", folds, provenance=provenance)

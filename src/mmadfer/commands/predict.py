@@ -65,6 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", help="torch backend arithmetic: fp32, bf16 or an fp8 mode of mmadfer.accel "
                                        "(default: bf16 on a GPU and on CPUs with native bf16, else fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
+    p.add_argument("--min-confidence", type=float, metavar="P",
+                   help="label a window 'uncertain' when its top probability is below P (probabilities are kept)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default %(default)s)")
     p.add_argument("--no-faces", action="store_true",
                    help="skip face detection (for videos that are face crops already, like DFEW's)")
@@ -151,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
         return 2
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        print(f"error: --min-confidence must be between 0 and 1, got {args.min_confidence}", file=sys.stderr)
+        return 2
     for flag in ("window", "stride"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
@@ -177,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_batch(rec, args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from ..evaluation.selective import abstain
     from ..predict import write_table
 
     videos, bad = discover(args.inputs)
@@ -199,6 +205,7 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
                                    progress={"position": 1, "disable": None})
             if not len(df):
                 raise ValueError("no windows: the video has no decodable frames")
+            abstain(df, args.min_confidence)  # label 'uncertain' below --min-confidence
             write_table(df, job.table)  # format from the suffix: --format, or that of an --output file name
             if job.plot is not None:
                 from ..timeline import plot_timeline
@@ -235,6 +242,7 @@ def _run_realtime(rec, args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..errors import MediaError
+    from ..evaluation.selective import UNCERTAIN
     from ..predict import table_columns, write_table
     from ..realtime import run_realtime
 
@@ -250,6 +258,8 @@ def _run_realtime(rec, args: argparse.Namespace) -> int:
     try:
         for row in run_realtime(rec, source, stride_s=stride, window_s=args.window, pace=args.pace,
                                 max_windows=args.max_windows):
+            if args.min_confidence is not None and row["confidence"] < args.min_confidence:
+                row["label"] = UNCERTAIN
             rows.append(row)
             latencies.append(row["latency_ms"])
             face = f" face {row['track_id']}" if row.get("track_id", 0) > 0 else ""

@@ -31,6 +31,8 @@ from torch import nn
 
 from .. import accel
 from ..errors import CheckpointError
+from ..evaluation.analysis import analyze, write_files
+from ..evaluation.calibration import probabilities
 from ..metrics import classification_metrics, write_evaluation, write_json
 from ..model.mmadfer import MMADFER
 from . import distributed as D
@@ -246,12 +248,18 @@ def predict_dataset(model: nn.Module, dataset, *, batch_size: int, device: str |
 
 def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | torch.device = "cpu",
                    out_dir: str | os.PathLike | None = None, cost_matrix: np.ndarray | None = None,
-                   num_workers: int = 0, precision: str = "auto", progress: bool = True) -> dict[str, Any]:
+                   num_workers: int = 0, precision: str = "auto", progress: bool = True,
+                   n_resamples: int = 1000, seed: int = 0, min_confidence: float | None = None, groups=None,
+                   min_group_n: int = 30) -> dict[str, Any]:
     """Score ``model`` on ``dataset``: UAR, WAR, per-class recall and precision, the confusion matrix and, with a
-    ``cost_matrix`` (``[C, C]``, rows true, columns predicted), the expected cost per clip.
+    ``cost_matrix`` (``[C, C]``, rows true, columns predicted), the expected cost per clip; and beyond accuracy
+    (:func:`mmadfer.evaluation.analysis.analyze`): macro-F1, ECE, MCE, NLL, Brier, bootstrap intervals
+    (``n_resamples`` seeded by ``seed``), AURC, the coverage at ``min_confidence``, per-subgroup metrics (``groups``)
+    and the measured ``throughput``. Probabilities are ``softmax(logits / cfg.temperature)``.
 
     With ``out_dir`` the reports are written there (by rank 0): ``metrics.json``, ``per_class.csv``,
-    ``confusion.csv``, ``confusion_normalized.csv``, ``confusion.png`` and ``predictions.csv``. Clips that failed
+    ``confusion.csv``, ``confusion_normalized.csv``, ``confusion.png``, ``predictions.csv``, ``reliability.png``,
+    ``risk_coverage.csv``/``.png`` and one ``subgroups_<column>.png`` per group column. Clips that failed
     to load are listed under ``skipped`` and left out of the metrics. Works under torchrun (same numbers).
     """
     import pandas as pd
@@ -264,16 +272,25 @@ def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | 
     if tuple(n.lower() for n in net.cfg.labels) != tuple(n.lower() for n in names):
         logger.warning("class names differ between the model %s and the dataset %s; the dataset's are reported",
                        list(net.cfg.labels), names)
+    start = time.perf_counter()
     pred = predict_dataset(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
                            precision=precision, progress=progress)
+    seconds = time.perf_counter() - start
     if len(pred["index"]) == 0:
         raise ValueError(f"no clip of the dataset could be loaded ({len(pred['skipped'])} skipped)")
-    probs = pred["logits"].softmax(-1).numpy()  # [N, C]
+    probs = probabilities(pred["logits"].double(), net.cfg.temperature).numpy()  # [N, C] float64
     y_pred = probs.argmax(1)
     y_true = pred["label"].numpy()
     metrics = classification_metrics(y_true, y_pred, names, cost_matrix)
     records = getattr(dataset, "records", None)
     path_of = (lambda i: records[i].path) if records is not None else (lambda i: "")
+    metrics["temperature"] = float(net.cfg.temperature)
+    metrics.update(analyze(probs, y_true, [path_of(int(i)) for i in pred["index"]], n_resamples=n_resamples,
+                           seed=seed, min_confidence=min_confidence, groups=groups, min_group_n=min_group_n))
+    metrics["throughput"] = {"clips": int(len(pred["index"])), "seconds": seconds,
+                             "clips_per_s": len(pred["index"]) / max(seconds, 1e-9), "device": str(device),
+                             "backend": getattr(model, "backend", "torch"), "batch_size": batch_size,
+                             "world_size": torch.distributed.get_world_size() if D.is_initialized() else 1}
     metrics["skipped"] = [{"index": i, "path": path_of(i)} for i in pred["skipped"]]
     if pred["skipped"]:
         logger.warning("%d clip(s) could not be loaded and are not in the metrics (listed under 'skipped')",
@@ -290,8 +307,13 @@ def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | 
             table["cost"] = np.asarray(cost_matrix, dtype=np.float64)[y_true, y_pred]
         for c, name in enumerate(names):
             table[f"p_{name}"] = probs[:, c]
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        extra = write_files(out_dir, metrics)  # charts and risk_coverage.csv (the curve's arrays leave metrics)
         files = write_evaluation(out_dir, metrics, table)
+        files.update(extra)
         metrics["files"] = {k: str(v) for k, v in files.items()}
+    else:
+        metrics.pop("risk_coverage", None)
     return metrics
 
 
