@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--vision-weights, --audio-weights and --precision apply to --backend torch, "
                              f"not {args.backend}")
         else:
-            from ..backends import load_runner
+            from ..runtime.load import load_runner
 
             model = load_runner(args.backend, args.checkpoint, cache_dir=args.cache_dir)
         options = {}
