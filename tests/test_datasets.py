@@ -18,7 +18,7 @@ from mmadfer.data.datasets import (
 )
 from mmadfer.data.layout import write_fold_annotations
 from mmadfer.data.synthetic import SYNTH_CLASSES
-from mmadfer.data.wav import write_wav
+from mmadfer.media.wav import write_wav
 from mmadfer.errors import MediaError
 from mmadfer.media.fbank import audio_features
 

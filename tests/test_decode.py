@@ -12,7 +12,8 @@ import pytest
 
 import mmadfer
 from mmadfer.errors import MediaError
-from mmadfer.media.decode import audio_frame_to_float, open_video, read_clip, write_video
+from mmadfer.media.decode import audio_frame_to_float, open_video, read_clip
+from mmadfer.media.encode import write_video
 
 FPS = 10
 SR = 16000

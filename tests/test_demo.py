@@ -10,7 +10,7 @@ from mmadfer.media.decode import read_clip
 
 def _check_outputs(out, seconds: float, labels, checkpoint) -> pd.DataFrame:
     from mmadfer import load_checkpoint
-    from mmadfer.predict import window_spans
+    from mmadfer.media.windows import window_spans
 
     window_s = load_checkpoint(checkpoint).cfg.preprocess.window_s  # the model's own window (its audio span)
 

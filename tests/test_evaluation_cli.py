@@ -226,7 +226,8 @@ def test_predict_min_confidence_labels_uncertain_and_keeps_probabilities(setup, 
 def test_the_temperature_reaches_the_openvino_runtime(tmp_path):
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    from mmadfer import openvino_int8 as ovq
+    from mmadfer.export import openvino as ovq
+    from mmadfer.export.calibration import calibration_inputs
     from mmadfer.config import ModelConfig
     from mmadfer.evaluation.calibration import probabilities
     from mmadfer.export import random_inputs
@@ -234,7 +235,7 @@ def test_the_temperature_reaches_the_openvino_runtime(tmp_path):
 
     torch.manual_seed(0)
     model = MMADFER(ModelConfig.tiny(num_classes=4, temperature=3.0)).eval()
-    xml = ovq.openvino_int8(model, tmp_path / "t.xml", calibration=ovq.calibration_inputs(model.cfg, 4))
+    xml = ovq.openvino_int8(model, tmp_path / "t.xml", calibration=calibration_inputs(model.cfg, 4))
     rec = Recognizer.from_checkpoint(xml, detector=None)
     assert rec.backend == "openvino" and rec.cfg.temperature == 3.0
     video, audio = random_inputs(model.cfg, 3, seed=5)

@@ -10,7 +10,8 @@ pytest.importorskip("onnx")
 
 from mmadfer import CheckpointError, save_checkpoint  # noqa: E402
 from mmadfer.cli import main  # noqa: E402
-from mmadfer.export import OnnxModel, compare, export_onnx, onnx_bytes, random_inputs  # noqa: E402
+from mmadfer.export import compare, export_onnx, onnx_bytes, random_inputs  # noqa: E402
+from mmadfer.runtime.onnx import OnnxModel  # noqa: E402
 
 from conftest import TINY_LABELS as LABELS  # noqa: E402
 
@@ -58,7 +59,7 @@ def test_int8_agreement_is_measured(tiny_model, exported):
 
 
 def test_export_cli_and_onnx_recognizer(tiny_model, tmp_path, capsys):
-    from mmadfer.predict import Recognizer
+    from mmadfer.predict.recognizer import Recognizer
 
     ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
     out = tmp_path / "m.onnx"
@@ -131,7 +132,7 @@ def test_attention_exports_as_fused_onnxruntime_nodes(tiny_model, exported, tmp_
 
 
 def test_fused_attention_restores_the_model_after_an_error(tiny_model):
-    from mmadfer.onnx_attention import fused_attention
+    from mmadfer.export.attention import fused_attention
 
     before = [b.attn for b in tiny_model.audio.blocks]
     with pytest.raises(RuntimeError, match="boom"):
@@ -143,8 +144,8 @@ def test_fused_attention_restores_the_model_after_an_error(tiny_model):
 
 
 def test_int8_conversion_is_cached_per_checkpoint(tiny_model, tmp_path, monkeypatch):
-    from mmadfer import export
-    from mmadfer.predict import Recognizer
+    from mmadfer.predict.recognizer import Recognizer
+    from mmadfer.runtime import cache as export
 
     ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
     cache = tmp_path / "cache"

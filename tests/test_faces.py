@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmadfer.media.decode import read_clip, write_video
+from mmadfer.media.decode import read_clip
+from mmadfer.media.encode import write_video
 from mmadfer.media.faces import (
     FaceDetector, box_iou, crop_faces, split_tracks, track_boxes, union_square_box,
 )

@@ -12,8 +12,9 @@ from PIL import Image
 from mmadfer.cli import main
 from mmadfer.data.datasets import build_dataset
 from mmadfer.data.mafw_reference import reference_crop_box, write_reference_wav
-from mmadfer.data.wav import read_audio
-from mmadfer.media.decode import read_clip, write_video
+from mmadfer.media.wav import read_audio
+from mmadfer.media.decode import read_clip
+from mmadfer.media.encode import write_video
 
 
 @pytest.mark.parametrize("boxes,size,expected", [

@@ -8,23 +8,26 @@ import pytest
 import torch
 
 from mmadfer import CheckpointError, save_checkpoint
-from mmadfer.export import random_inputs
+from mmadfer.export.verify import random_inputs
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-from mmadfer import openvino_int8 as ovq  # noqa: E402
+from mmadfer.export import calibration as ovc  # noqa: E402
+from mmadfer.export import openvino as ovq  # noqa: E402
+from mmadfer.runtime import cache as conversion  # noqa: E402
+from mmadfer.runtime.openvino import OpenVinoModel  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def converted(tiny_model, tmp_path_factory):
     return ovq.openvino_int8(tiny_model, tmp_path_factory.mktemp("ov") / "tiny.xml",
-                             calibration=ovq.calibration_inputs(tiny_model.cfg, 4))
+                             calibration=ovc.calibration_inputs(tiny_model.cfg, 4))
 
 
 def test_calibration_inputs_mix_rendered_faces_and_noise(tiny_model):
     cfg = tiny_model.cfg
-    clips = ovq.calibration_inputs(cfg, 4)
+    clips = ovc.calibration_inputs(cfg, 4)
     assert len(clips) == 4
     for video, audio in clips:
         assert video.shape == (1, cfg.num_frames, 3, cfg.img_size, cfg.img_size) and video.dtype == np.float32
@@ -33,13 +36,13 @@ def test_calibration_inputs_mix_rendered_faces_and_noise(tiny_model):
     face, noise = clips[0][0], clips[1][0]
     # a rendered face is smooth (neighbouring pixels alike); uniform noise is not
     assert np.abs(np.diff(face, axis=-1)).mean() < 0.5 * np.abs(np.diff(noise, axis=-1)).mean()
-    again = ovq.calibration_inputs(cfg, 4)
+    again = ovc.calibration_inputs(cfg, 4)
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(clips, again))
 
 
 def test_int8_model_tracks_the_pytorch_model(tiny_model, converted):
     assert converted.suffix == ".xml" and converted.with_suffix(".bin").stat().st_size > 0
-    runner = ovq.OpenVinoModel(converted, threads=2)
+    runner = OpenVinoModel(converted, threads=2)
     assert runner.cfg == tiny_model.cfg and runner.precision == "int8" and runner.backend == "openvino"
     video, audio = random_inputs(tiny_model.cfg, 6, seed=99)
     with torch.no_grad():
@@ -55,11 +58,11 @@ def test_int8_model_tracks_the_pytorch_model(tiny_model, converted):
 
 def test_runner_rejects_missing_and_foreign_files(tmp_path, converted):
     with pytest.raises(CheckpointError, match="no such file"):
-        ovq.OpenVinoModel(tmp_path / "missing.xml")
+        OpenVinoModel(tmp_path / "missing.xml")
     bad = tmp_path / "bad.xml"
     bad.write_text("<net>not a model</net>")
     with pytest.raises(CheckpointError, match="bad.xml"):
-        ovq.OpenVinoModel(bad)
+        OpenVinoModel(bad)
 
 
 def test_conversion_is_cached_per_checkpoint(tiny_model, tmp_path, monkeypatch):
@@ -67,19 +70,20 @@ def test_conversion_is_cached_per_checkpoint(tiny_model, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     calls = []
     real = ovq.openvino_int8
-    small = ovq.calibration_inputs(tiny_model.cfg, 2)
-    monkeypatch.setattr(ovq, "openvino_int8", lambda model, path: calls.append(1) or real(model, path,
+    small = ovc.calibration_inputs(tiny_model.cfg, 2)
+    monkeypatch.setattr(conversion, "openvino_int8", lambda model, path: calls.append(1) or real(model, path,
                                                                                          calibration=small))
-    first = ovq.cached_openvino_int8(ck, cache_dir=cache)
+    first = conversion.cached_openvino_int8(ck, cache_dir=cache)
     assert first.parent == cache / "openvino" and first.name.startswith("tiny-") and first.name.endswith(".int8.xml")
-    assert ovq.cached_openvino_int8(ck, cache_dir=cache) == first and len(calls) == 1  # reused
+    assert conversion.cached_openvino_int8(ck, cache_dir=cache) == first and len(calls) == 1  # reused
     assert sorted(p.suffix for p in first.parent.iterdir()) == [".bin", ".lock", ".xml"]  # nothing temporary left
     save_checkpoint(tiny_model, ck, extra={"note": "retrained"})  # a different file: converted again
-    assert ovq.cached_openvino_int8(ck, cache_dir=cache) != first and len(calls) == 2
+    assert conversion.cached_openvino_int8(ck, cache_dir=cache) != first and len(calls) == 2
 
 
 def test_recognizer_runs_the_int8_model_and_xml_files(tiny_model, converted, tmp_path):
-    from mmadfer.predict import Recognizer, resolve_backend
+    from mmadfer.predict import Recognizer
+    from mmadfer.runtime.load import resolve_backend
 
     assert resolve_backend(converted, "cpu") == "openvino-int8"
     rec = Recognizer.from_checkpoint(converted, detector=None)  # the IR runs as it is, whatever 'auto' would pick
@@ -93,8 +97,8 @@ def test_recognizer_runs_the_int8_model_and_xml_files(tiny_model, converted, tmp
     with pytest.raises(ValueError, match="runs with backend='openvino-int8'"):
         Recognizer.from_checkpoint(converted, backend="torch", detector=None)
     with pytest.raises(ValueError, match="precision and compile apply to the torch backend"):
-        Recognizer(ovq.OpenVinoModel(converted), precision="bf16", detector=None)
-    from mmadfer.backends import load_runner
+        Recognizer(OpenVinoModel(converted), precision="bf16", detector=None)
+    from mmadfer.runtime.load import load_runner
 
     assert load_runner("openvino-int8", converted).cfg == tiny_model.cfg
     with pytest.raises(ValueError, match="no runner for backend 'torch'"):
@@ -104,7 +108,7 @@ def test_recognizer_runs_the_int8_model_and_xml_files(tiny_model, converted, tmp
 def test_auto_prefers_openvino_then_onnxruntime_then_torch(tiny_model, tmp_path, monkeypatch):
     import importlib.util
 
-    from mmadfer import backends
+    from mmadfer.runtime import load as backends
     from mmadfer.predict import Recognizer
 
     ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
@@ -118,7 +122,7 @@ def test_auto_prefers_openvino_then_onnxruntime_then_torch(tiny_model, tmp_path,
     def broken(*a, **k):
         raise RuntimeError("calibration exploded")
 
-    monkeypatch.setattr(ovq, "cached_openvino_int8", broken)
+    monkeypatch.setattr(conversion, "cached_openvino_int8", broken)
     with pytest.warns(UserWarning, match="openvino-int8 conversion .* failed .*calibration exploded.*trying onnx-int8"):
         rec = Recognizer.from_checkpoint(ck, device="cpu", detector=None)
     assert rec.backend == "onnx" and rec.precision == "int8"
@@ -149,11 +153,11 @@ def test_export_cli_calibrates_on_your_own_footage(tiny_model, tmp_path, capsys)
     footage = tmp_path / "footage"
     make_astronaut_video(footage / "talk.mp4", seconds=11.0, fps=10, size=96, seed=4)
     (footage / "broken.mp4").write_bytes(b"not a video")
-    inputs = ovq.footage_inputs(tiny_model.cfg, [footage / "talk.mp4"], 3, detector=None)
+    inputs = ovc.footage_inputs(tiny_model.cfg, [footage / "talk.mp4"], 3, detector=None)
     assert len(inputs) == 2  # an 11 s video holds two whole 5.12 s windows (the rest is too short to keep)
     assert inputs[0][0].shape == (1, 16, 3, 32, 32) and not np.array_equal(inputs[0][0], inputs[1][0])
     with pytest.warns(UserWarning, match="calibration skips .*broken.mp4"):  # the Python API warns
-        assert len(ovq.footage_inputs(tiny_model.cfg, sorted(footage.iterdir()), 2, detector=None)) == 2
+        assert len(ovc.footage_inputs(tiny_model.cfg, sorted(footage.iterdir()), 2, detector=None)) == 2
     out = tmp_path / "tiny.xml"
     rc = main(["export", str(ck), "--openvino", str(out), "--calibrate", str(footage), str(tmp_path / "nope"),
                "--calibration-clips", "2", "--no-faces", "--verify", "2"])

@@ -9,7 +9,8 @@ import torch
 
 from mmadfer.config import PreprocessConfig
 from mmadfer.errors import MediaError
-from mmadfer.media.decode import Clip, read_clip, write_video
+from mmadfer.media.decode import Clip, read_clip
+from mmadfer.media.encode import write_video
 from mmadfer.media.fbank import audio_features
 from mmadfer.media.pipeline import prepare_window
 

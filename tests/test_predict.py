@@ -18,8 +18,10 @@ import torch
 from mmadfer import MMADFER, ModelConfig, save_checkpoint
 from mmadfer.cli import main
 from mmadfer.data.synthetic import make_astronaut_video
-from mmadfer.media.decode import open_video, read_clip, write_video
-from mmadfer.predict import Recognizer, keep_window, table_columns, window_spans
+from mmadfer.media.decode import open_video, read_clip
+from mmadfer.media.encode import write_video
+from mmadfer.media.windows import keep_window, window_spans
+from mmadfer.predict import Recognizer, table_columns
 
 LABELS = ("calm", "joy", "anger", "grief")
 
@@ -280,7 +282,7 @@ def test_anonymize_pixelates_faces_and_draws_labels(checkpoint, videos, tmp_path
     # a second face nobody detected cannot leak: with no face at all, the whole frame is pixelated
     blank = write_video(tmp_path / "noface.mp4", np.full((10, 96, 96, 3), 128, np.uint8) +
                         np.random.default_rng(0).integers(0, 60, (10, 96, 96, 3), dtype=np.uint8), 10)
-    from mmadfer.anonymize import anonymize_video
+    from mmadfer.predict.anonymize import anonymize_video
 
     out = anonymize_video(blank, tmp_path / "noface_anon.mp4", None, detector=FaceDetector("cpu"))
     x, y = read_clip(blank).frames.astype(float), read_clip(out).frames.astype(float)
@@ -293,7 +295,7 @@ def test_anonymize_pixelates_faces_and_draws_labels(checkpoint, videos, tmp_path
 # real time
 # ---------------------------------------------------------------------------------------------------------------------
 def test_realtime_on_a_file_matches_the_batch_timeline(checkpoint, videos):
-    from mmadfer.realtime import run_realtime
+    from mmadfer.predict.realtime import run_realtime
 
     rec = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None)
     batch = rec.predict_video(videos["long"], stride_s=2.0)
@@ -323,7 +325,7 @@ def test_realtime_cli(checkpoint, videos, tmp_path, capsys):
 # the chart
 # ---------------------------------------------------------------------------------------------------------------------
 def test_timeline_chart_panels_and_long_tables(tmp_path):
-    from mmadfer.timeline import plot_timeline
+    from mmadfer.predict.timeline import plot_timeline
 
     rng = np.random.default_rng(0)
     n = 3600  # an hour at a 1 s stride draws as one collection per class, not 3600 x 4 patches
@@ -357,7 +359,7 @@ def _installed(*modules: str) -> bool:
 
 def test_auto_backend_is_int8_on_the_cpu_and_torch_elsewhere(checkpoint, tmp_path):
     pytest.importorskip("onnxruntime")
-    from mmadfer.predict import resolve_backend
+    from mmadfer.runtime.load import resolve_backend
 
     expected = "openvino-int8" if _installed("openvino", "nncf") else "onnx-int8"
     assert resolve_backend(checkpoint, "cpu") == expected
@@ -380,16 +382,14 @@ def test_auto_backend_is_int8_on_the_cpu_and_torch_elsewhere(checkpoint, tmp_pat
 
 def test_auto_backend_falls_back_to_torch_when_conversion_fails(checkpoint, monkeypatch):
     pytest.importorskip("onnxruntime")
-    from mmadfer import export
+    from mmadfer.runtime import cache
 
     def broken(*a, **k):
         raise RuntimeError("exporter exploded")
 
-    monkeypatch.setattr(export, "cached_int8", broken)
+    monkeypatch.setattr(cache, "cached_int8", broken)
     if _installed("openvino", "nncf"):
-        from mmadfer import openvino_int8
-
-        monkeypatch.setattr(openvino_int8, "cached_openvino_int8", broken)
+        monkeypatch.setattr(cache, "cached_openvino_int8", broken)
     with pytest.warns(UserWarning, match="exporter exploded"):
         rec = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None)
     assert rec.backend == "torch"

@@ -13,7 +13,7 @@ from mmadfer.config import PreprocessConfig
 from mmadfer.data.datasets import build_dataset
 from mmadfer.data.prepare import assign_clip_ids, prepare_videos
 from mmadfer.data.synthetic import make_astronaut_video, render_clip
-from mmadfer.media.decode import write_video
+from mmadfer.media.encode import write_video
 from mmadfer.media.fbank import audio_features
 
 PRE = PreprocessConfig(img_size=32)

@@ -10,10 +10,10 @@ from PIL import Image
 
 from mmadfer.config import PreprocessConfig
 from mmadfer.data.datasets import MAFW, SampleError, build_dataset
-from mmadfer.data.sampling import sample_indices
-from mmadfer.data.wav import write_wav
+from mmadfer.media.sampling import sample_indices
+from mmadfer.media.wav import write_wav
 from mmadfer.media.fbank import audio_features
-from mmadfer.testing import GOLDEN
+from reference import GOLDEN
 
 REF = GOLDEN / "reference_loader"
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mmadfer.data.sampling import sample_indices
+from mmadfer.media.sampling import sample_indices
 
 
 @pytest.mark.parametrize("train", [False, True])

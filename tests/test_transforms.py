@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmadfer.data.transforms import TestTransform, TrainTransform
+from mmadfer.media.transforms import TestTransform, TrainTransform
 
 
 def _noise_frame(h=90, w=70, seed=0) -> np.ndarray:
@@ -51,7 +51,7 @@ def test_transforms_reject_bad_input(bad):
 
 
 def test_augment_levels():
-    from mmadfer.data.transforms import TestTransform, TrainTransform, clip_transform
+    from mmadfer.media.transforms import TestTransform, TrainTransform, clip_transform
 
     clip = torch.randint(0, 256, (4, 3, 48, 48), dtype=torch.uint8)
     assert torch.equal(clip_transform(32, True, "none")(clip), TestTransform(32)(clip))

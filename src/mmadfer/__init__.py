@@ -27,7 +27,7 @@ _EXPORTS = {
     "open_video": "mmadfer.media.decode",
     "Clip": "mmadfer.media.decode",
     "VideoReader": "mmadfer.media.decode",
-    "write_video": "mmadfer.media.decode",
+    "write_video": "mmadfer.media.encode",
     "kaldi_fbank_batch": "mmadfer.media.fbank",
     "FaceDetector": "mmadfer.media.faces",
     "prepare_window": "mmadfer.media.pipeline",
@@ -36,12 +36,12 @@ _EXPORTS = {
     "MAFW": "mmadfer.data.datasets",
     "CSVClipDataset": "mmadfer.data.datasets",
     "SampleError": "mmadfer.data.datasets",
-    "Recognizer": "mmadfer.predict",
-    "plot_timeline": "mmadfer.timeline",
-    "anonymize_video": "mmadfer.anonymize",
-    "run_realtime": "mmadfer.realtime",
-    "export_onnx": "mmadfer.export",
-    "OnnxModel": "mmadfer.export",
+    "Recognizer": "mmadfer.predict.recognizer",
+    "plot_timeline": "mmadfer.predict.timeline",
+    "anonymize_video": "mmadfer.predict.anonymize",
+    "run_realtime": "mmadfer.predict.realtime",
+    "export_onnx": "mmadfer.export.onnx",
+    "OnnxModel": "mmadfer.runtime.onnx",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -65,13 +65,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .config import ModelConfig, PreprocessConfig
     from .errors import CheckpointError, MediaError, MmadferError
     from .data.datasets import DFEW, MAFW, CSVClipDataset, SampleError, build_dataset
-    from .media.decode import Clip, VideoReader, open_video, read_clip, write_video
+    from .media.decode import Clip, VideoReader, open_video, read_clip
+    from .media.encode import write_video
     from .media.faces import FaceDetector
     from .media.fbank import audio_features, kaldi_fbank, kaldi_fbank_batch
     from .media.pipeline import prepare_window
     from .model.mmadfer import MMADFER
-    from .anonymize import anonymize_video
-    from .export import OnnxModel, export_onnx
-    from .predict import Recognizer
-    from .realtime import run_realtime
-    from .timeline import plot_timeline
+    from .export.onnx import export_onnx
+    from .predict.anonymize import anonymize_video
+    from .predict.realtime import run_realtime
+    from .predict.recognizer import Recognizer
+    from .predict.timeline import plot_timeline
+    from .runtime.onnx import OnnxModel

@@ -12,8 +12,8 @@
 Compilation (``optimize_model(compile=...)``):
 
 - ``True`` / ``'whole'`` wraps the model in ``torch.compile``; the lockstep encoder loop is static, so the whole
-  forward (both encoders, fusion, temporal head) becomes one graph. Fastest steps; on an H200 it compiles in about
-  100 s for training (BENCHMARKS.md).
+  forward (both encoders, fusion, temporal head) becomes one graph. Fastest steps, at the cost of the longest
+  compilation (BENCHMARKS.md).
 - ``'regional'`` compiles each repeated layer in place instead (:func:`compile_regions`): the 12 blocks of an
   encoder share one compiled graph, and so do the 12 fusion bottlenecks, so compilation costs a few layers rather
   than the whole unrolled model. The glue between layers (prompt updates, the final norms) stays eager.
@@ -26,12 +26,26 @@ from typing import ContextManager
 import torch
 from torch import nn
 
-__all__ = ["PRECISIONS", "COMPILE_KINDS", "default_precision", "native_bf16", "autocast", "optimize_model",
+from .model.fp8 import convert_encoders_to_fp8, fp8_supported
+
+__all__ = ["default_device", "unwrap_model", "PRECISIONS", "COMPILE_KINDS", "default_precision", "native_bf16", "autocast",
+           "optimize_model",
            "compile_regions"]
 
 PRECISIONS = ("fp32", "bf16", "fp8", "fp8t")
 #: What ``optimize_model(compile=...)`` accepts besides ``False``.
 COMPILE_KINDS = (True, "whole", "regional")
+
+
+def default_device() -> str:
+    """``'cuda'`` when a GPU is available, else ``'cpu'``: where the model runs unless told otherwise."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside its ``torch.compile`` and DDP wrappers (itself when it has none)."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile
+    return getattr(model, "module", model)  # DDP
 
 
 def native_bf16(device: torch.device | str) -> bool:
@@ -50,9 +64,9 @@ def native_bf16(device: torch.device | str) -> bool:
 def default_precision(device: torch.device | str, *, purpose: str = "predict") -> str:
     """The fastest precision that keeps predictions, for ``purpose`` ``'predict'``, ``'train'`` or ``'evaluate'``.
 
-    On a GPU always bf16: 100% top-1 agreement with fp32 over 256 clips, 6.3× faster inference on an H200.
-    On the CPU, ``'predict'`` (Recognizer, ``mmadfer predict``) uses bf16 where the CPU has it natively (100% agreement
-    over 128 clips, 1.7× faster on 2 AVX-512 BF16 cores; BENCHMARKS.md) and fp32 elsewhere. CPU training and dataset
+    On a GPU always bf16, which agrees with fp32 on the top-1 class (``mmadfer bench --what accuracy``) and is much
+    faster. On the CPU, ``'predict'`` (Recognizer, ``mmadfer predict``) uses bf16 where the CPU has it natively (the
+    speed and agreement are in BENCHMARKS.md) and fp32 elsewhere. CPU training and dataset
     evaluation stay fp32, so that ``mmadfer evaluate`` reproduces a CPU run's own metrics exactly: on a barely
     trained model nearly tied logits can flip under any change of arithmetic.
     """
@@ -112,8 +126,6 @@ def optimize_model(model: nn.Module, *, device: torch.device | str, precision: s
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision.startswith("fp8"):
-        from .model.fp8 import convert_encoders_to_fp8, fp8_supported
-
         if torch.device(device).type == "cuda" and not fp8_supported(device):
             raise RuntimeError(f"precision={precision!r} needs a GPU of compute capability 8.9+ (Ada/Hopper); use 'bf16'")
         convert_encoders_to_fp8(model, rowwise=precision == "fp8")

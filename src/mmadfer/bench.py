@@ -25,15 +25,22 @@ from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
-from .accel import autocast, optimize_model
+from .accel import autocast, default_device, optimize_model
+from .checkpoints import config_from_official_state_dict, convert_official_state_dict, strict_load
 from .config import ModelConfig, PreprocessConfig
+from .data.datasets import build_dataset, collate_clips
+from .data.synthetic import rendered_inputs, write_synthetic_dataset
 from .io import atomic_write
 from .model.mmadfer import MMADFER
+from .runtime.load import load_runner
+from .testing import golden_inputs, reference_state_dict
 
 __all__ = ["BenchSettings", "run_benchmarks", "count_gflop", "format_markdown"]
 
-REFERENCE = {  # DESIGN.md §6 / issue 6: the authors' implementation with random weights
+REFERENCE = {  # the authors' implementation with random weights, as recorded in BENCHMARKS.md
     "train fp32 b8 (H200)": 28.5, "train bf16 b32 (H200)": 154.0, "infer fp32 b8 (H200)": 65.0,
     "infer bf16 b64 (H200)": 411.0, "cpu fp32 s/clip (2-core EPYC)": 3.43,
 }
@@ -41,7 +48,7 @@ REFERENCE = {  # DESIGN.md §6 / issue 6: the authors' implementation with rando
 
 @dataclass
 class BenchSettings:
-    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    device: str = default_device()
     size: str = "reference"  # reference | tiny
     img_size: int = 224
     what: tuple[str, ...] = ("infer", "train", "accuracy")
@@ -120,8 +127,6 @@ def _peak_memory(device: str, out: dict):
 
 def count_gflop(cfg: ModelConfig, *, backward: bool = False) -> float:
     """GFLOP for one clip (forward, or forward + backward to the trainable parameters), counted on the meta device."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     with torch.device("meta"):
         model = MMADFER(cfg)
         video = torch.empty(1, cfg.num_frames, 3, cfg.img_size, cfg.img_size)
@@ -185,9 +190,6 @@ def bench_train(s: BenchSettings, mode: str, base: MMADFER) -> dict:
 
 
 def _golden_model(golden: Path) -> tuple[MMADFER, dict[str, torch.Tensor]]:
-    from .checkpoints import config_from_official_state_dict, convert_official_state_dict, strict_load
-    from .testing import golden_inputs, reference_state_dict
-
     sd = convert_official_state_dict(reference_state_dict(golden=golden, check_sums=False))
     model = MMADFER(config_from_official_state_dict(sd))
     strict_load(model, sd, golden)
@@ -223,32 +225,17 @@ def bench_accuracy(s: BenchSettings, precision: str, golden: Path | None, base: 
     return row
 
 
-def _cpu_runners(model: MMADFER, modes: Sequence[str], tmp: Path) -> dict[str, Callable]:
-    """One ``run(video, audio) -> logits`` per CPU path: torch fp32/bf16, ONNX Runtime fp32/int8 and OpenVINO int8
-    (converted into tmp)."""
-    from .export import OnnxModel, export_onnx, quantize_int8
-
+def _cpu_runners(model: MMADFER, modes: Sequence[str]) -> dict[str, Callable]:
+    """One ``run(video, audio) -> logits`` per CPU path: torch fp32/bf16, ONNX Runtime fp32/int8 and OpenVINO int8,
+    each built by :func:`mmadfer.runtime.load.load_runner` (conversions in memory or a temporary folder)."""
+    backends = {"onnx-fp32": "onnx"}
     runners: dict[str, Callable] = {}
     for mode in modes:
         if mode.startswith("torch-"):
-            precision = mode.split("-")[1]
-
-            def run(v, a, precision=precision):
-                with torch.inference_mode(), autocast("cpu", precision):
-                    return model(v, a).float()
-            runners[mode] = run
-        elif mode == "openvino-int8":
-            from .openvino_int8 import OpenVinoModel, openvino_int8
-
-            ov = OpenVinoModel(openvino_int8(model, tmp / "model.xml"))
-            runners[mode] = lambda v, a, ov=ov: torch.from_numpy(ov(v, a))
+            runner = load_runner("torch", model, device="cpu", precision=mode.split("-")[1])
         else:
-            fp32 = tmp / "model.onnx"
-            if not fp32.exists():
-                export_onnx(model, fp32)
-            path = fp32 if mode == "onnx-fp32" else quantize_int8(fp32, tmp / "model.int8.onnx")
-            ort = OnnxModel(path)
-            runners[mode] = lambda v, a, ort=ort: torch.from_numpy(ort(v.numpy(), a.numpy()))
+            runner = load_runner(backends.get(mode, mode), model, device="cpu")
+        runners[mode] = lambda v, a, runner=runner: torch.as_tensor(runner(v, a)).float()
     return runners
 
 
@@ -268,8 +255,6 @@ def bench_cpu_paths(s: BenchSettings, base: MMADFER, golden: Path | None = None)
     rendered talking faces (half as many; :func:`mmadfer.data.synthetic.rendered_inputs`, seeds that int8
     calibration does not use) and, with ``golden``, on the golden weights and inputs.
     """
-    from .data.synthetic import rendered_inputs
-
     video, audio = _inputs(base.cfg, 1, "cpu")
     video = video.float().div(255)
     clips = [_inputs(base.cfg, 1, "cpu", seed=2000 + i) for i in range(max(2, s.agreement_clips))]
@@ -281,35 +266,28 @@ def bench_cpu_paths(s: BenchSettings, base: MMADFER, golden: Path | None = None)
     golden_err: dict[str, float] = {}
     if golden is not None and s.size == "reference":
         model, g = _golden_model(golden)
-        with tempfile.TemporaryDirectory() as tmp:
-            for mode, run in _cpu_runners(model, s.cpu_modes, Path(tmp)).items():
-                golden_err[mode] = _rel_err(run(g["images"], g["audio"]), g["logits"])
+        for mode, run in _cpu_runners(model, s.cpu_modes).items():
+            golden_err[mode] = _rel_err(run(g["images"], g["audio"]), g["logits"])
         del model
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for mode, run in _cpu_runners(base, s.cpu_modes, Path(tmp)).items():
-            sec = _timed(lambda: run(video, audio), "cpu", s.steps, s.warmup)
-            outs = [run(v, a) for v, a in clips]
-            face_outs = [run(v, a) for v, a in faces]
-            row = {"kind": "cpu", "mode": mode, "batch": 1, "s_per_clip": round(sec, 3),
-                   "top1_agreement": _agreement(outs, ref_logits), "clips": len(clips),
-                   "random_max_rel_logit_err": max(_rel_err(o, r) for o, r in zip(outs, ref_logits)),
-                   "top1_agreement_faces": _agreement(face_outs, ref_faces), "face_clips": len(faces),
-                   "faces_max_rel_logit_err": max(_rel_err(o, r) for o, r in zip(face_outs, ref_faces)),
-                   "threads": torch.get_num_threads()}
-            if mode in golden_err:
-                row["golden_max_rel_logit_err"] = golden_err[mode]
-            rows.append(row)
+    for mode, run in _cpu_runners(base, s.cpu_modes).items():
+        sec = _timed(lambda: run(video, audio), "cpu", s.steps, s.warmup)
+        outs = [run(v, a) for v, a in clips]
+        face_outs = [run(v, a) for v, a in faces]
+        row = {"kind": "cpu", "mode": mode, "batch": 1, "s_per_clip": round(sec, 3),
+               "top1_agreement": _agreement(outs, ref_logits), "clips": len(clips),
+               "random_max_rel_logit_err": max(_rel_err(o, r) for o, r in zip(outs, ref_logits)),
+               "top1_agreement_faces": _agreement(face_outs, ref_faces), "face_clips": len(faces),
+               "faces_max_rel_logit_err": max(_rel_err(o, r) for o, r in zip(face_outs, ref_faces)),
+               "threads": torch.get_num_threads()}
+        if mode in golden_err:
+            row["golden_max_rel_logit_err"] = golden_err[mode]
+        rows.append(row)
     return rows
 
 
 def bench_loader(s: BenchSettings) -> dict:
     """The DFEW-layout loader with train augmentation (JPEG frame folders + WAV), as the trainer builds it."""
-    from torch.utils.data import DataLoader
-
-    from .data.datasets import build_dataset, collate_clips
-    from .data.synthetic import write_synthetic_dataset
-
     root = Path(s.data or Path(tempfile.gettempdir()) / "mmadfer-bench-dfew224")
     if not (root / "annotations").is_dir():
         write_synthetic_dataset(root, 96, num_frames=40, size=s.img_size, raw=False)

@@ -15,6 +15,7 @@ strict load that raises :class:`~mmadfer.CheckpointError` listing missing and un
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -25,6 +26,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 
 from .config import ModelConfig
@@ -49,11 +52,23 @@ class _RecorderMeter:
     """Inert stand-in for the reference's ``__main__.RecorderMeter``: it only receives the pickled attribute dict."""
 
 
+def _numpy_reconstruct():
+    """numpy's array-unpickling helper, found by the name pickles use for it: ``numpy._core.multiarray`` in numpy 2,
+    ``numpy.core.multiarray`` in numpy 1 (where ``numpy._core`` does not exist)."""
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            return getattr(importlib.import_module(module), "_reconstruct")
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError("numpy has no multiarray._reconstruct")  # pragma: no cover
+
+
+_NUMPY_RECONSTRUCT = _numpy_reconstruct()
 #: The only non-torch globals a reference container may name, bound to harmless local objects.
 _REFERENCE_GLOBALS = {
     "__main__.RecorderMeter": _RecorderMeter,
-    "numpy.core.multiarray._reconstruct": np._core.multiarray._reconstruct,  # files saved with numpy 1.x
-    "numpy._core.multiarray._reconstruct": np._core.multiarray._reconstruct,  # files saved with numpy 2.x
+    "numpy.core.multiarray._reconstruct": _NUMPY_RECONSTRUCT,  # files saved with numpy 1.x
+    "numpy._core.multiarray._reconstruct": _NUMPY_RECONSTRUCT,  # files saved with numpy 2.x
     "numpy.ndarray": np.ndarray,
     "numpy.dtype": np.dtype,
 }
@@ -327,8 +342,6 @@ def save_checkpoint(model: MMADFER, path: str | os.PathLike, *, include_frozen: 
     from public pretraining files (:func:`load_encoder_weights`), whose paths and hashes are recorded so
     :func:`load_checkpoint` can rebuild the model; otherwise every tensor is stored.
     """
-    from safetensors.torch import save_file
-
     sources = getattr(model, "encoder_sources", None) or {}
     needed = {"av": {"vision", "audio"}, "video": {"vision"}, "audio": {"audio"}}[model.cfg.modality]
     if include_frozen is None:
@@ -350,8 +363,6 @@ def save_checkpoint(model: MMADFER, path: str | os.PathLike, *, include_frozen: 
 
 def _read_safetensors(path: Path, *, tensors: bool = True) -> tuple[Tensors, dict[str, str]]:
     """The tensors (unless ``tensors=False``: metadata only, without reading the weights) and the raw metadata."""
-    from safetensors import SafetensorError, safe_open
-
     if not path.is_file():
         raise CheckpointError(path, "no such file")
     try:

@@ -9,12 +9,12 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
+
 COMMANDS = ("demo", "predict", "train", "evaluate", "calibrate", "cv", "ablate", "prepare", "synth", "export", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="mmadfer",
         description="Audio-visual facial expression recognition in video (MMA-DFER). Runs locally; nothing is uploaded.",

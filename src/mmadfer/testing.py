@@ -1,26 +1,26 @@
-"""Verification helpers: the reference implementation's golden weights and checkpoint container, rebuilt locally.
+"""Verification helpers: the reference implementation's golden weights and outputs, rebuilt from a golden folder.
 
-``../shared/golden/`` (or any folder holding ``official_b2_224.{json,npz}``) pins mmadfer to the authors' code. These
-functions rebuild the reference model's state dict from the golden recipe and save it exactly as the reference
-training script does, so the import path and the numerics can be checked by tests and by ``mmadfer bench``.
+A golden folder (any folder holding ``official_b2_224.{json,npz}``, e.g. the one ``mmadfer bench --golden DIR``
+is given) pins mmadfer to the authors' code. These functions rebuild the reference model's state dict from the
+golden recipe and read the reference inputs and outputs, so that the import path and the numerics can be checked by
+``mmadfer bench`` and by the tests (which add, in ``tests/reference.py``, a copy of the reference's checkpoint
+container). Nothing here knows where a golden folder lives: it is always passed in.
 """
 from __future__ import annotations
 
 import collections
 import json
 import os
-import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-#: Default location of the golden files: ``../shared/golden`` beside a source checkout (override with MMADFER_GOLDEN).
-GOLDEN = Path(os.environ.get("MMADFER_GOLDEN", Path(__file__).resolve().parents[2].parent / "shared" / "golden"))
+__all__ = ["manifest", "recipe_tensor", "reference_state_dict", "golden_inputs"]
 
 
-def manifest(golden: Path = GOLDEN) -> list[dict]:
+def manifest(golden: str | os.PathLike) -> list[dict]:
     return json.loads((Path(golden) / "official_b2_224.json").read_text())["manifest"]
 
 
@@ -30,8 +30,8 @@ def recipe_tensor(key: str, shape, mean: float, std: float) -> np.ndarray:
     return (mean + std * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
 
 
-def reference_state_dict(*, num_classes: int = 7, img_size: int = 224, check_sums: bool = True,
-                         golden: Path = GOLDEN) -> dict[str, torch.Tensor]:
+def reference_state_dict(golden: str | os.PathLike, *, num_classes: int = 7, img_size: int = 224,
+                         check_sums: bool = True) -> dict[str, torch.Tensor]:
     """The reference model's state dict from the golden recipe; other class counts / sizes reshape the affected keys."""
     sd = collections.OrderedDict()
     grid = (img_size // 16) ** 2
@@ -48,40 +48,7 @@ def reference_state_dict(*, num_classes: int = 7, img_size: int = 224, check_sum
     return sd
 
 
-class RecorderMeter:
-    """Stand-in for the reference training script's ``__main__.RecorderMeter`` (numpy arrays inside)."""
-
-    def __init__(self, total_epoch: int = 25):
-        self.total_epoch = total_epoch
-        self.current_epoch = 3
-        self.epoch_losses = np.zeros((total_epoch, 2), dtype=np.float32)
-        self.epoch_accuracy = np.zeros((total_epoch, 2), dtype=np.float32)
-
-
-def save_reference_container(sd: dict[str, torch.Tensor], path: Path) -> Path:
-    """Save like the reference training script: ``module.`` keys, optimizer, best_acc, a pickled __main__ object."""
-    main = sys.modules["__main__"]
-    RecorderMeter.__module__, RecorderMeter.__qualname__ = "__main__", "RecorderMeter"
-    had = hasattr(main, "RecorderMeter")
-    old = getattr(main, "RecorderMeter", None)
-    main.RecorderMeter = RecorderMeter
-    try:
-        torch.save({
-            "epoch": 25,
-            "state_dict": collections.OrderedDict(("module." + k, v) for k, v in sd.items()),
-            "best_acc": torch.tensor(77.5),
-            "optimizer": torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))]).state_dict(),
-            "recorder": RecorderMeter(),
-        }, path)
-    finally:
-        if had:
-            main.RecorderMeter = old
-        else:
-            del main.RecorderMeter
-    return path
-
-
-def golden_inputs(golden: Path = GOLDEN) -> dict[str, torch.Tensor]:
+def golden_inputs(golden: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Inputs and reference outputs: images, audio, logits, fused_frames, temporal_out (float32)."""
     z = np.load(Path(golden) / "official_b2_224.npz")
     return {k: torch.from_numpy(z[k]).float() for k in z.files}

@@ -89,10 +89,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, out: Path, t0: float) -> int:
-    from ..anonymize import anonymize_video
     from ..data.synthetic import make_astronaut_video
-    from ..predict import Recognizer, write_table
-    from ..timeline import plot_timeline
+    from ..predict.anonymize import anonymize_video
+    from ..predict.recognizer import Recognizer
+    from ..predict.table import write_table
+    from ..predict.timeline import plot_timeline
 
     sample = out / "sample.mp4"
     _say(f"[1/3] sample video: {args.seconds:g} s of scikit-image's astronaut photo, animated, with a voice-like track")

@@ -100,7 +100,7 @@ def load_model_and_dataset(args: argparse.Namespace, device, *, split: str | Non
         raise ValueError(f"--vision-weights, --audio-weights and --precision apply to --backend torch, "
                          f"not {backend}")
     else:
-        from ..backends import load_runner
+        from ..runtime.load import load_runner
 
         model = load_runner(backend, args.checkpoint, cache_dir=args.cache_dir)
     dataset = build_dataset(args.dataset, args.data, fold=args.fold, split=split or args.split, train=False,
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.report import write_report
     from ..evaluation.subgroups import read_groups
     from ..metrics import load_cost_matrix, write_json
-    from ..predict import window_spans
+    from ..media.windows import window_spans
     from ..train.engine import evaluate_model
     from ._training import TrainingSession
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._inputs import discover
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="mmadfer .safetensors checkpoint or the reference's released .pth")
@@ -46,7 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..checkpoints import load_model
     from ..errors import CheckpointError
-    from ..export import DEFAULT_OPSET, OnnxModel, compare, export_onnx
+    from ..export.calibration import footage_inputs
+    from ..export.onnx import DEFAULT_OPSET, export_onnx
+    from ..export.openvino import openvino_int8
+    from ..export.verify import compare
+    from ..runtime.load import load_runner
 
     if not (args.onnx or args.openvino):
         print("error: give --onnx PATH and/or --openvino PATH", file=sys.stderr)
@@ -62,20 +68,15 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    runners = {}
+    written = {}  # (kind, path) -> the backend that runs it
     if args.onnx:
         paths = export_onnx(model, args.onnx, opset=args.opset or DEFAULT_OPSET, int8=args.int8,
                             portable=args.portable)
-        runners.update({(kind, path): OnnxModel for kind, path in paths.items()})
+        written.update({(kind, path): "onnx" for kind, path in paths.items()})
     if args.openvino:
-        from ..openvino_int8 import OpenVinoModel, openvino_int8
-
         try:
             calibration = None
             if args.calibrate:
-                from ..openvino_int8 import footage_inputs
-                from .predict import discover
-
                 videos, bad = discover(args.calibrate)
                 for item, reason in bad:
                     print(f"{item}: {reason}", file=sys.stderr)
@@ -83,17 +84,17 @@ def run(args: argparse.Namespace) -> int:
                                              detector=None if args.no_faces else "auto",
                                              on_error=lambda path, e: print(f"skipped {e}", file=sys.stderr))
                 print(f"calibrating on {len(calibration)} windows of {len(videos)} video(s)")
-            runners[("openvino int8", openvino_int8(model, args.openvino, calibration=calibration))] = OpenVinoModel
+            written[("openvino int8", openvino_int8(model, args.openvino, calibration=calibration))] = "openvino-int8"
         except (ImportError, ValueError) as e:  # a missing extra (the message says how to install it), no footage
             print(f"error: {e}", file=sys.stderr)
             return 2
     status = 0
-    for (kind, path), runner in runners.items():
+    for (kind, path), backend in written.items():
         files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]  # OpenVINO: weights in .bin
         size = sum(p.stat().st_size for p in files) / 2**20
         line = f"wrote {path} ({kind}, {size:.1f} MiB)"
         if args.verify > 0:
-            r = compare(model, runner(path), num_clips=args.verify, batch_size=min(args.verify, 8))
+            r = compare(model, load_runner(backend, path), num_clips=args.verify, batch_size=min(args.verify, 8))
             line += (f": vs PyTorch on {r['num_clips']} random clips, max |Δlogit| {r['max_abs_logit_diff']:.2e}, "
                      f"top-1 agreement {100 * r['top1_agreement']:.1f}%")
             if kind == "fp32" and r["max_abs_logit_diff"] > args.tolerance:

@@ -25,7 +25,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backends import BACKENDS
+from ..runtime.backends import BACKENDS
+from ._inputs import discover
 
 TABLE_FORMATS = ("csv", "json")
 _CONVERSION_TIME = {"onnx-int8": "30 s", "openvino-int8": "2 min"}
@@ -57,9 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto (default): the file's own runtime for .onnx and .xml files; on a CPU, openvino-int8 "
-                        "when OpenVINO is installed (static int8, ~0.9 s per clip on 2 cores), else onnx-int8 "
-                        "with onnxruntime (dynamic int8, ~1.15 s), else torch. A PyTorch checkpoint is converted "
-                        "once and kept in --cache-dir")
+                        "when OpenVINO is installed (static int8, the fastest), else onnx-int8 with onnxruntime "
+                        "(dynamic int8), else torch. A PyTorch checkpoint is converted once and kept in --cache-dir")
     p.add_argument("--cache-dir", metavar="DIR",
                    help="where the int8 backends keep converted models (default $MMADFER_CACHE or ~/.cache/mmadfer)")
     p.add_argument("--precision", help="torch backend arithmetic: fp32, bf16 or an fp8 mode of mmadfer.accel "
@@ -84,27 +84,6 @@ class Job:
 
     def outputs(self) -> list[Path]:
         return [p for p in (self.table, self.plot, self.anonymized) if p is not None]
-
-
-def discover(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
-    """Videos to process as ``(path, name)`` (``name``: the path relative to the folder it was found in), and
-    ``(input, reason)`` for inputs that are neither a file nor a folder with videos."""
-    from ..data.annotations import VIDEO_SUFFIXES
-
-    found: list[tuple[Path, Path]] = []
-    bad: list[tuple[str, str]] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            videos = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
-            if not videos:
-                bad.append((item, f"no video files ({' '.join(VIDEO_SUFFIXES)}) in this folder"))
-            found += [(v, v.relative_to(path)) for v in videos]
-        elif path.exists():
-            found.append((path, Path(path.name)))
-        else:
-            bad.append((item, "file not found"))
-    return found, bad
 
 
 def plan_jobs(videos: list[tuple[Path, Path]], args: argparse.Namespace) -> list[Job]:
@@ -147,8 +126,8 @@ def _one_line(error: BaseException, path: str | os.PathLike | None = None) -> st
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import CheckpointError
-    from ..backends import conversion_target, resolve_backend
-    from ..predict import Recognizer
+    from ..predict.recognizer import Recognizer
+    from ..runtime.load import conversion_target, resolve_backend
 
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
@@ -183,7 +162,7 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..evaluation.selective import abstain
-    from ..predict import write_table
+    from ..predict.table import write_table
 
     videos, bad = discover(args.inputs)
     try:
@@ -208,11 +187,11 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
             abstain(df, args.min_confidence)  # label 'uncertain' below --min-confidence
             write_table(df, job.table)  # format from the suffix: --format, or that of an --output file name
             if job.plot is not None:
-                from ..timeline import plot_timeline
+                from ..predict.timeline import plot_timeline
 
                 plot_timeline(df, job.plot)
             if job.anonymized is not None:
-                from ..anonymize import anonymize_video
+                from ..predict.anonymize import anonymize_video
 
                 anonymize_video(job.video, job.anonymized, df, detector=_detector(rec),
                                 keep_audio=args.keep_audio, max_side=rec.max_side)
@@ -243,8 +222,8 @@ def _run_realtime(rec, args: argparse.Namespace) -> int:
 
     from ..errors import MediaError
     from ..evaluation.selective import UNCERTAIN
-    from ..predict import table_columns, write_table
-    from ..realtime import run_realtime
+    from ..predict.realtime import run_realtime
+    from ..predict.table import table_columns, write_table
 
     if len(args.inputs) != 1:
         print("error: --realtime takes exactly one source (file, camera or stream URL)", file=sys.stderr)
@@ -283,7 +262,7 @@ def _run_realtime(rec, args: argparse.Namespace) -> int:
                         stride_s=stride, labels=list(rec.labels))
         write_table(df, out, out.suffix.lstrip("."))
         if args.plot:
-            from ..timeline import plot_timeline
+            from ..predict.timeline import plot_timeline
 
             plot_timeline(df, out.with_suffix(".png"))
     return status

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..config import MAFW_CLASSES
 from ..io import atomic_write
 
 __all__ = [
@@ -152,8 +153,6 @@ def read_mafw_split(path: str | os.PathLike, clip_root: str | os.PathLike, class
     are 1-based unless ``label_offset`` says otherwise; with ``label_offset=None`` a file holding a 0 is read as
     0-based. Frame folders are looked up under ``clip_root`` by clip name; frame counts come from the folders.
     """
-    from ..config import MAFW_CLASSES
-
     path, clip_root = Path(path), Path(clip_root)
     names = [c.lower() for c in (class_names or MAFW_CLASSES)]
     rows = []

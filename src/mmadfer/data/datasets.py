@@ -39,8 +39,8 @@ from .annotations import (
     ClipRecord, read_classes, read_clip_csv, read_dfew_csv, read_mafw_split, read_reference_annotation,
 )
 from .layout import ANNOTATIONS_DIR, CLASSES_FILE, CLIPS_DIR, FRAME_SUFFIXES
-from .sampling import sample_indices
-from .transforms import clip_transform
+from ..media.sampling import sample_indices
+from ..media.transforms import clip_transform
 
 __all__ = [
     "SampleError", "ClipDataset", "FrameFolderDataset", "DFEW", "MAFW", "CSVClipDataset", "build_dataset",
@@ -188,7 +188,7 @@ def _stack_frames(frames: list[np.ndarray], size: int | None = None) -> torch.Te
 
 def _audio_samples(path: Path) -> tuple[int, int]:
     """``(samples per channel, sample rate)`` of an audio file: from the header of a PCM WAV, else by decoding it."""
-    from .wav import read_audio
+    from ..media.wav import read_audio
 
     try:
         with wave.open(os.fspath(path), "rb") as f:
@@ -305,7 +305,7 @@ class FrameFolderDataset(ClipDataset):
 
     def load(self, record: ClipRecord) -> dict[str, torch.Tensor]:
         from ..media.fbank import audio_features
-        from .wav import read_audio
+        from ..media.wav import read_audio
 
         cfg = self.preprocess
         files = self.frame_files(Path(record.path))
@@ -491,7 +491,7 @@ class CSVClipDataset(ClipDataset):
     model inputs with :func:`mmadfer.media.pipeline.prepare_window`, the path ``mmadfer predict`` uses: frame
     sampling, face crops with ``detector`` (a :class:`mmadfer.media.faces.FaceDetector`; without one the videos
     are taken to be face crops already and only resized), the resize to ``img_size`` and the audio fbank. In
-    training mode the :class:`~mmadfer.data.transforms.TrainTransform` is then applied to the resized crops, as the
+    training mode the :class:`~mmadfer.media.transforms.TrainTransform` is then applied to the resized crops, as the
     reference applies it to DFEW's 224 px crops.
     """
 

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from .annotations import ClipRecord, stratified_folds, write_reference_annotation
-from .wav import write_wav
+from ..media.wav import write_wav
 
 __all__ = [
     "CLIPS_DIR", "ANNOTATIONS_DIR", "CLASSES_FILE", "FRAME_SUFFIXES", "check_clip_id", "clip_dir", "clip_wav",

@@ -30,14 +30,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+from torchvision.transforms.v2.functional import resized_crop
+from tqdm.auto import tqdm
 
+from .._optional import require
 from ..io import atomic_write
+from ..media.decode import Clip
+from ..media.encode import write_video
+from ..media.pipeline import prepare_window
 from .annotations import write_classes
 from .layout import CLASSES_FILE, CLIPS_DIR, clip_dir, clip_wav, count_frames, write_clip_folder, write_fold_annotations
 
 if TYPE_CHECKING:
-    import torch
-
     from ..config import ModelConfig
 
 __all__ = ["SYNTH_CLASSES", "SYNTH_SAMPLE_RATE", "SynthClip", "render_clip", "rendered_inputs",
@@ -148,9 +153,6 @@ def rendered_inputs(cfg: ModelConfig, num_clips: int, *, seed: int = 0) -> list[
     Real-looking inputs without any dataset: int8 calibration and agreement checks use them beside random noise.
     The classes cycle, so any four consecutive clips cover all of them.
     """
-    from ..media.decode import Clip
-    from ..media.pipeline import prepare_window
-
     out = []
     for i in range(num_clips):
         s = render_clip(i % len(SYNTH_CLASSES), num_frames=2 * cfg.num_frames, size=cfg.img_size, seed=(seed, i))
@@ -172,8 +174,6 @@ def write_synthetic_dataset(out: str | os.PathLike, num_clips: int, *, num_frame
     Resumable: a clip whose frame folder (and mp4, with ``raw``) exists is kept; clip ``i`` is always rendered from
     seed ``(seed, i)``, so re-running reproduces the same dataset. Returns ``{'written': n, 'skipped': n}``.
     """
-    from tqdm.auto import tqdm
-
     if num_clips < 1:
         raise ValueError(f"num_clips must be positive, got {num_clips}")
     if num_frames < 1 or size < 16:
@@ -190,8 +190,6 @@ def write_synthetic_dataset(out: str | os.PathLike, num_clips: int, *, num_frame
         if not done:
             clip = render_clip(label, num_frames=num_frames, size=size, seed=(seed, i))
             if raw:
-                from ..media.decode import write_video
-
                 write_video(mp4, clip.frames, clip.fps, clip.waveform, clip.sample_rate)
             write_clip_folder(root, clip_id, clip.frames, clip.waveform, clip.sample_rate)
             written += 1
@@ -215,12 +213,6 @@ def make_astronaut_video(path: str | os.PathLike, seconds: float = 3.0, fps: flo
     brightness drift, and, with ``audio``, a voice-like track (harmonic tone with a pitch contour and syllable
     envelope) at ``sample_rate`` with ``channels`` channels (44.1 kHz stereo by default, to exercise channel and
     rate handling). The face stays well inside the frame so a face detector finds it in every frame."""
-    import torch
-    from torchvision.transforms.v2.functional import resized_crop
-
-    from .._optional import require
-    from ..media.decode import write_video
-
     data = require("skimage.data", "the astronaut demo video")
     image = torch.from_numpy(np.ascontiguousarray(data.astronaut())).permute(2, 0, 1)  # [3, 512, 512]
     rng = np.random.default_rng(seed)

@@ -11,6 +11,7 @@ whole clip is cropped by one gather and resized by one batched call.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -20,8 +21,10 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from .._optional import require
+from ..accel import default_device
 
 __all__ = [
+    "make_detector",
     "FaceDetector", "FaceCrops", "box_iou", "crop_boxes", "crop_faces", "split_tracks", "track_boxes",
     "union_square_box",
 ]
@@ -51,7 +54,7 @@ class FaceDetector:
         max_side: int | None = None,
     ):
         facenet = require("facenet_pytorch", "face detection")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device or default_device())
         self.batch_size = int(batch_size)
         self.max_side = max_side
         self._mtcnn = facenet.MTCNN(
@@ -83,6 +86,19 @@ class FaceDetector:
                 boxes.append(np.asarray(bb, np.float32).reshape(-1, 4) * scale if ok else np.zeros((0, 4), np.float32))
                 probs.append(np.asarray(pp, np.float32).reshape(-1) if ok else np.zeros(0, np.float32))
         return boxes, probs
+
+
+def make_detector(detector, device: str | torch.device | None = None):
+    """The face detector a caller asked for: ``'auto'`` builds a :class:`FaceDetector` on ``device`` (or, without
+    facenet-pytorch, warns and returns None: whole frames are used instead of face crops); anything else (None, or a
+    detector object) is returned as it is."""
+    if detector != "auto":
+        return detector
+    try:
+        return FaceDetector(device)
+    except ImportError as e:
+        warnings.warn(f"face detection is off ({e}); whole frames are used instead of face crops", stacklevel=3)
+        return None
 
 
 def _resize_hwc(frames: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from ..config import PreprocessConfig
-from ..data.sampling import sample_indices
-from ..data.transforms import TestTransform
 from ..errors import MediaError
 from .decode import Clip
 from .faces import FaceDetector, crop_faces
 from .fbank import audio_features
+from .sampling import sample_indices
+from .transforms import TestTransform
 
 __all__ = ["prepare_window"]
 

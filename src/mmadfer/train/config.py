@@ -1,6 +1,7 @@
 """The training configuration: one YAML file, dotted command-line overrides, and the resolved copy in the run folder.
 
-A config has five parts, each a dataclass; every field has the reference recipe's default (DESIGN.md §3)::
+A config has five parts, each a dataclass; every field has the reference recipe's default (the paper and the
+authors' training script)::
 
     model:  preset (reference | tiny), encoder weights, which parameters train, and any ModelConfig field
             (prompt_mode, fusion, temporal, modality, drop_path_rate, img_size, preprocess: {...}, ...)
@@ -168,8 +169,8 @@ class OptimSection:
 @dataclass
 class TrainSection:
     """The loop. ``precision``: ``auto`` (bf16 autocast on a GPU, fp32 on the CPU), ``bf16`` or ``fp32``.
-    ``compile``: ``auto`` (``torch.compile`` on a GPU, where its minute or two of compilation pays for itself within
-    the first epoch: +55% training throughput on an H200; eager on the CPU), ``true``, ``false`` or ``regional``
+    ``compile``: ``auto`` (``torch.compile`` on a GPU, where its compilation pays for itself within the first epoch
+    (BENCHMARKS.md); eager on the CPU), ``true``, ``false`` or ``regional``
     (each repeated layer compiled on its own, :func:`mmadfer.accel.compile_regions`: a fraction of the compile
     time; ``--set train.compile=regional``).
     ``eval_every``: evaluate on the test split every N epochs (0: only after the final epoch, as the paper reports).

@@ -42,6 +42,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..accel import default_device
+
 __all__ = ["DistInfo", "setup", "cleanup", "barrier", "broadcast_object", "all_gather_objects",
            "gather_predictions", "resolve_device", "is_initialized"]
 
@@ -68,7 +70,7 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     """``auto``: the local rank's GPU when there is one, else the CPU. ``cuda`` means the local rank's GPU."""
     device = str(device)
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = default_device()
     if device == "cuda":
         return torch.device("cuda", local_rank)
     dev = torch.device(device)

@@ -17,24 +17,32 @@ scores any model on any dataset, distributed or not.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import random
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from .. import accel
+from ..checkpoints import load_encoder_weights, save_checkpoint
+from ..data.datasets import build_dataset
+from ..data.synthetic import write_synthetic_dataset
 from ..errors import CheckpointError
 from ..evaluation.analysis import analyze, write_files
 from ..evaluation.calibration import probabilities
 from ..metrics import classification_metrics, write_evaluation, write_json
 from ..model.mmadfer import MMADFER
+from ..runtime.runner import as_runner
 from . import distributed as D
 from .config import TrainConfig
 from .loader import build_loader, num_batches
@@ -56,8 +64,6 @@ _STATES_DIR = "checkpoints"
 # ---------------------------------------------------------------------------------------------------------------------
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and every GPU)."""
-    import random
-
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -65,8 +71,6 @@ def seed_everything(seed: int) -> None:
 
 def build_datasets(cfg: TrainConfig, preprocess=None):
     """The train and test datasets of ``cfg.data`` (test is None for a CSV run without ``test_csv``)."""
-    from ..data.datasets import build_dataset
-
     d = cfg.data
     if not d.root:
         raise ValueError("no training data: set data.root (mmadfer train --data ROOT)")
@@ -88,8 +92,6 @@ def build_datasets(cfg: TrainConfig, preprocess=None):
 def build_model(cfg: TrainConfig, class_names, *, announce: bool = True) -> MMADFER:
     """The model of ``cfg.model`` for ``class_names``: seeded initialisation, the trainable policy, and the encoder
     weights (with a loud warning when a needed encoder has none)."""
-    from ..checkpoints import load_encoder_weights
-
     model_cfg = cfg.model.model_config(class_names)
     torch.manual_seed(cfg.train.seed)
     model = MMADFER(model_cfg)
@@ -160,11 +162,6 @@ def _frozen_fingerprint(model: nn.Module) -> torch.Tensor:
     return torch.stack([torch.stack(r) for r in rows], dim=1).cpu()
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    model = getattr(model, "_orig_mod", model)  # torch.compile
-    return getattr(model, "module", model)  # DDP
-
-
 def _loader_options(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
     d = cfg.data
     pin = d.pin_memory if d.pin_memory is not None else device.type == "cuda"
@@ -182,9 +179,8 @@ def _to_device(batch: dict[str, torch.Tensor], model: MMADFER, device: torch.dev
 def _pad_rows(x: torch.Tensor | None, rows: int) -> torch.Tensor | None:
     """``x`` with its first row repeated up to ``rows`` rows.
 
-    A compiled model is specialised to one batch size; a short last batch would trigger a second compilation (over
-    two minutes for the reference model on an H200). Padding it instead, and keeping only the real rows' logits,
-    leaves the loss and the gradients exactly those of the short batch: clips never interact inside the model.
+    A compiled model is specialised to one batch size; a short last batch would trigger a second, slow compilation.
+    Padding it instead, and keeping only the real rows' logits, leaves the loss and the gradients exactly those of the short batch: clips never interact inside the model.
     """
     if x is None or len(x) >= rows:
         return x
@@ -200,43 +196,33 @@ def predict_dataset(model: nn.Module, dataset, *, batch_size: int, device: str |
                     progress: bool = True, desc: str = "eval") -> dict[str, Any]:
     """Logits for every clip of ``dataset``; under torchrun each rank scores its share and all ranks get the whole.
 
-    ``model``: a torch model, or a runner of :mod:`mmadfer.backends` (``OnnxModel``, ``OpenVinoModel``: int8 on the
-    CPU, where it is 3–4× faster; ``precision`` then does not apply).
+    ``model``: a torch model (run as it is, in ``precision``), or a :class:`~mmadfer.runtime.runner.Runner` of an
+    exported model (e.g. int8 on the CPU: :func:`mmadfer.runtime.load.load_runner`; ``precision`` then does not
+    apply).
     Returns ``{'index' [N], 'logits' [N, C], 'label' [N]}`` (CPU tensors sorted by dataset index, one row per clip)
     and ``'skipped'``: the indices of clips that could not be loaded (``on_bad_sample='skip'``).
     """
     device = torch.device(device)
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if D.is_initialized() else (0, 1)
-    precision = accel.default_precision(device, purpose="evaluate") if precision == "auto" else precision
-    runner = not isinstance(model, nn.Module)
-    net = model if runner else _unwrap(model)
-    was_training = not runner and model.training
-    if not runner:
-        model.eval()
+    was_training = getattr(model, "training", False)  # a model in training goes back to training afterwards
+    runner = as_runner(model, device=device, precision=None if precision == "auto" else precision,
+                       purpose="evaluate", prepare=False)
     pin = device.type == "cuda" if pin_memory is None else pin_memory
     loader, sampler = build_loader(dataset, batch_size=batch_size, seed=0, shuffle=False, rank=rank, world_size=world,
                                    num_workers=num_workers, pin_memory=pin, persistent_workers=False)
     sampler.set_epoch(0)
-    from tqdm.auto import tqdm
-
     idx, logits, labels = [], [], []
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress or rank != 0, leave=False,
                       file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30.0):
         if batch is None:
             continue
-        if runner:
-            label = batch["label"]
-            out = torch.from_numpy(model(batch["video"], batch["audio"]))  # [B, C]
-        else:
-            video, audio, label = _to_device(batch, net, device)
-            with accel.autocast(device, precision):
-                out = model(video, audio)  # [B, C]
+        out = torch.as_tensor(runner(batch["video"], batch["audio"]))  # [B, C]
         idx.append(batch["index"])
         logits.append(out.float().cpu())
-        labels.append(label.cpu())
-    if not runner:
-        model.train(was_training)
-    num_classes = net.cfg.num_classes
+        labels.append(batch["label"])
+    if was_training:
+        model.train()
+    num_classes = runner.cfg.num_classes
     local = (torch.cat(idx) if idx else torch.zeros(0, dtype=torch.int64),
              torch.cat(logits) if logits else torch.zeros(0, num_classes),
              torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64))
@@ -262,9 +248,7 @@ def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | 
     ``risk_coverage.csv``/``.png`` and one ``subgroups_<column>.png`` per group column. Clips that failed
     to load are listed under ``skipped`` and left out of the metrics. Works under torchrun (same numbers).
     """
-    import pandas as pd
-
-    net = _unwrap(model)
+    net = accel.unwrap_model(model)
     names = list(dataset.class_names)
     if net.cfg.num_classes != len(names):
         raise ValueError(f"the model has {net.cfg.num_classes} classes {list(net.cfg.labels)} but the dataset has "
@@ -326,8 +310,6 @@ def completed_run(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     ckpt, metrics = run_dir / FINAL_CHECKPOINT, run_dir / "metrics.json"
     if not (ckpt.is_file() and metrics.is_file()):
         return None
-    import json
-
     return {"run_dir": str(run_dir), "checkpoint": str(ckpt), "metrics": json.loads(metrics.read_text())}
 
 
@@ -568,8 +550,6 @@ class _Trainer:
         return self._finish(final, time.perf_counter() - t0)
 
     def _finish(self, final: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
-        from ..checkpoints import save_checkpoint
-
         metrics = {k: v for k, v in (final or {}).items() if k != "files"}
         if final is None:
             logger.warning("no test split (data.test_csv is not set): the run has no final metrics")
@@ -605,8 +585,6 @@ def _row_text(row: dict[str, Any]) -> str:
 def _ensure_synthetic(cfg: TrainConfig) -> None:
     """Write the synthetic set into ``data.root`` unless it is complete (``write_synthetic_dataset`` keeps the clips
     already there)."""
-    from ..data.synthetic import write_synthetic_dataset
-
     root = Path(cfg.data.root)
     if not (root / "classes.txt").is_file():
         print(f"writing {cfg.data.synth_clips} synthetic clips to {root}", file=sys.stderr, flush=True)

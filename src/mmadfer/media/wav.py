@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import MediaError
 from ..io import atomic_path
-from ..media.decode import audio_frame_to_float, open_media
+from .decode import audio_frame_to_float, open_media
 
 __all__ = ["read_audio", "write_wav"]
 

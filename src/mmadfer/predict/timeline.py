@@ -15,7 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ._optional import require
+from .._optional import require
+from ..io import atomic_path
 
 __all__ = ["plot_timeline", "class_colors"]
 
@@ -118,8 +119,6 @@ def plot_timeline(df, path: str | os.PathLike | None = None, *, title: str | Non
     if name:
         fig.suptitle(name, fontsize=10)
     if path is not None:
-        from .io import atomic_path
-
         path = Path(path)
         with atomic_path(path, suffix=path.suffix) as tmp:
             fig.savefig(tmp, format=(path.suffix.lstrip(".") or "png").lower())

@@ -1,26 +1,9 @@
-"""Live recognition: a rolling 5.12 s buffer over a camera, a stream or a file, with a prediction every stride.
+"""Live capture: a source (file, camera, stream URL) decoded by a thread into a rolling buffer of frames and audio.
 
-::
-
-    rec = mmadfer.Recognizer.from_checkpoint("dfew_fold1.pth")
-    for row in run_realtime(rec, "/dev/video0", stride_s=1.0):       # or "rtsp://...", or "clip.mp4"
-        print(f"{row['end_s']:7.2f}s {row['label']:>9} {row['confidence']:.2f}  latency {row['latency_ms']:.0f} ms")
-
-A capture thread demuxes the source with PyAV (anything FFmpeg can open: a file, ``/dev/videoN`` via v4l2, an
-``rtsp://``/``http://`` URL) into a rolling buffer that keeps the last window of frames and audio. The main loop waits
-until the window ending at the next due time is complete (its last frame and its audio have arrived), prepares it
-exactly as :meth:`mmadfer.Recognizer.predict_video` does, runs the model and yields a timeline row with two more
-fields:
-
-* ``latency_ms``: wall-clock time from the arrival of the window's last frame to its prediction (decoding of later
-  media, face detection, features and the model included).
-* ``skipped``: windows dropped so far because the model fell behind a live source. A live source never waits for
-  the model: the buffer keeps only the newest window, and when a prediction takes longer than a stride the due time
-  jumps to the newest complete window. A file is read at decoding speed and every window is predicted, unless
-  ``pace=True`` replays it at its own frame rate, like a camera.
-
-Windows follow the same rule as :func:`mmadfer.predict.window_spans`: every ``stride_s`` from the start, and
-at the end of a file a cut window is kept if it is at least half a window long (or the only one).
+:func:`open_source` opens anything FFmpeg can open (a file, ``/dev/videoN`` via v4l2, an ``rtsp://``/``http://``
+URL); :func:`capture` demuxes it into a :class:`LiveBuffer` that keeps the newest frames and audio by presentation
+time, and :meth:`LiveBuffer.clip` cuts a :class:`~mmadfer.media.decode.Clip` out of it. Live recognition on top of
+this is :func:`mmadfer.predict.realtime.run_realtime`.
 """
 from __future__ import annotations
 
@@ -30,17 +13,16 @@ import os
 import re
 import threading
 import time
-from typing import Any, Iterator
 
+import av
 import numpy as np
 
-from .errors import MediaError
-from .predict import TrackLinker, keep_window
+from ..errors import MediaError
+from .decode import Clip, audio_frame_to_float, check_file, pad_leading_silence
 
-__all__ = ["run_realtime", "open_source", "LiveBuffer"]
+__all__ = ["open_source", "LiveBuffer", "capture"]
 
 _EPS = 1e-6
-_AUDIO_WAIT_S = 0.5  # emit without the last bit of audio if it lags the video by more than this
 
 
 def open_source(source: str | os.PathLike, *, input_format: str | None = None):
@@ -48,8 +30,6 @@ def open_source(source: str | os.PathLike, *, input_format: str | None = None):
 
     Returns ``(container, is_live)``. Raises :class:`MediaError` naming the source if it cannot be opened.
     """
-    import av
-
     source = os.fspath(source)
     live = True
     options: dict[str, str] = {}
@@ -57,8 +37,7 @@ def open_source(source: str | os.PathLike, *, input_format: str | None = None):
         source = f"/dev/video{source}"
     if os.path.isfile(source):
         live = False
-        if os.path.getsize(source) == 0:
-            raise MediaError(source, "file is empty (0 bytes)")
+        check_file(source)
     elif source.startswith("/dev/video"):
         input_format = input_format or "v4l2"
     elif "://" in source:
@@ -133,8 +112,6 @@ class LiveBuffer:
 
     def clip(self, t0: float, t1: float):
         """A :class:`~mmadfer.media.decode.Clip` of ``[t0, t1)`` and the arrival time of its last frame."""
-        from .media.decode import Clip
-
         with self.cond:
             picked = [(t, f, w) for t, f, w in self.frames if t0 - _EPS <= t < t1 - _EPS]
             channels = self.audio[0].shape[0] if self.audio else 0
@@ -146,7 +123,7 @@ class LiveBuffer:
             lead = max(0, -i0)  # audio starts after t0: pad with silence so sample 0 is at t0
             wave = wave[:, max(0, i0):max(0, i1)]
             if lead:
-                wave = np.concatenate([np.zeros((wave.shape[0], min(lead, i1 - i0)), np.float32), wave], axis=1)
+                wave = pad_leading_silence(wave, lead, i1 - i0)
         frames = np.stack([f for _, f, _ in picked]) if picked else np.zeros((0, 1, 1, 3), np.uint8)
         clip = Clip(frames=frames, fps=self.fps, waveform=np.ascontiguousarray(wave, np.float32),
                     sample_rate=self.sample_rate, has_audio=self.has_audio,
@@ -155,7 +132,7 @@ class LiveBuffer:
         return clip, (picked[-1][2] if picked else time.perf_counter())
 
 
-def _capture(container, buf: LiveBuffer, *, max_side: int | None, live: bool, pace: bool,
+def capture(container, buf: LiveBuffer, *, max_side: int | None, live: bool, pace: bool,
              hold_until: list[float], keep_s: float, stop: threading.Event) -> None:
     """Demux and decode ``container`` into ``buf`` until it ends or ``stop`` is set.
 
@@ -163,8 +140,6 @@ def _capture(container, buf: LiveBuffer, *, max_side: int | None, live: bool, pa
     at full speed is not decoded beyond ``hold_until[0]`` (back-pressure), so no window is dropped before it is
     predicted.
     """
-    from .media.decode import audio_frame_to_float
-
     vs = container.streams.video[0]
     vs.thread_type = "AUTO"
     streams = [vs]
@@ -174,8 +149,6 @@ def _capture(container, buf: LiveBuffer, *, max_side: int | None, live: bool, pa
         buf.has_audio = True
         buf.sample_rate = int(a_s.codec_context.sample_rate or a_s.rate or 0)
     buf.fps = float(vs.average_rate or vs.guessed_rate or 0) or 25.0
-    import av
-
     # time 0: the container's start (files and most streams), else the first decoded frame of either stream
     origin = container.start_time / av.time_base if container.start_time is not None else None
     size = None
@@ -217,74 +190,3 @@ def _capture(container, buf: LiveBuffer, *, max_side: int | None, live: bool, pa
         with buf.cond:
             buf.ended = True
             buf.cond.notify_all()
-
-
-def run_realtime(recognizer, source: str | os.PathLike, *, stride_s: float | None = None,
-                 window_s: float | None = None, pace: bool = False, max_windows: int | None = None,
-                 input_format: str | None = None) -> Iterator[dict[str, Any]]:
-    """Yield a prediction row every ``stride_s`` seconds of media (default 1 s) over a rolling ``window_s`` buffer
-    (default the model's 5.12 s). Rows are :meth:`Recognizer.predict_video` rows plus ``latency_ms`` and ``skipped``.
-
-    ``pace=True`` replays a file at its own frame rate (to measure latency as a camera would see it).
-    ``max_windows`` stops after that many predictions (a camera never ends by itself).
-    """
-    window_s = float(window_s or recognizer.window_s)
-    stride_s = float(stride_s or 1.0)
-    container, live = open_source(source, input_format=input_format)
-    live = live or pace
-    buf = LiveBuffer(os.fspath(source))
-    stop = threading.Event()
-    hold = [window_s]  # media time the capture may run ahead to (files at full speed only)
-    worker = threading.Thread(target=_capture, args=(container, buf), daemon=True, name="mmadfer-capture",
-                              kwargs=dict(max_side=recognizer.max_side, live=live, pace=pace, hold_until=hold,
-                                          keep_s=window_s + 2 * stride_s + 1.0, stop=stop))
-    worker.start()
-    k = skipped = emitted = 0
-    linker = TrackLinker()
-    try:
-        while max_windows is None or emitted < max_windows:
-            due = window_s + k * stride_s  # window k is [due - window_s, due)
-            t0 = due - window_s
-            with buf.cond:
-                hold[0] = due + stride_s + 1.0
-                buf.cond.notify_all()
-                while not buf.ended and not _complete(buf, due):
-                    buf.cond.wait(0.1)
-                if buf.error is not None:
-                    raise MediaError(buf.path, f"stream failed near {max(buf.video_head, 0):.2f}s ({buf.error})")
-                end = due
-                if buf.ended and not _complete(buf, due):  # the source ended inside this window
-                    end = min(due, buf.video_head + 1.0 / buf.fps)
-                    if t0 >= buf.video_head + _EPS or not keep_window(k, end - t0, window_s):
-                        return
-                if live and buf.video_head >= due + stride_s:  # fell behind a live source: jump ahead
-                    jump = int((buf.video_head - due) // stride_s)
-                    k += jump
-                    skipped += jump
-                    continue
-            clip, last_arrival = buf.clip(t0, end)
-            buf.trim(t0 + stride_s)  # the next window starts there
-            tracks = recognizer.prepare(clip)  # one entry per face track, usually one
-            probs = recognizer.predict_prepared(tracks)  # [K, C]
-            latency_ms = 1000.0 * (time.perf_counter() - last_arrival)
-            for prepared, p, tid in zip(tracks, probs, recognizer.track_ids(tracks, linker)):
-                row = recognizer.window_row(clip, prepared, p, tid)
-                row.update(latency_ms=latency_ms, skipped=skipped)
-                yield row
-            emitted += 1
-            k += 1
-    finally:
-        stop.set()
-        with buf.cond:
-            buf.cond.notify_all()
-        worker.join(timeout=5)
-        container.close()
-
-
-def _complete(buf: LiveBuffer, due: float) -> bool:
-    """Whether the window ending at ``due`` has all its frames and (within a tolerance) its audio."""
-    video_done = buf.video_head >= due - 1.0 / buf.fps + _EPS if buf.fps else buf.video_head >= due
-    audio_done = (not buf.has_audio or buf.audio_head >= due - _EPS
-                  or buf.video_head >= due + _AUDIO_WAIT_S)
-    return video_done and audio_done
-

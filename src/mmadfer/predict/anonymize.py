@@ -3,7 +3,7 @@
 ``anonymize_video(src, dst, timeline)`` streams ``src`` in short chunks (bounded memory), detects faces with MTCNN
 at ``detect_fps`` frames per second, pixelates every box found within ``hold_s`` seconds of a frame (the union of
 them, grown by ``margin``: it covers the motion between detections and a detector miss in a frame or two), draws the
-timeline's top label for that moment and writes the result with :func:`mmadfer.media.decode.write_video`.
+timeline's top label for that moment and writes the result with :func:`mmadfer.media.encode.write_video`.
 
 Privacy first, so the defaults are conservative:
 
@@ -22,6 +22,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ..media.decode import open_video
+from ..media.encode import write_video
+from ..media.faces import FaceDetector
 
 __all__ = ["anonymize_video", "pixelate", "label_at"]
 
@@ -32,8 +37,6 @@ _CHUNK_S = 2.0
 def pixelate(frame: np.ndarray, box: np.ndarray | tuple, blocks: int = 8) -> None:
     """Pixelate ``box`` (x1, y1, x2, y2) of an RGB uint8 ``[H, W, 3]`` frame in place: ``blocks`` cells across its
     longer side, each filled with its mean colour."""
-    from PIL import Image
-
     h, w = frame.shape[:2]
     x1, y1 = max(0, int(math.floor(box[0]))), max(0, int(math.floor(box[1])))
     x2, y2 = min(w, int(math.ceil(box[2]))), min(h, int(math.ceil(box[3])))
@@ -75,8 +78,6 @@ def label_at(timeline, t: float) -> list[str]:
 
 
 def _draw_caption(frame: np.ndarray, lines: list[str]) -> np.ndarray:
-    from PIL import Image, ImageDraw, ImageFont
-
     if not lines:
         return frame
     image = Image.fromarray(frame)
@@ -132,13 +133,9 @@ def anonymize_video(src: str | os.PathLike, dst: str | os.PathLike, timeline=Non
     Returns:
         ``dst``. Raises :class:`~mmadfer.MediaError` if ``src`` cannot be read.
     """
-    from .media.decode import open_video, write_video
-
     if no_face not in ("frame", "keep"):
         raise ValueError(f"no_face must be 'frame' or 'keep', got {no_face!r}")
     if detector is None:
-        from .media.faces import FaceDetector
-
         detector = FaceDetector()
     dst = Path(dst)
     with open_video(src, max_side=max_side) as reader:

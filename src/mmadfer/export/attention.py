@@ -3,8 +3,8 @@
 Traced as is, a timm ``Attention`` becomes some twenty ONNX nodes: the QKV MatMul, reshapes, three transposes, a
 split, two batched MatMuls and a softmax. ONNX Runtime runs them one by one, in fp32, and its dynamic quantiser can
 only turn the QKV MatMul into int8. As one ``Attention`` node, ONNX Runtime runs its fused multi-head kernel (no
-transposes materialised) and quantises the node to ``QAttention`` (int8 QKV projection). On the 2-core CPU this
-took the reference-size int8 model from 1.27 to 1.18 s per clip (BENCHMARKS.md).
+transposes materialised) and quantises the node to ``QAttention`` (int8 QKV projection), which speeds up the int8
+model on a CPU (measured in BENCHMARKS.md).
 
 Only the exported graph changes: :func:`fused_attention` swaps the blocks' attention modules for the duration of an
 export and puts them back, and the swapped-in module computes exactly what timm's does. Graphs that must run outside

@@ -1,0 +1,185 @@
+"""ONNX export of :class:`~mmadfer.MMADFER` and its int8 quantisation (run by :mod:`mmadfer.runtime.onnx`).
+
+The graph is the model alone: ``video`` float32 ``[B, T, 3, S, S]`` in [0, 1] and ``audio`` float32
+``[B, 1, 512, 128]`` (a normalised fbank) in, ``logits`` ``[B, C]`` out, with a dynamic batch axis. Decoding, face
+cropping and the Kaldi fbank stay outside the graph, in :func:`mmadfer.media.pipeline.prepare_window`, so that an
+exported model sees exactly the inputs the PyTorch one does.
+
+The model's :class:`~mmadfer.ModelConfig` (class names and preprocessing profile included) is stored in the ONNX
+file's metadata, so an ``.onnx`` file is as self-describing as a checkpoint: ``Recognizer.from_checkpoint('m.onnx')``
+needs nothing else.
+
+By default each encoder attention is exported as one ONNX Runtime ``com.microsoft::Attention`` node
+(:mod:`mmadfer.export.attention`), which ONNX Runtime runs with its fused kernel; ``portable=True`` writes standard ONNX
+operators only, for other runtimes.
+
+int8 uses ONNX Runtime's dynamic quantisation (:func:`onnxruntime.quantization.quantize_dynamic`): weights of the
+MatMul/Gemm layers and of the attention nodes' QKV projections become int8 and activations are quantised on the fly,
+with no calibration data. It changes the logits slightly; :func:`mmadfer.export.verify.compare` measures by how much
+(max |Δlogit| and top-1 agreement with the PyTorch model).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .._optional import require
+from ..config import ModelConfig
+from ..errors import CheckpointError
+from ..io import atomic_path
+from .attention import ORT_DOMAIN, fused_attention
+from .verify import random_inputs
+
+__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "quantize_int8", "read_onnx_config", "config_from_metadata",
+           "logger_level", "DEFAULT_OPSET", "INT8_OP_TYPES", "INPUT_NAMES", "OUTPUT_NAME"]
+
+DEFAULT_OPSET = 17
+INPUT_NAMES = ("video", "audio")
+OUTPUT_NAME = "logits"
+_META_FORMAT = "mmadfer-onnx-1"
+
+
+def _export(model: torch.nn.Module, f, opset: int, portable: bool = False) -> None:
+    """Trace ``model`` into ``f`` (a path or a binary file object).
+
+    The TorchScript-based exporter (``dynamo=False``) is used first: it is several times faster than the
+    ``torch.export`` one on this model, its output matches PyTorch to float round-off, and it can write the fused
+    ONNX Runtime attention nodes. The ``torch.export`` path (needs onnxscript; standard operators only) is the
+    fallback for models the tracer cannot handle.
+    """
+    model = model.eval()
+    dummy = random_inputs(model.cfg, 2)
+    common = dict(input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME], opset_version=opset)
+    fuse = contextlib.nullcontext() if portable else fused_attention(model)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings about the legacy exporter
+        try:
+            with fuse:
+                torch.onnx.export(model, dummy, f, dynamo=False, do_constant_folding=True,
+                                  custom_opsets=None if portable else {ORT_DOMAIN: 1},
+                                  dynamic_axes={n: {0: "batch"} for n in (*INPUT_NAMES, OUTPUT_NAME)}, **common)
+            return
+        except Exception as legacy_error:  # pragma: no cover - only for models the tracer rejects
+            if hasattr(f, "seek"):
+                f.seek(0)
+                f.truncate()
+            require("onnxscript", "ONNX export")
+            batch = torch.export.Dim("batch", min=1)
+            try:
+                torch.onnx.export(model, dummy, f, dynamo=True, dynamic_shapes={"video": {0: batch}, "audio": {0: batch}},
+                                  verbose=False, **common)
+            except Exception as e:
+                raise RuntimeError(f"ONNX export failed (legacy exporter: {legacy_error}; dynamo exporter: {e})") from e
+
+
+def _with_metadata(data: bytes, cfg: ModelConfig, precision: str) -> bytes:
+    onnx = require("onnx", "ONNX export")
+    proto = onnx.load_from_string(data)
+    _set_metadata(proto, cfg, precision)
+    return proto.SerializeToString()
+
+
+def _set_metadata(proto, cfg: ModelConfig, precision: str) -> None:
+    meta = {"mmadfer_format": _META_FORMAT, "mmadfer_config": json.dumps(cfg.to_dict()),
+            "mmadfer_precision": precision}
+    keep = [p for p in proto.metadata_props if p.key not in meta]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(keep)
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+
+
+def config_from_metadata(meta: dict[str, str], path: str | os.PathLike | None) -> ModelConfig:
+    """The :class:`ModelConfig` an exported file carries in its metadata (``path`` names it in errors)."""
+    if meta.get("mmadfer_format") != _META_FORMAT or "mmadfer_config" not in meta:
+        raise CheckpointError(path, "ONNX file has no mmadfer metadata (export it with `mmadfer export`)")
+    try:
+        return ModelConfig.from_dict(json.loads(meta["mmadfer_config"]))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(path, f"invalid model config in ONNX metadata ({e})") from e
+
+
+def read_onnx_config(path: str | os.PathLike) -> ModelConfig:
+    """The :class:`ModelConfig` stored in an exported file, without building a session."""
+    onnx = require("onnx", "ONNX export")
+    proto = onnx.load(os.fspath(path), load_external_data=False)
+    return config_from_metadata({p.key: p.value for p in proto.metadata_props}, Path(path))
+
+
+def onnx_bytes(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, portable: bool = False) -> bytes:
+    """The fp32 ONNX graph of ``model`` (with its config in the metadata), in memory: nothing touches the disk."""
+    require("onnx", "ONNX export")
+    buf = io.BytesIO()
+    _export(model.float().cpu(), buf, opset, portable)
+    return _with_metadata(buf.getvalue(), model.cfg, "fp32")
+
+
+@contextlib.contextmanager
+def logger_level(name: str | None, level: int) -> Iterator[None]:
+    """Within the block, logger ``name`` (None: the root logger) passes only records at ``level`` or above. The
+    converters' libraries log advice that means nothing to someone running ``mmadfer``: onnxruntime's quantiser on
+    the root logger ("consider pre-processing", "inference failed for tensor ..."), NNCF its statistics."""
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
+#: What int8 quantises. Not ``Conv``: the one convolution (the patch embedding) runs several times slower as
+#: ``ConvInteger`` than in fp32 on a CPU (BENCHMARKS.md) and holds under 1% of the FLOPs.
+INT8_OP_TYPES = ("MatMul", "Gemm", "Attention")
+
+
+def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Dynamic int8 quantisation of an fp32 ONNX file (weights int8, activations quantised at run time)."""
+    onnx = require("onnx", "int8 quantisation")
+    quantization = require("onnxruntime.quantization", "int8 quantisation")
+    src, dst = Path(src), Path(dst)
+    cfg = read_onnx_config(src)
+    with atomic_path(dst, suffix=".onnx") as tmp, logger_level(None, logging.ERROR):
+        # Shape inference cannot type the outputs of ONNX Runtime's own operators: they are float32 here.
+        quantization.quantize_dynamic(src, tmp, weight_type=quantization.QuantType.QInt8,
+                                      op_types_to_quantize=list(INT8_OP_TYPES),
+                                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        proto = onnx.load(tmp)
+        _set_metadata(proto, cfg, "int8")
+        onnx.save(proto, tmp)
+    return dst
+
+
+def int8_bytes(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET) -> bytes:
+    """The int8 ONNX graph of ``model``, in memory (the fp32 graph passes through a private temporary folder)."""
+    with tempfile.TemporaryDirectory(prefix="mmadfer-int8-") as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        fp32.write_bytes(onnx_bytes(model, opset=opset))
+        return quantize_int8(fp32, Path(tmp) / "model.int8.onnx").read_bytes()
+
+
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
+                int8: bool = False, portable: bool = False) -> dict[str, Path]:
+    """Write ``model`` to ``path`` as fp32 ONNX; with ``int8`` also write ``<stem>.int8.onnx`` beside it.
+
+    ``portable``: standard ONNX operators only (for runtimes other than ONNX Runtime); slower in ONNX Runtime.
+    Returns ``{'fp32': path[, 'int8': int8_path]}``. Files are written atomically.
+    """
+    path = Path(path)
+    data = onnx_bytes(model, opset=opset, portable=portable)
+    with atomic_path(path, suffix=".onnx") as tmp:
+        tmp.write_bytes(data)
+    out = {"fp32": path}
+    if int8:
+        out["int8"] = quantize_int8(path, path.with_name(f"{path.stem}.int8.onnx"))
+    return out

@@ -1,0 +1,297 @@
+"""Run a trained model on any video: a timeline of expressions, one row per window.
+
+::
+
+    rec = mmadfer.Recognizer.from_checkpoint("dfew_fold1.pth")       # or our .safetensors, or an exported .onnx
+    table = rec.predict_video("interview.mp4")                        # pandas DataFrame, one row per window
+    table[["start_s", "end_s", "label", "confidence"]]
+
+**Windows** follow the rule of :mod:`mmadfer.media.windows`: by default the model's own 5.12 s, one stride apart, a
+short last window dropped unless it is the only one.
+
+**Speed and memory.** Windows stream through :meth:`mmadfer.media.decode.VideoReader.windows` (one decode pass, one
+window in memory at a time). Decoding, face detection and feature extraction run in a background thread, a bounded
+queue ahead of the model, while the model runs on ``batch_size`` windows at a time on the device, so a GPU is fed
+batches instead of single clips. Each window goes through :func:`mmadfer.media.pipeline.prepare_window`, the same
+preprocessing as training and evaluation, with the profile stored in the checkpoint.
+
+**Privacy.** Everything happens in memory. Nothing is written to disk unless asked (``save_faces``), and nothing here
+opens a network connection.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..accel import default_device
+from ..config import ModelConfig, PreprocessConfig
+from ..evaluation.calibration import probabilities
+from ..media.decode import open_video
+from ..media.faces import make_detector, split_tracks
+from ..media.pipeline import prepare_window
+from ..media.windows import DEFAULT_MAX_SIDE, kept_windows, window_spans
+from ..runtime.load import load_runner
+from ..runtime.runner import as_runner
+from .prefetch import prefetch
+from .table import save_crops, table_columns
+from .tracks import RecordingDetector, TrackDetector, TrackLinker
+
+__all__ = ["Recognizer", "WindowInfo", "DEFAULT_BATCH_SIZE", "MIN_TRACK_PRESENCE"]
+
+DEFAULT_BATCH_SIZE = 8
+#: With ``multi_face``, a person counts as a separate track if seen in at least this fraction of a window's frames.
+MIN_TRACK_PRESENCE = 0.5
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The recogniser
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WindowInfo:
+    """Where a window is (what a timeline row needs of it, without its decoded frames)."""
+
+    path: str
+    start_s: float
+    end_s: float
+    has_audio: bool
+
+
+class Recognizer:
+    """Expression recognition on prepared tensors, clips or whole videos.
+
+    Args:
+        model: an :class:`~mmadfer.MMADFER` (run by a :class:`~mmadfer.runtime.runner.TorchRunner`), or any
+            :class:`~mmadfer.runtime.runner.Runner`, e.g. from :func:`mmadfer.runtime.load.load_runner`.
+        device: ``'cuda'`` if available, else ``'cpu'``.
+        batch_size: windows per forward pass.
+        detector: ``'auto'`` (MTCNN on ``device``), ``None`` (no detection: frames are used whole, for footage that is
+            already face-cropped), or a :class:`mmadfer.media.faces.FaceDetector`.
+        precision: ``'fp32'``, ``'bf16'`` (autocast) or ``'fp8'`` (see :mod:`mmadfer.accel`; torch backend only).
+            Default: :func:`mmadfer.accel.default_precision` (bf16 on CUDA and on CPUs with native bf16, else fp32).
+        compile: ``torch.compile`` the model (worth it for long videos on a GPU: the first batch pays the compile).
+        max_side: frames are downscaled at decode time to at most this many pixels on their longer side.
+        prefetch: prepare windows in a background thread while the model runs.
+        multi_face: when several people are in view, recognise each one (rows get a ``track_id``) instead of one
+            crop around all faces (the reference's union box).
+    """
+
+    def __init__(self, model, *, device: str | torch.device | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 detector: Any = "auto", precision: str | None = None, compile: bool = False,
+                 max_side: int | None = DEFAULT_MAX_SIDE, prefetch: bool = True, multi_face: bool = True,
+                 source: str | None = None):
+        self.device = torch.device(device or default_device())
+        self.runner = as_runner(model, device=self.device, precision=precision, compile=compile)
+        self.backend = self.runner.backend
+        self.precision = self.runner.precision  # torch: as asked; a file's runner: fp32 or int8, from its metadata
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.model = model
+        self.batch_size = batch_size
+        self.detector = make_detector(detector, str(self.device))
+        self.max_side = max_side
+        self.prefetch = prefetch
+        self.multi_face = multi_face
+        self.source = source
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, *, device: str | torch.device | None = None,
+                        backend: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, detector: Any = "auto",
+                        precision: str | None = None, cache_dir: str | os.PathLike | bool | None = None,
+                        **kw: Any) -> "Recognizer":
+        """Load a checkpoint: mmadfer ``.safetensors``, the reference's released ``.pth``, or an exported ``.onnx`` or
+        OpenVINO ``.xml``.
+
+        ``backend`` (:data:`mmadfer.runtime.backends.BACKENDS`): ``'torch'``, ``'onnx'``, ``'onnx-int8'``,
+        ``'openvino-int8'`` or ``'auto'`` (the default), which picks the fastest path that keeps predictions
+        (:func:`mmadfer.runtime.load.fallback_chain`): exported files run on their own runtime; on the CPU, unless
+        ``precision`` or ``compile`` asks for torch, ``'openvino-int8'`` when OpenVINO and NNCF are installed, else
+        ``'onnx-int8'`` with ONNX Runtime, else ``'torch'``; elsewhere ``'torch'``. Both int8 paths agree with fp32
+        on the top-1 class for every clip measured, and their speeds are profiled in BENCHMARKS.md. If a conversion
+        fails, ``'auto'`` warns and tries the next path.
+
+        A PyTorch checkpoint is converted once for an int8 backend (calibration included for OpenVINO) and the
+        result kept in ``cache_dir`` (default :func:`mmadfer.runtime.cache.default_cache_dir`; ``False``: convert in
+        a temporary place every time). ``'onnx'`` exports to ONNX in memory.
+        """
+        device = device or default_device()
+        runner = load_runner(backend or "auto", path, device=device, precision=precision,
+                             compile=kw.pop("compile", False), cache_dir=cache_dir)
+        return cls(runner, device=device, batch_size=batch_size, detector=detector, source=str(Path(path)), **kw)
+
+    # -- properties ------------------------------------------------------------------------------------------------
+    @property
+    def cfg(self) -> ModelConfig:
+        return self.runner.cfg
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.cfg.labels
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        """The preprocessing profile the model was trained with (from its checkpoint)."""
+        return self.cfg.preprocess
+
+    @property
+    def window_s(self) -> float:
+        """The model's own window: the span its 512-frame fbank covers (5.12 s)."""
+        return self.preprocess.window_s
+
+    def __repr__(self) -> str:
+        return (f"Recognizer({self.source or type(self.model).__name__}, backend={self.backend}, device={self.device}, "
+                f"precision={self.precision}, batch_size={self.batch_size}, classes={list(self.labels)})")
+
+    # -- tensors -----------------------------------------------------------------------------------------------------
+    def predict_batch(self, video: torch.Tensor | np.ndarray, audio: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Class probabilities ``[B, C]`` (float32, ``softmax(logits / cfg.temperature)``) for prepared inputs.
+
+        ``video``: ``[B, T, 3, S, S]`` uint8 (0-255) or float in [0, 1]; ``audio``: ``[B, 1, 512, 128]`` normalised fbank.
+        """
+        logits = torch.as_tensor(self.runner(video, audio))  # [B, C]
+        return probabilities(logits, self.cfg.temperature).cpu().numpy()
+
+    # -- videos -------------------------------------------------------------------------------------------------------
+    def prepare(self, clip) -> list[dict[str, Any]]:
+        """Model inputs for one decoded window: a list with one entry per face track (usually one).
+
+        Faces are detected once on the sampled frames (:func:`~mmadfer.media.pipeline.prepare_window`). If
+        ``multi_face`` is on and two or more people each appear in at least ``MIN_TRACK_PRESENCE`` of those frames,
+        each person is cropped on their own (:func:`~mmadfer.media.faces.split_tracks`) instead of one crop that
+        spans them all, and gets its own row.
+        """
+        if self.detector is None or not self.multi_face:
+            return [prepare_window(clip, self.preprocess, detector=self.detector, train=False)]
+        recorded = RecordingDetector(self.detector)
+        first = prepare_window(clip, self.preprocess, detector=recorded, train=False)
+        found = recorded.found or []
+        tracks = [t for t in split_tracks(found)
+                  if sum(len(b) > 0 for b in t) >= MIN_TRACK_PRESENCE * max(1, len(found))]
+        if len(tracks) < 2:
+            return [first]
+        return [prepare_window(clip, self.preprocess, detector=TrackDetector(t), train=False) for t in tracks]
+
+    def _prepared_windows(self, reader, window_s: float, stride_s: float, start_s: float,
+                          end_s: float | None) -> Iterator[tuple[WindowInfo, list[dict[str, Any]]]]:
+        """Decode and prepare each kept window. Only the small model inputs leave: the decoded frames of a window
+        are dropped as soon as it is prepared, so what waits in the prefetch queue is a few MB, not whole windows."""
+        for clip in kept_windows(reader, window_s, stride_s, start_s=start_s, end_s=end_s):
+            yield WindowInfo(clip.path, clip.start_s, clip.end_s, clip.has_audio), self.prepare(clip)
+
+    def track_ids(self, tracks: list[dict[str, Any]], linker: "TrackLinker") -> list[int]:
+        """Stable ids for a window's face tracks (``-1``: no face found, the whole frame was used)."""
+        return linker.link([None if p.get("face_fallback") or p.get("boxes") is None else p["boxes"] for p in tracks])
+
+    def iter_video(self, path: str | os.PathLike, window_s: float | None = None, stride_s: float | None = None, *,
+                   start_s: float = 0.0, end_s: float | None = None, progress: bool | dict = False,
+                   save_faces: str | os.PathLike | None = None,
+                   on_window: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+                   ) -> Iterator[dict[str, Any]]:
+        """Stream timeline rows (dicts, in time order) for ``path``; see :meth:`predict_video` for the arguments.
+
+        Every row has a ``track_id`` here (``predict_video`` keeps the column only when a window had several faces).
+        ``on_window(row, prepared)`` is called for each row as it is produced, with the window's model inputs.
+        """
+        path = os.fspath(path)
+        window_s = float(window_s or self.window_s)
+        stride_s = float(stride_s or window_s)
+        reader = open_video(path, max_side=self.max_side)
+        bar = windows = None
+        try:
+            if progress:
+                total = len(window_spans(reader.duration_s, window_s, stride_s, start_s=start_s, end_s=end_s)) \
+                    if reader.duration_s else None
+                bar = tqdm(total=total, desc=Path(path).name, unit="window", leave=False,
+                           **(progress if isinstance(progress, dict) else {}))
+            windows = self._prepared_windows(reader, window_s, stride_s, start_s, end_s)
+            if self.prefetch:
+                windows = prefetch(windows, depth=2 * self.batch_size)
+            linker = TrackLinker()
+            pending: list[tuple[WindowInfo, dict[str, Any], int, int]] = []
+            for info, tracks in windows:
+                for prepared, tid in zip(tracks, self.track_ids(tracks, linker)):
+                    pending.append((info, prepared, tid, len(tracks)))
+                if len(pending) >= self.batch_size:
+                    yield from self._flush(pending, save_faces, on_window, bar)
+            yield from self._flush(pending, save_faces, on_window, bar)
+        finally:
+            if windows is not None:
+                windows.close()  # stops the preparing thread before its reader is closed
+            if bar is not None:
+                bar.close()
+            reader.close()
+
+    def _flush(self, pending: list, save_faces, on_window, bar) -> Iterator[dict[str, Any]]:
+        if not pending:
+            return
+        items = pending[:]
+        pending.clear()
+        probs = self.predict_prepared([prepared for _, prepared, _, _ in items])  # [B, C]
+        last = None
+        for (info, prepared, tid, n_tracks), p in zip(items, probs):
+            row = self.window_row(info, prepared, p, tid)
+            if save_faces is not None:
+                save_crops(save_faces, row, prepared["video"], with_track=n_tracks > 1)
+            if on_window is not None:
+                on_window(row, prepared)
+            if bar is not None and info is not last:
+                bar.update(1)
+            last = info
+            yield row
+
+    def predict_prepared(self, prepared: list[dict[str, Any]]) -> np.ndarray:
+        """Probabilities ``[B, C]`` for a list of :meth:`prepare` outputs, in one forward pass."""
+        video = torch.stack([torch.as_tensor(p["video"]) for p in prepared])  # [B, T, 3, S, S] uint8
+        audio = torch.stack([torch.as_tensor(p["audio"]) for p in prepared])  # [B, 1, 512, 128]
+        return self.predict_batch(video, audio)
+
+    def window_row(self, clip: "WindowInfo", prepared: dict[str, Any], probs: np.ndarray,
+                   track: int | None = None) -> dict[str, Any]:
+        """One timeline row: the window's span, ``track_id`` if given, top label, confidence, probabilities."""
+        top = int(np.argmax(probs))
+        row: dict[str, Any] = {"start_s": round(float(clip.start_s), 6), "end_s": round(float(clip.end_s), 6)}
+        if track is not None:
+            row["track_id"] = track
+        row.update(label=self.labels[top], confidence=float(probs[top]))
+        row.update({f"p_{c}": float(v) for c, v in zip(self.labels, probs)})
+        row.update(face_coverage=float(prepared.get("face_coverage", float("nan"))),
+                   has_audio=bool(prepared.get("has_audio", clip.has_audio)))
+        return row
+
+    def predict_video(self, path: str | os.PathLike, window_s: float | None = None, stride_s: float | None = None,
+                      *, start_s: float = 0.0, end_s: float | None = None, progress: bool | dict = False,
+                      save_faces: str | os.PathLike | None = None, on_window=None):
+        """A timeline of ``path``: a :class:`pandas.DataFrame` with one row per window (and per face track).
+
+        Columns: ``start_s``, ``end_s``, ``track_id`` (only when several faces are tracked), ``label`` (the most likely
+        class), ``confidence`` (its probability), ``p_<class>`` for every class (they sum to 1), ``face_coverage``
+        (fraction of the sampled frames with a detected face; 0 means the frames were used whole) and ``has_audio``.
+        ``df.attrs`` records the file, model source, window, stride and classes.
+
+        Args:
+            window_s: seconds per window; default the model's own (5.12 s).
+            stride_s: seconds between window starts; default one window.
+            start_s, end_s: analyse only this part of the file.
+            progress: show a progress bar over the windows (a dict passes options to tqdm).
+            save_faces: a folder for this video: write the face crops the model saw there, one grid image per window
+                (off by default; nothing is written unless asked).
+        Raises:
+            MediaError: the file cannot be decoded (names the file and the reason).
+        """
+        window_s = float(window_s or self.window_s)
+        stride_s = float(stride_s or window_s)
+        rows = list(self.iter_video(path, window_s, stride_s, start_s=start_s, end_s=end_s, progress=progress,
+                                    save_faces=save_faces, on_window=on_window))
+        multi = len({r["start_s"] for r in rows}) < len(rows)  # some window had several faces
+        df = pd.DataFrame(rows, columns=table_columns(self.labels, tracks=multi))
+        df.attrs.update(video=os.fspath(path), model=self.source, window_s=window_s, stride_s=stride_s,
+                        labels=list(self.labels), audio_profile=self.preprocess.audio_profile)
+        return df
+
+

@@ -1,0 +1,60 @@
+"""Timeline outputs: the table's columns, writing it as CSV or JSON, and the face crops a window fed the model.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from PIL import Image
+
+from ..io import atomic_path, atomic_write
+
+__all__ = ["table_columns", "write_table", "save_crops"]
+
+
+def table_columns(labels: Iterable[str], tracks: bool = False) -> list[str]:
+    """Columns of a timeline table, in order."""
+    return (["start_s", "end_s"] + (["track_id"] if tracks else []) + ["label", "confidence"]
+            + [f"p_{c}" for c in labels] + ["face_coverage", "has_audio"])
+
+
+def write_table(df, path: str | os.PathLike, fmt: str | None = None) -> Path:
+    """Write a timeline atomically as CSV or JSON (``fmt`` from the suffix by default).
+
+    JSON is ``{"video", "model", "window_s", "stride_s", "labels", ..., "windows": [row, ...]}``.
+    """
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".") or "csv").lower()
+    if fmt == "csv":
+        with atomic_write(path, newline="") as f:
+            df.to_csv(f, index=False, float_format="%.6g")
+    elif fmt == "json":
+        doc = {**df.attrs, "windows": json.loads(df.to_json(orient="records", double_precision=6))}
+        with atomic_write(path) as f:
+            json.dump(doc, f, indent=1)
+    else:
+        raise ValueError(f"unknown table format {fmt!r} (csv or json)")
+    return path
+
+
+def save_crops(folder: str | os.PathLike, row: dict[str, Any], video: Any, with_track: bool = False) -> Path:
+    """Write the crops one window fed the model as one grid JPEG (4 per row): ``<folder>/<start>s[_face<id>].jpg``."""
+    frames = torch.as_tensor(video)  # [T, 3, S, S] uint8
+    if frames.dtype != torch.uint8:
+        frames = (frames.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    t, _, s, _ = frames.shape
+    cols = min(4, t)
+    rows = math.ceil(t / cols)
+    grid = torch.zeros(3, rows * s, cols * s, dtype=torch.uint8)
+    for i in range(t):
+        r, c = divmod(i, cols)
+        grid[:, r * s:(r + 1) * s, c * s:(c + 1) * s] = frames[i]
+    track = f"_face{row['track_id']}" if with_track else ""
+    out = Path(folder) / f"{row['start_s']:09.3f}s{track}.jpg"
+    with atomic_path(out, suffix=".jpg") as tmp:
+        Image.fromarray(grid.permute(1, 2, 0).numpy()).save(tmp, format="JPEG", quality=92)
+    return out

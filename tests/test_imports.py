@@ -1,0 +1,242 @@
+"""The package's import graph, read with ``ast`` (nothing is imported): no cycle among module-level imports, no
+import of another module's ``_private`` name, and imports that run one way down the layers of docs/ARCHITECTURE.md:
+
+    commands/cli -> predict | train | bench | serve -> runtime -> export -> data, checkpoints, metrics -> media
+    -> model, accel -> base (config, errors, io, _optional, testing, the package root)
+
+Function-level imports count for the layers and the private names (they run too, just later); only module-level
+imports can form an import cycle. Imports under ``if TYPE_CHECKING:`` never run and are skipped.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mmadfer"
+
+#: Lowest first; a module may import from its own layer and the ones below it.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("base", ("", "config", "errors", "io", "_optional", "testing")),
+    ("model", ("model", "accel")),
+    ("media", ("media",)),
+    ("data", ("data", "checkpoints", "metrics")),
+    ("export", ("export",)),
+    ("runtime", ("runtime",)),
+    ("application", ("predict", "train", "bench", "serve")),
+    ("commands", ("commands", "cli")),
+]
+#: Layers whose parts are peers that must not import one another (prediction never imports training, and so on).
+PEER_LAYERS = {"application"}
+
+
+@dataclass(frozen=True)
+class Import:
+    importer: str  # dotted module name
+    target: str  # the module that runs
+    name: str | None  # the name taken from it (``from target import name``), None for a module import
+    line: int
+    module_level: bool
+
+
+def module_name(path: Path, root: Path, package: str) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join([package, *parts])
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.AST, module_level: bool = True):
+    """(node, module_level) for every import statement, skipping ``if TYPE_CHECKING:`` blocks."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node, module_level
+        elif isinstance(node, ast.If) and _is_type_checking(node):
+            continue
+        else:
+            inner = module_level and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                                           ast.ClassDef))
+            yield from _imports(node, inner)
+
+
+def collect(root: Path = PACKAGE, package: str = "mmadfer") -> tuple[set[str], list[Import]]:
+    """Every module of the package and every import of one of its modules."""
+    files = {module_name(p, root, package): p for p in sorted(root.rglob("*.py"))}
+    modules = set(files)
+    found: list[Import] = []
+    for name, path in files.items():
+        is_pkg = path.name == "__init__.py"
+        for node, top in _imports(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name == package or alias.name.startswith(package + "."):
+                        found.append(Import(name, alias.name, None, node.lineno, top))
+                continue
+            if node.level:
+                base = name.split(".") if is_pkg else name.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            if not (source == package or source.startswith(package + ".")):
+                continue
+            for alias in node.names:
+                sub = f"{source}.{alias.name}"
+                if sub in modules:  # ``from pkg import submodule``
+                    found.append(Import(name, sub, None, node.lineno, top))
+                else:
+                    found.append(Import(name, source, alias.name, node.lineno, top))
+    return modules, found
+
+
+def layer_of(module: str, package: str = "mmadfer") -> tuple[int, str]:
+    """(rank, part) of a module: ``mmadfer.runtime.load`` -> the runtime layer, part ``runtime``."""
+    top = module[len(package) + 1:].split(".")[0] if module != package else ""
+    for rank, (_, parts) in enumerate(LAYERS):
+        if top in parts:
+            return rank, top
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS (and to docs/ARCHITECTURE.md)")
+
+
+def layer_violations(imports: list[Import]) -> list[str]:
+    bad = []
+    for imp in imports:
+        (src_rank, src_part), (dst_rank, dst_part) = layer_of(imp.importer), layer_of(imp.target)
+        if dst_rank > src_rank:
+            bad.append(f"{imp.importer}:{imp.line} imports {imp.target}: {LAYERS[src_rank][0]} may not import "
+                       f"the higher layer {LAYERS[dst_rank][0]}")
+        elif dst_rank == src_rank and src_part != dst_part and LAYERS[src_rank][0] in PEER_LAYERS:
+            bad.append(f"{imp.importer}:{imp.line} imports {imp.target}: {src_part} and {dst_part} are peers")
+    return bad
+
+
+def private_violations(imports: list[Import]) -> list[str]:
+    return [f"{imp.importer}:{imp.line} imports the private name {imp.name} from {imp.target}"
+            for imp in imports
+            if imp.name and imp.name.startswith("_") and not (imp.name.startswith("__") and imp.name.endswith("__"))]
+
+
+def cycles(modules: set[str], imports: list[Import]) -> list[list[str]]:
+    """Strongly connected groups of modules (more than one) in the module-level import graph.
+
+    Importing ``a.b.c`` also runs the ``__init__`` of ``a.b`` unless the importer is inside ``a.b`` already (its own
+    package is being initialised then), so those edges are part of the graph too.
+    """
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for imp in imports:
+        if not imp.module_level or imp.target not in modules:
+            continue
+        graph[imp.importer].add(imp.target)
+        parts = imp.target.split(".")
+        for i in range(2, len(parts)):
+            parent = ".".join(parts[:i])
+            if parent in modules and imp.importer != parent and not imp.importer.startswith(parent + "."):
+                graph[imp.importer].add(parent)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1 or v in graph[v]:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return groups
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return collect()
+
+
+def test_the_walk_sees_the_package(graph):
+    modules, imports = graph
+    assert {"mmadfer.predict.recognizer", "mmadfer.runtime.load", "mmadfer.export.onnx", "mmadfer.cli"} <= modules
+    assert any(i.importer == "mmadfer.runtime.load" and i.target == "mmadfer.export.onnx" for i in imports)
+    assert any(not i.module_level for i in imports)  # function-level imports are read too (the CLI's commands)
+
+
+def test_no_import_cycle(graph):
+    found = cycles(*graph)
+    assert not found, "import cycles among module-level imports:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_no_private_name_imported_across_modules(graph):
+    found = private_violations(graph[1])
+    assert not found, "make the name public, or move it into a private module:\n" + "\n".join(found)
+
+
+def test_imports_run_down_the_layers(graph):
+    found = layer_violations(graph[1])
+    assert not found, "imports against the layers of docs/ARCHITECTURE.md:\n" + "\n".join(found)
+
+
+def test_every_module_has_a_layer(graph):
+    for module in graph[0]:
+        layer_of(module)
+
+
+def test_the_checks_catch_planted_violations(tmp_path):
+    """The same checks on a small package with one of each violation: they must fail there."""
+    pkg = tmp_path / "mmadfer"
+    files = {
+        "__init__.py": "__version__ = '0'\n",
+        "io.py": "",
+        "export/__init__.py": "",
+        "export/onnx.py": "from ..runtime.load import run\n",  # export must never import runtime
+        "runtime/__init__.py": "",
+        "runtime/load.py": "from ..export.onnx import _secret\n\ndef run():\n    from .. import __version__\n",
+        "media/__init__.py": "",
+        "media/a.py": "from . import b\n",
+        "media/b.py": "from .a import thing\n",  # a cycle a <-> b
+        "model/__init__.py": "",
+        "model/net.py": "def f():\n    from ..media import a\n",  # a function-level upward import
+        "predict/__init__.py": "",
+        "predict/x.py": "from ..train import engine\n",  # peers
+        "train/__init__.py": "",
+        "train/engine.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..commands import y\n",
+        "commands/__init__.py": "",
+        "commands/y.py": "",
+    }
+    for name, text in files.items():
+        (pkg / name).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / name).write_text(text)
+    modules, imports = collect(pkg)
+    assert cycles(modules, imports) == [["mmadfer.export.onnx", "mmadfer.runtime.load"],
+                                        ["mmadfer.media.a", "mmadfer.media.b"]]
+    assert private_violations(imports) == ["mmadfer.runtime.load:1 imports the private name _secret from "
+                                           "mmadfer.export.onnx"]
+    layers = layer_violations(imports)
+    assert len(layers) == 3, layers
+    assert any(v.startswith("mmadfer.export.onnx:1 imports mmadfer.runtime.load") for v in layers)
+    assert any(v.startswith("mmadfer.model.net:2 imports mmadfer.media.a") for v in layers)
+    assert any("peers" in v and v.startswith("mmadfer.predict.x") for v in layers)
