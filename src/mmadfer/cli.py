@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("demo", "predict", "train", "evaluate", "cv", "ablate", "prepare", "synth", "export", "bench")
+COMMANDS = ("demo", "predict", "train", "evaluate", "cv", "ablate", "prepare", "synth", "export", "bench", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends import BACKENDS
+from ..errors import one_line as _one_line
 
 TABLE_FORMATS = ("csv", "json")
 _CONVERSION_TIME = {"onnx-int8": "30 s", "openvino-int8": "2 min"}
@@ -129,18 +130,6 @@ def plan_jobs(videos: list[tuple[Path, Path]], args: argparse.Namespace) -> list
             faces=Path(args.save_faces) / stem if args.save_faces else None,
         ))
     return jobs
-
-
-def _one_line(error: BaseException, path: str | os.PathLike | None = None) -> str:
-    """``path: reason`` on one line (a :class:`MmadferError` names its own file)."""
-    from ..errors import MmadferError
-
-    if isinstance(error, MmadferError) and error.path is not None:
-        text = str(error)
-    else:
-        reason = error.reason if isinstance(error, MmadferError) else f"{type(error).__name__}: {error}"
-        text = f"{path}: {reason}" if path is not None else reason
-    return " ".join(text.split())
 
 
 def run(args: argparse.Namespace) -> int:
