@@ -315,3 +315,34 @@ def test_live_protocol(rec, files):
         assert all(m["latency_ms"] >= 0 and m["has_audio"] and m["label"] in rec.labels for m in got)
         assert abs(sum(got[0]["probs"].values()) - 1) < 1e-4
         ws.send_text(json.dumps({"type": "stop"}))
+
+
+# ------------------------------------------------------------------------------------------------------- command
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_serve_command_token(files, monkeypatch, capsys, host):
+    """``mmadfer serve`` prints a token and requires it exactly when it listens beyond loopback."""
+    import uvicorn
+
+    from mmadfer.cli import main
+
+    served = {}
+
+    def run(self, sockets=None):
+        served["app"], served["port"] = self.config.app, sockets[0].getsockname()[1]
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    assert main(["serve", "-c", str(files["ck"]), "--backend", "torch", "--device", "cpu", "--no-faces",
+                 "--host", host, "--port", "0"]) == 0
+    err = capsys.readouterr().err
+    url = next(line.split()[1] for line in err.splitlines() if line.startswith("open "))
+    base = f"http://{host}:{served['port']}"
+    with TestClient(served["app"], base_url=base) as c:
+        if host == "127.0.0.1":
+            assert url == base + "/" and served["app"].token is None
+            assert c.get("/api/info").status_code == 200
+        else:
+            token = served["app"].token
+            assert token and url == f"{base}/?token={token}" and "access token" in err
+            assert c.get("/api/info").status_code == 401
+            assert c.get(url).status_code == 200  # the printed address sets the cookie and redirects to the page
+            assert c.get("/api/info").status_code == 200

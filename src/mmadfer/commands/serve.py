@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))
+        sock.listen(128)  # connections wait in the backlog from now on, so the printed address works at once
     except OSError as e:
         print(f"error: cannot listen on {args.host}:{args.port} ({e.strerror})", file=sys.stderr)
         return 2
@@ -99,10 +100,12 @@ def run(args: argparse.Namespace) -> int:
         print("listening beyond this machine: every request needs the access token in this address", file=sys.stderr)
     print(f"open {url}  (Ctrl-C stops)", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False, date_header=False,
-                            ws_max_size=4 * 1024 * 1024, timeout_graceful_shutdown=5)
+                            ws_max_size=4 * 1024 * 1024, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a normal stop
+        pass
     finally:
         data.close()  # also done at the app's shutdown; here for a server that failed to start
         sock.close()
