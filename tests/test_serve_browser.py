@@ -4,7 +4,6 @@ and Runs. Every request the page makes must go to the server itself. Each worksp
 ``$MMADFER_TEST_ARTIFACTS`` (default: the test's temporary folder)."""
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from serve_helpers import Server, artifacts_dir, tiny_checkpoint, write_voice_wav, write_y4m  # noqa: E402
+from serve_helpers import LABELS, Server, artifacts_dir, tiny_checkpoint, write_voice_wav, write_y4m  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow,
@@ -30,6 +29,7 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     from mmadfer.data.synthetic import make_astronaut_video
+    from mmadfer.metrics import classification_metrics, write_evaluation
     from mmadfer.train.logger import RunLogger
 
     d = tmp_path_factory.mktemp("serve-browser")
@@ -41,7 +41,8 @@ def env(tmp_path_factory):
         log.epoch({"epoch": epoch, "train_loss": loss, "train_acc": uar + 0.05, "test_uar": uar, "test_war": uar + 0.1,
                    "lr": 1e-4}, epoch)
     log.close()
-    (runs / "tiny-run" / "metrics.json").write_text(json.dumps({"uar": 0.5, "war": 0.6, "clips": 40}))
+    metrics = classification_metrics([0, 1, 2, 3, 0, 1, 2, 3], [0, 1, 2, 0, 0, 2, 2, 3], list(LABELS))
+    write_evaluation(runs / "tiny-run" / "eval", metrics)  # metrics.json, confusion.png, ... as `evaluate` writes
     y4m = write_y4m(video, d / "face.y4m")
     wav = write_voice_wav(d / "voice.wav")
     server = Server("-c", str(ck), "--backend", "torch", "--device", "cpu", "--runs", str(runs), "--max-upload-mb", "20")
@@ -150,8 +151,10 @@ def test_runs(env):
     page = env["page"]
     page.click(".tabs button[data-tab=runs]")
     page.wait_for_selector("article.run[data-run='tiny-run'] img")
-    run = page.locator("article.run[data-run='tiny-run']")
-    assert "uar" in run.text_content()
+    assert "test_uar" in page.text_content("article.run[data-run='tiny-run']")
+    evaluation = page.locator("article.run[data-run='tiny-run/eval']")
+    assert "uar" in evaluation.text_content()
+    assert evaluation.locator("img[alt='confusion.png']").count() == 1
     page.wait_for_function("() => [...document.querySelectorAll('article.run img')].every(i => i.naturalWidth > 0)")
     page.screenshot(path=str(env["shots"] / "serve-runs.png"), full_page=True)
 

@@ -392,8 +392,9 @@ async function loadRuns() {
     const row = ([k, v]) => el("tr", {}, el("td", { text: k }), el("td", { text: Number.isInteger(v) ? v : (+v).toFixed(4) }));
     return el("article", { class: "run", "data-run": run.name },
       el("h3", { text: run.name }),
-      metrics.length ? el("table", {}, el("tbody", {}, ...metrics.map(row))) : null,
-      last.length ? el("table", {}, el("caption", { text: "last epoch" }), el("tbody", {}, ...last.map(row))) : null,
+      el("div", { class: "tables" },
+        metrics.length ? el("table", {}, el("caption", { text: "metrics.json" }), el("tbody", {}, ...metrics.map(row))) : null,
+        last.length ? el("table", {}, el("caption", { text: "last epoch (log.csv)" }), el("tbody", {}, ...last.map(row))) : null),
       el("div", { class: "links" }, ...run.tables.map((t) => el("a", { href: t.url, text: t.name, target: "_blank" })),
         run.report ? el("a", { href: run.report, text: "report", target: "_blank" }) : null),
       el("div", { class: "imgs" }, ...run.images.map((i) => el("img", { src: i.url, alt: i.name, title: i.name }))));
