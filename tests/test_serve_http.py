@@ -165,6 +165,8 @@ def test_token_required_beyond_loopback(rec, files):
             assert c.get(path, headers={"authorization": "Bearer wrong"}).status_code == 401
             assert c.get(path, headers={"authorization": f"Bearer {token}"}).status_code == 200
         assert c.get("/?token=wrong").status_code == 401
+        r = c.get(f"//evil.example/?token={token}", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"  # never a redirect off this server
         r = c.get(f"/?token={token}", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/"
         assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=Strict" in r.headers["set-cookie"]
@@ -203,11 +205,19 @@ def test_upload_limit_enforced_while_streaming(tmp_path):
     assert len(pulled) == 16  # 1 MB of 6.5 MB read
 
 
-def test_non_video_upload_is_400_with_the_reason(rec, files, tmp_path):
+def test_non_video_upload_is_400_with_the_reason(rec, files, tmp_path, capsys):
+    from mmadfer.cli import main
+
+    bad = tmp_path / "people.csv"
+    bad.write_bytes(b"name,age\nada,36\n")
+    assert main(["predict", str(bad), "-c", str(files["ck"]), "--backend", "torch", "--device", "cpu",
+                 "--no-faces", "-o", str(tmp_path / "out")]) == 1
+    cli_line = next(line for line in capsys.readouterr().err.splitlines() if line.startswith(str(bad)))
     with client(rec, files, tmp_path) as c:
-        r = upload(c, b"name,age\nada,36\n", name="people.csv")
+        r = upload(c, bad, name="people.csv")
         assert r.status_code == 400
         assert r.json()["detail"].startswith("people.csv: not a media file FFmpeg can read")
+        assert r.json()["detail"] == cli_line.replace(str(bad), "people.csv")  # the CLI's reason, the user's name
         r = upload(c, b"", name="empty.mp4")
         assert r.status_code == 400 and r.json()["detail"] == "empty.mp4: file is empty (0 bytes)"
         assert list((tmp_path / "data" / "jobs").iterdir()) == []
@@ -300,14 +310,20 @@ def test_live_protocol(rec, files):
         ready = json.loads(ws.receive_text())
         assert ready["type"] == "ready" and ready["window_s"] == rec.window_s
         rng = np.random.default_rng(0)
-        for i in range(40):  # 8 s at 5 fps, with 0.2 s of audio per frame
-            t = i / 5
-            buf = io.BytesIO()
-            Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(buf, format="JPEG")
-            ws.send_bytes(struct.pack("<cd", b"V", t) + buf.getvalue())
-            ws.send_bytes(struct.pack("<cd", b"A", t) + (0.1 * rng.standard_normal(3200)).astype("<f4").tobytes())
+
+        def send(frames):
+            for i in frames:  # 5 fps, with 0.2 s of audio per frame
+                t = i / 5
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(buf, format="JPEG")
+                ws.send_bytes(struct.pack("<cd", b"V", t) + buf.getvalue())
+                ws.send_bytes(struct.pack("<cd", b"A", t) + (0.1 * rng.standard_normal(3200)).astype("<f4").tobytes())
+
+        # media up to 5.4 s, 6.4 s, 7.4 s: each time one more window is complete (and the stream is not so far
+        # ahead of the model that the buffer would skip windows, as it does for a camera it cannot keep up with)
         got = []
-        while len(got) < 3:
+        for frames in (range(0, 28), range(28, 33), range(33, 38)):
+            send(frames)
             msg = json.loads(ws.receive_text())
             assert msg["type"] == "prediction", msg
             got.append(msg)

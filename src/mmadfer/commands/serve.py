@@ -35,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", metavar="DIR", help="where the int8 backends keep converted models")
     p.add_argument("--no-faces", action="store_true", help="skip face detection (videos that are face crops already)")
     p.add_argument("--data-dir", metavar="DIR",
-                   help="where uploads and results go (default: a private temporary folder, deleted at stop)")
+                   help="where uploads and results go (default: a private temporary folder); this session's jobs are "
+                        "deleted when the server stops, unless --keep")
     p.add_argument("--keep", action="store_true", help="keep uploads and results after the server stops")
     p.add_argument("--max-upload-mb", type=float, default=500, metavar="N",
                    help="largest accepted upload (default %(default)g MB); larger ones get 413")

@@ -82,6 +82,9 @@ class DataDir:
         if self.keep:
             return (f"Uploads and results stay on this machine in {self.root} and are kept after the server stops; "
                     "delete a job to remove its files.")
+        if not self.temporary:
+            return (f"Uploads and results stay on this machine in {self.root} and are deleted when the server stops; "
+                    "delete a job to remove its files sooner.")
         return ("Uploads and results stay on this machine, in a private folder that is deleted when the server "
                 "stops; delete a job to remove its files sooner.")
 

@@ -89,7 +89,8 @@ class Guard:
                 # the landing link: remember the token in a cookie and drop it from the address bar
                 rest = urlencode([(k, v) for k, v in parse_qsl(scope["query_string"].decode("latin-1"))
                                   if k != "token"])
-                location = scope["path"] + (f"?{rest}" if rest else "")
+                path = scope["path"] if not scope["path"].startswith("//") else "/"  # never off this server
+                location = path + (f"?{rest}" if rest else "")
                 cookie = f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
                 return await _respond(send, 303, b"", [(b"location", location.encode()),
                                                        (b"set-cookie", cookie.encode())])
