@@ -77,6 +77,10 @@ def test_analyze_and_viewer(env, tmp_path):
     page.set_input_files("#files", str(env["video"]))
     page.wait_for_selector("#queue li[data-status=done]", timeout=120_000)
     assert "2/2 windows" in page.text_content("#queue li[data-status=done] .status")
+    # a file that is not a video is refused with the reason mmadfer predict gives
+    page.set_input_files("#files", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a video"}])
+    page.wait_for_selector("#queue li.upload .error")
+    assert page.text_content("#queue li.upload .error").startswith("notes.txt: not a media file FFmpeg can read")
     page.screenshot(path=str(env["shots"] / "serve-analyze.png"))
     # Viewer: the chart has drawn (many coloured pixels)
     page.click("#queue li[data-status=done] button.primary")

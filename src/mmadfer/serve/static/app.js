@@ -87,7 +87,7 @@ function renderQueue() {
     list.append(el("li", { class: "upload", "data-name": u.name },
       el("div", {}, el("div", { class: "name", text: u.name }),
         el("div", { class: "status" }, el("span", { class: `badge ${u.error ? "failed" : ""}`, text: u.error ? "rejected" : "uploading" }))),
-      el("progress", { max: 1, value: u.progress }),
+      u.error ? el("div") : el("progress", { max: 1, value: u.progress }),
       el("div", { class: "actions" }, u.error ? el("button", { text: "Dismiss", onclick: () => { state.uploads.delete(key); renderQueue(); } }) : null),
       u.error ? el("div", { class: "error", text: u.error }) : null));
   }
