@@ -7,6 +7,7 @@ runs folders can be served. The FastAPI docs pages (which load from CDNs) are of
 from __future__ import annotations
 
 import math
+import threading
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -40,6 +41,7 @@ def create_app(recognizer, *, host: str = "127.0.0.1", port: int = 8765, data: D
     kept) when the app shuts down. ``runs``: a folder of training/evaluation runs to browse.
     """
     data = data or DataDir()
+    _serialise_forward(recognizer)
     queue = JobQueue(recognizer, data, workers=workers, keep_audio=keep_audio)
     runs_folder = RunsFolder(runs) if runs else None
     slot = LiveSlot()
@@ -154,6 +156,22 @@ def create_app(recognizer, *, host: str = "127.0.0.1", port: int = 8765, data: D
         return FileResponse(path, media_type=RunsFolder.media_type(path), headers=headers)
 
     return Guard(app, host=host, port=port, token=token, extra_hosts=extra_hosts)
+
+
+def _serialise_forward(recognizer) -> None:
+    """Let one forward pass run at a time: jobs and Live share the recognizer from several threads, and a runner
+    such as OpenVINO's keeps a single infer request. Decoding and face detection still overlap."""
+    if getattr(recognizer.predict_batch, "_serialised", False):
+        return
+    lock = threading.Lock()
+    forward = recognizer.predict_batch
+
+    def predict_batch(video, audio):
+        with lock:
+            return forward(video, audio)
+
+    predict_batch._serialised = True
+    recognizer.predict_batch = predict_batch
 
 
 def _job(queue: JobQueue, job_id: str):
