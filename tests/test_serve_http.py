@@ -231,7 +231,8 @@ def test_file_names_never_become_paths(rec, files, tmp_path):
         stored = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
         job = r.json()["id"]
         assert stored == ["data", "data/jobs", f"data/jobs/{job}", f"data/jobs/{job}/chart.png",
-                          f"data/jobs/{job}/timeline.csv", f"data/jobs/{job}/timeline.json", f"data/jobs/{job}/video"]
+                          f"data/jobs/{job}/job.json", f"data/jobs/{job}/timeline.csv",
+                          f"data/jobs/{job}/timeline.json", f"data/jobs/{job}/video"]
 
 
 TRAVERSALS = [
@@ -297,7 +298,15 @@ def test_retention(rec, files, tmp_path):
         job = upload(c, files["video"]).json()["id"]
         wait(c, job)
         assert "kept after the server stops" in c.get("/api/info").json()["retention"]
+        csv = c.get(f"/api/jobs/{job}/timeline.csv").content
     assert (kept.jobs / job / "timeline.csv").is_file()
+    # the next server on the kept folder lists the job again, serves it, and can delete it
+    with TestClient(create_app(rec, data=DataDir(tmp_path / "kept")), base_url=BASE) as c:
+        assert [j["id"] for j in c.get("/api/jobs").json()["jobs"]] == [job]
+        assert c.get(f"/api/jobs/{job}").json()["status"] == "done"
+        assert c.get(f"/api/jobs/{job}/timeline.csv").content == csv
+        assert c.delete(f"/api/jobs/{job}").status_code == 200
+    assert list(kept.jobs.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------------------- Live

@@ -1,7 +1,8 @@
 """The Analyze queue: uploaded videos run in the background, a few at a time, with progress and cancel.
 
 Each job lives in its own folder ``<data-dir>/jobs/<id>/`` under a generated id; the uploaded file is stored there as
-``video`` whatever its name was (the name is only shown). A finished job holds exactly what ``mmadfer predict``
+``video`` whatever its name was (the name is only shown), and ``job.json`` records the finished job, so that a kept
+data folder (``--keep``) lists its jobs again at the next start. A finished job holds exactly what ``mmadfer predict``
 writes for the same file and options: ``timeline.csv`` (the same bytes: the same :func:`mmadfer.predict.write_table`
 on the same :meth:`Recognizer.predict_video` table), ``timeline.json``, ``chart.png`` and, when asked,
 ``anonymized.mp4``.
@@ -11,6 +12,7 @@ when the server stops, unless ``keep``.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MmadferError, one_line
+from ..io import atomic_write
 from ..media.decode import open_video
 from ..predict import Recognizer, window_spans, write_table
 
@@ -127,6 +130,24 @@ class Job:
     def video(self) -> Path:
         return self.folder / "video"
 
+    _RECORD = ("id", "name", "anonymize", "stride_s", "window_s", "media_type", "status", "progress", "windows_done",
+               "windows_total", "error", "notes", "created")
+
+    def save(self, **final: Any) -> None:
+        """Write ``job.json`` beside the results (with ``final`` values), so a kept data folder lists its jobs again
+        after a restart."""
+        with atomic_write(self.folder / "job.json") as f:
+            json.dump({**{k: getattr(self, k) for k in self._RECORD}, **final}, f, indent=1)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Job | None":
+        try:
+            record = json.loads((folder / "job.json").read_text())
+            job = cls(folder=folder, **{k: record[k] for k in cls._RECORD})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return job if job.id == folder.name and job.status in STATUSES else None
+
     def public(self) -> dict[str, Any]:
         """What ``GET /api/jobs/{id}`` returns."""
         files = [name for name, (file, _) in JOB_FILES.items() if (self.folder / file).is_file()] \
@@ -151,6 +172,10 @@ class JobQueue:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mmadfer-job")
+        for folder in sorted(data.jobs.iterdir()):  # finished jobs of an earlier session, kept with --keep
+            job = Job.load(folder) if _ID.fullmatch(folder.name) else None
+            if job is not None and job.status in ("done", "failed", "cancelled"):
+                self._jobs[job.id] = job
 
     def new_job(self, name: str | None) -> Job:
         """A job folder to receive an upload; the job is not listed until :meth:`submit`."""
@@ -207,19 +232,22 @@ class JobQueue:
                 self.data.remove(job.folder)
             return
         job.status, job.stage = "running", "predicting"
-        rec = self.recognizer
+        end: dict[str, Any] = {"status": "done", "progress": 1.0, "error": None}
         try:
-            self._predict(rec, job)
-            job.progress, job.stage, job.status = 1.0, "", "done"
+            self._predict(self.recognizer, job)
         except Cancelled:
-            job.status, job.stage = "cancelled", ""
+            end = {"status": "cancelled", "progress": job.progress, "error": None}
         except Exception as e:  # noqa: BLE001 - one failed video never stops the queue: its one-line reason
             if isinstance(e, MmadferError) and e.path == str(job.video):
                 e = type(e)(job.name, e.reason)  # the user's file name, not the server's storage path
-            job.status, job.stage, job.error = "failed", "", one_line(e, job.name)
+            end = {"status": "failed", "progress": job.progress, "error": one_line(e, job.name)}
         finally:
             if job.deleted:
                 self.data.remove(job.folder)
+        if not job.deleted:
+            job.save(**end)  # on disk before it shows as finished
+        job.stage = ""
+        job.status, job.progress, job.error = end["status"], end["progress"], end["error"]
 
     def _predict(self, rec: Recognizer, job: Job) -> None:
         window = job.window_s or rec.window_s
