@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from ..backends import conversion_target, resolve_backend
     from ..errors import CheckpointError
     from ..predict import Recognizer
     from ..serve.app import create_app
@@ -72,7 +73,13 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+    backend = args.backend if args.backend != "auto" else resolve_backend(args.checkpoint, args.device,
+                                                                            args.precision)
     try:
+        target = conversion_target(backend, args.checkpoint, args.cache_dir)
+        if target is not None and not target.is_file():
+            print(f"converting {args.checkpoint} for the {backend} backend, once (minutes for the reference model); "
+                  f"kept in {target.parent}", file=sys.stderr)
         rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
                                          precision=args.precision, detector=None if args.no_faces else "auto",
                                          cache_dir=args.cache_dir)
