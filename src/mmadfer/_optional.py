@@ -15,6 +15,8 @@ _EXTRA_OF = {
     "torch.utils.tensorboard": "tensorboard",
     "tensorboard": "tensorboard",
     "skimage": "demo",
+    "fastapi": "serve",
+    "uvicorn": "serve",
 }
 
 

@@ -11,7 +11,7 @@ import sys
 
 from . import __version__
 
-COMMANDS = ("demo", "predict", "train", "evaluate", "calibrate", "cv", "ablate", "prepare", "synth", "export", "bench")
+COMMANDS = ("demo", "predict", "train", "evaluate", "calibrate", "cv", "ablate", "prepare", "synth", "export", "bench", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

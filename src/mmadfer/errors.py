@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["MmadferError", "MediaError", "CheckpointError"]
+__all__ = ["MmadferError", "MediaError", "CheckpointError", "one_line"]
 
 
 class MmadferError(Exception):
@@ -21,3 +21,14 @@ class MediaError(MmadferError):
 
 class CheckpointError(MmadferError):
     """A checkpoint that cannot be used: unsafe pickle, wrong format, missing or unexpected keys, corrupt file."""
+
+
+def one_line(error: BaseException, path: str | os.PathLike | None = None) -> str:
+    """``path: reason`` on one line, as the commands report a failed file (a :class:`MmadferError` names its own
+    file)."""
+    if isinstance(error, MmadferError) and error.path is not None:
+        text = str(error)
+    else:
+        reason = error.reason if isinstance(error, MmadferError) else f"{type(error).__name__}: {error}"
+        text = f"{path}: {reason}" if path is not None else reason
+    return " ".join(text.split())

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import one_line
 from ..runtime.backends import BACKENDS
 from ._inputs import discover
 
@@ -112,18 +113,6 @@ def plan_jobs(videos: list[tuple[Path, Path]], args: argparse.Namespace) -> list
     return jobs
 
 
-def _one_line(error: BaseException, path: str | os.PathLike | None = None) -> str:
-    """``path: reason`` on one line (a :class:`MmadferError` names its own file)."""
-    from ..errors import MmadferError
-
-    if isinstance(error, MmadferError) and error.path is not None:
-        text = str(error)
-    else:
-        reason = error.reason if isinstance(error, MmadferError) else f"{type(error).__name__}: {error}"
-        text = f"{path}: {reason}" if path is not None else reason
-    return " ".join(text.split())
-
-
 def run(args: argparse.Namespace) -> int:
     from ..errors import CheckpointError
     from ..predict.recognizer import Recognizer
@@ -151,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
                                          batch_size=args.batch_size, precision=args.precision, compile=args.compile,
                                          detector=None if args.no_faces else "auto", cache_dir=args.cache_dir)
     except (CheckpointError, ValueError, ImportError) as e:
-        print(f"error: cannot load the model: {_one_line(e)}", file=sys.stderr)
+        print(f"error: cannot load the model: {one_line(e)}", file=sys.stderr)
         return 2
     if args.realtime:
         return _run_realtime(rec, args)
@@ -200,7 +189,7 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
             raise
         except Exception as e:  # one bad file never stops the batch: one line, then the next file
             failed += 1
-            tqdm.write(_one_line(e, job.video), file=sys.stderr)
+            tqdm.write(one_line(e, job.video), file=sys.stderr)
     bar.close()
     where = f"; outputs in {Path(args.output or '.').resolve()}" if ok else ""
     extra = f", {skipped} skipped (outputs exist)" if skipped else ""
@@ -245,7 +234,7 @@ def _run_realtime(rec, args: argparse.Namespace) -> int:
             print(f"{row['end_s']:7.2f}s  {row['label']:<12} {row['confidence']:.2f}  {row['latency_ms']:6.0f} ms"
                   f"{face}{'  (no face)' if row['face_coverage'] == 0 else ''}", flush=True)
     except MediaError as e:
-        print(_one_line(e, source), file=sys.stderr)
+        print(one_line(e, source), file=sys.stderr)
         status = 1
     except KeyboardInterrupt:
         pass

@@ -34,7 +34,7 @@ from ..media.live import LiveBuffer, capture, open_source
 from ..media.windows import keep_window
 from .tracks import TrackLinker
 
-__all__ = ["run_realtime"]
+__all__ = ["run_realtime", "predict_buffer"]
 
 _EPS = 1e-6
 _AUDIO_WAIT_S = 0.5  # emit without the last bit of audio if it lags the video by more than this
@@ -60,46 +60,59 @@ def run_realtime(recognizer, source: str | os.PathLike, *, stride_s: float | Non
                               kwargs=dict(max_side=recognizer.max_side, live=live, pace=pace, hold_until=hold,
                                           keep_s=window_s + 2 * stride_s + 1.0, stop=stop))
     worker.start()
-    k = skipped = emitted = 0
-    linker = TrackLinker()
     try:
-        while max_windows is None or emitted < max_windows:
-            due = window_s + k * stride_s  # window k is [due - window_s, due)
-            t0 = due - window_s
-            with buf.cond:
-                hold[0] = due + stride_s + 1.0
-                buf.cond.notify_all()
-                while not buf.ended and not _complete(buf, due):
-                    buf.cond.wait(0.1)
-                if buf.error is not None:
-                    raise MediaError(buf.path, f"stream failed near {max(buf.video_head, 0):.2f}s ({buf.error})")
-                end = due
-                if buf.ended and not _complete(buf, due):  # the source ended inside this window
-                    end = min(due, buf.video_head + 1.0 / buf.fps)
-                    if t0 >= buf.video_head + _EPS or not keep_window(k, end - t0, window_s):
-                        return
-                if live and buf.video_head >= due + stride_s:  # fell behind a live source: jump ahead
-                    jump = int((buf.video_head - due) // stride_s)
-                    k += jump
-                    skipped += jump
-                    continue
-            clip, last_arrival = buf.clip(t0, end)
-            buf.trim(t0 + stride_s)  # the next window starts there
-            tracks = recognizer.prepare(clip)  # one entry per face track, usually one
-            probs = recognizer.predict_prepared(tracks)  # [K, C]
-            latency_ms = 1000.0 * (time.perf_counter() - last_arrival)
-            for prepared, p, tid in zip(tracks, probs, recognizer.track_ids(tracks, linker)):
-                row = recognizer.window_row(clip, prepared, p, tid)
-                row.update(latency_ms=latency_ms, skipped=skipped)
-                yield row
-            emitted += 1
-            k += 1
+        yield from predict_buffer(recognizer, buf, window_s=window_s, stride_s=stride_s, live=live, hold=hold,
+                                  max_windows=max_windows)
     finally:
         stop.set()
         with buf.cond:
             buf.cond.notify_all()
         worker.join(timeout=5)
         container.close()
+
+
+def predict_buffer(recognizer, buf: LiveBuffer, *, window_s: float, stride_s: float, live: bool,
+                   hold: list[float] | None = None, max_windows: int | None = None) -> Iterator[dict[str, Any]]:
+    """The rolling-window loop over a :class:`LiveBuffer` that another thread fills (a capture thread, or the web
+    app's Live WebSocket): waits for each window ``[due - window_s, due)``, due every ``stride_s``, predicts it and
+    yields its rows with ``latency_ms`` and ``skipped``; returns when ``buf.ended`` is set and no window is left.
+
+    ``hold`` (files read at full speed): a one-item list the loop sets to how far ahead the producer may decode.
+    """
+    k = skipped = emitted = 0
+    linker = TrackLinker()
+    while max_windows is None or emitted < max_windows:
+        due = window_s + k * stride_s  # window k is [due - window_s, due)
+        t0 = due - window_s
+        with buf.cond:
+            if hold is not None:
+                hold[0] = due + stride_s + 1.0
+            buf.cond.notify_all()
+            while not buf.ended and not _complete(buf, due):
+                buf.cond.wait(0.1)
+            if buf.error is not None:
+                raise MediaError(buf.path, f"stream failed near {max(buf.video_head, 0):.2f}s ({buf.error})")
+            end = due
+            if buf.ended and not _complete(buf, due):  # the source ended inside this window
+                end = min(due, buf.video_head + 1.0 / buf.fps)
+                if t0 >= buf.video_head + _EPS or not keep_window(k, end - t0, window_s):
+                    return
+            if live and buf.video_head >= due + stride_s:  # fell behind a live source: jump ahead
+                jump = int((buf.video_head - due) // stride_s)
+                k += jump
+                skipped += jump
+                continue
+        clip, last_arrival = buf.clip(t0, end)
+        buf.trim(t0 + stride_s)  # the next window starts there
+        tracks = recognizer.prepare(clip)  # one entry per face track, usually one
+        probs = recognizer.predict_prepared(tracks)  # [K, C]
+        latency_ms = 1000.0 * (time.perf_counter() - last_arrival)
+        for prepared, p, tid in zip(tracks, probs, recognizer.track_ids(tracks, linker)):
+            row = recognizer.window_row(clip, prepared, p, tid)
+            row.update(latency_ms=latency_ms, skipped=skipped)
+            yield row
+        emitted += 1
+        k += 1
 
 
 def _complete(buf: LiveBuffer, due: float) -> bool:

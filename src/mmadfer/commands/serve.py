@@ -1,0 +1,120 @@
+"""Run the web app: drop in videos, watch the timeline beside the video, try it live with the camera.
+
+Opens at http://127.0.0.1:8765/ (loopback only by default). Workspaces: Analyze (a queue of uploaded videos with
+progress and cancel), Viewer (the video with its timeline; click the chart to seek; the anonymised copy; downloads),
+Live (the browser's camera and microphone through the same rolling 5.12 s buffer as predict --realtime) and Runs
+(with --runs: training and evaluation run folders with their metrics, curves and confusion matrices).
+
+Privacy: everything runs on this machine and the page loads nothing from elsewhere. Uploads and results go to
+--data-dir, by default a private temporary folder deleted when the server stops (--keep keeps it). Listening on a
+non-loopback --host requires the access token printed at start.
+
+  mmadfer serve -c model.safetensors
+  mmadfer serve -c dfew_fold1.pth --runs runs/ --port 8080
+  mmadfer serve -c model.safetensors --host 0.0.0.0 --data-dir /srv/mmadfer --keep
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..runtime.backends import BACKENDS
+from ..errors import one_line
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", "-c", required=True,
+                   help="mmadfer .safetensors, the reference's released .pth, or an exported .onnx or OpenVINO .xml")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default %(default)s: this machine only; any other requires the "
+                        "printed access token)")
+    p.add_argument("--port", type=int, default=8765, help="port (default %(default)s; 0: a free one)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="as for mmadfer predict (default auto)")
+    p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
+    p.add_argument("--precision", help="torch backend arithmetic: fp32, bf16, ... (as for mmadfer predict)")
+    p.add_argument("--cache-dir", metavar="DIR", help="where the int8 backends keep converted models")
+    p.add_argument("--no-faces", action="store_true", help="skip face detection (videos that are face crops already)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="where uploads and results go (default: a private temporary folder); this session's jobs are "
+                        "deleted when the server stops, unless --keep")
+    p.add_argument("--keep", action="store_true", help="keep uploads and results after the server stops")
+    p.add_argument("--max-upload-mb", type=float, default=500, metavar="N",
+                   help="largest accepted upload (default %(default)g MB); larger ones get 413")
+    p.add_argument("--workers", type=int, default=1, help="videos analysed at the same time (default %(default)s)")
+    p.add_argument("--keep-audio", action="store_true", help="anonymised copies keep the audio track (voices identify)")
+    p.add_argument("--runs", metavar="DIR", help="a folder of training/evaluation runs to show in the Runs workspace")
+
+
+def run(args: argparse.Namespace) -> int:
+    import socket
+
+    from .._optional import require
+
+    try:
+        require("fastapi", "mmadfer serve")
+        uvicorn = require("uvicorn", "mmadfer serve")
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from ..runtime.load import conversion_target, resolve_backend
+    from ..errors import CheckpointError
+    from ..predict.recognizer import Recognizer
+    from ..serve.app import create_app
+    from ..serve.jobs import DataDir
+    from ..serve.runs import RunsFolder
+    from ..serve.security import is_loopback, new_token
+
+    if args.max_upload_mb <= 0 or args.workers < 1:
+        print("error: --max-upload-mb must be positive and --workers at least 1", file=sys.stderr)
+        return 2
+    if args.runs:
+        try:
+            RunsFolder(args.runs)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    backend = args.backend if args.backend != "auto" else resolve_backend(args.checkpoint, args.device,
+                                                                            args.precision)
+    try:
+        target = conversion_target(backend, args.checkpoint, args.cache_dir)
+        if target is not None and not target.is_file():
+            print(f"converting {args.checkpoint} for the {backend} backend, once (minutes for the reference model); "
+                  f"kept in {target.parent}", file=sys.stderr)
+        rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
+                                         precision=args.precision, detector=None if args.no_faces else "auto",
+                                         cache_dir=args.cache_dir)
+    except (CheckpointError, ValueError, ImportError) as e:
+        print(f"error: cannot load the model: {one_line(e)}", file=sys.stderr)
+        return 2
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+        sock.listen(128)  # connections wait in the backlog from now on, so the printed address works at once
+    except OSError as e:
+        print(f"error: cannot listen on {args.host}:{args.port} ({e.strerror})", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    token = None if is_loopback(args.host) else new_token()
+    data = DataDir(args.data_dir, keep=args.keep)
+    app = create_app(rec, host=args.host, port=port, data=data, token=token, max_upload_mb=args.max_upload_mb,
+                     workers=args.workers, runs=args.runs, keep_audio=args.keep_audio)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    print(f"mmadfer serve: {rec.backend} on {rec.device}, {args.checkpoint}", file=sys.stderr)
+    print(f"data: {data.root} ({'kept' if args.keep else 'deleted when the server stops'})", file=sys.stderr)
+    if token:
+        print("listening beyond this machine: every request needs the access token in this address", file=sys.stderr)
+    print(f"open {url}  (Ctrl-C stops)", file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False, date_header=False,
+                            ws_max_size=4 * 1024 * 1024, timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a normal stop
+        pass
+    finally:
+        data.close()  # also done at the app's shutdown; here for a server that failed to start
+        sock.close()
+    return 0

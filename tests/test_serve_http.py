@@ -1,0 +1,373 @@
+"""The web app's HTTP API and its security and retention rules, at the HTTP level (Starlette's TestClient, no
+socket): Host, Origin and token checks, upload limits, non-video uploads, path traversal on every file route,
+the CSP, retention of the data folder, the jobs API (its CSV equals ``mmadfer predict``'s) and the Live protocol."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from starlette.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
+
+from mmadfer import Recognizer  # noqa: E402
+from mmadfer.serve.app import STATIC, create_app  # noqa: E402
+from mmadfer.serve.jobs import DataDir  # noqa: E402
+from mmadfer.serve.upload import TooLarge, receive_upload  # noqa: E402
+
+from serve_helpers import tiny_checkpoint  # noqa: E402
+
+BASE = "http://127.0.0.1:8765"
+WS = "ws://127.0.0.1:8765/api/live"
+SECRET = "top secret, never served"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from mmadfer.data.synthetic import make_astronaut_video
+
+    d = tmp_path_factory.mktemp("serve-http")
+    ck = tiny_checkpoint(d / "tiny.safetensors")
+    video = Path(make_astronaut_video(d / "face.mp4", seconds=3.0, fps=8, size=96))
+    (d / "secret.txt").write_text(SECRET)
+    runs = d / "runs"
+    (runs / "run1").mkdir(parents=True)
+    (runs / "run1" / "metrics.json").write_text(json.dumps({"uar": 0.5, "per_class": {"calm": 0.25}}))
+    (runs / "run1" / "report.html").write_text("<html><body><h1>report</h1></body></html>")
+    os.symlink(d / "secret.txt", runs / "run1" / "leak.json")
+    return dict(d=d, ck=ck, video=video, runs=runs)
+
+
+@pytest.fixture(scope="module")
+def rec(files):
+    return Recognizer.from_checkpoint(files["ck"], backend="torch", device="cpu", detector=None)
+
+
+def client(rec, files, tmp_path=None, **kw) -> TestClient:
+    kw.setdefault("runs", files["runs"])
+    kw.setdefault("data", DataDir(tmp_path / "data") if tmp_path else None)
+    return TestClient(create_app(rec, host="127.0.0.1", port=8765, **kw), base_url=BASE)
+
+
+def upload(c, path_or_bytes, name="face.mp4", headers=None, **fields):
+    body = path_or_bytes.read_bytes() if isinstance(path_or_bytes, Path) else path_or_bytes
+    return c.post("/api/jobs", files={"file": (name, body, "video/mp4")}, data=fields, headers=headers or {})
+
+
+def wait(c, job_id, timeout=120):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        job = c.get(f"/api/jobs/{job_id}").json()
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+# ---------------------------------------------------------------------------------------------------------- API
+def test_jobs_api_matches_predict(rec, files, tmp_path):
+    from mmadfer.cli import main
+
+    with client(rec, files, tmp_path) as c:
+        r = upload(c, files["video"], name="my interview.mp4", stride="1", window="2")
+        assert r.status_code == 201, r.text
+        job = wait(c, r.json()["id"])
+        assert job["status"] == "done" and job["progress"] == 1 and job["error"] is None
+        assert job["windows_done"] == job["windows_total"] == 3
+        csv = c.get(f"/api/jobs/{job['id']}/timeline.csv")
+        assert csv.headers["content-type"].startswith("text/csv")
+        out = tmp_path / "cli.csv"
+        assert main(["predict", str(files["video"]), "-c", str(files["ck"]), "--backend", "torch", "--device", "cpu",
+                     "--no-faces", "--stride", "1", "--window", "2", "-o", str(out)]) == 0
+        assert csv.content == out.read_bytes()
+        doc = c.get(f"/api/jobs/{job['id']}/timeline.json").json()
+        assert doc["video"] == "my interview.mp4" and doc["stride_s"] == 1.0 and len(doc["windows"]) == 3
+        assert c.get(f"/api/jobs/{job['id']}/chart.png").content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert c.get(f"/api/jobs/{job['id']}/anonymized.mp4").status_code == 404  # not asked for
+        dl = c.get(f"/api/jobs/{job['id']}/timeline.csv?download=1")
+        assert dl.headers["content-disposition"].startswith("attachment")
+        assert [j["id"] for j in c.get("/api/jobs").json()["jobs"]] == [job["id"]]
+
+
+def test_bad_options_are_400(rec, files, tmp_path):
+    with client(rec, files, tmp_path) as c:
+        for fields in ({"stride": "-1"}, {"window": "abc"}, {"anonymize": "maybe"}):
+            r = upload(c, files["video"], **fields)
+            assert r.status_code == 400 and list(fields)[0] in r.json()["detail"]
+        assert c.post("/api/jobs", data={"stride": "1"}).status_code == 400  # no file
+        assert list((tmp_path / "data" / "jobs").iterdir()) == []  # rejected uploads leave nothing
+
+
+def test_cancel_and_delete(rec, files, tmp_path):
+    with client(rec, files, tmp_path) as c:
+        ids = [upload(c, files["video"], stride="0.25", window="2").json()["id"] for _ in range(3)]
+        c.post(f"/api/jobs/{ids[2]}/cancel")  # queued behind the others: one worker
+        assert wait(c, ids[2])["status"] == "cancelled"
+        assert wait(c, ids[0])["status"] == "done"
+        folder = tmp_path / "data" / "jobs" / ids[0]
+        assert (folder / "timeline.csv").is_file()
+        assert c.delete(f"/api/jobs/{ids[0]}").json() == {"id": ids[0], "deleted": True}
+        assert not folder.exists()
+        assert c.get(f"/api/jobs/{ids[0]}").status_code == 404
+        assert c.get(f"/api/jobs/{ids[0]}/timeline.csv").status_code == 404
+        assert c.delete(f"/api/jobs/{ids[0]}").status_code == 404
+        c.delete(f"/api/jobs/{ids[1]}")  # deleted while queued or running: its folder goes when it stops
+        end = time.monotonic() + 60
+        while (tmp_path / "data" / "jobs" / ids[1]).exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not (tmp_path / "data" / "jobs" / ids[1]).exists()
+
+
+# ----------------------------------------------------------------------------------------------------- security
+def test_host_header_must_be_the_bound_address(rec, files):
+    with client(rec, files) as c:
+        for host in ("127.0.0.1:8765", "localhost:8765"):
+            assert c.get("/api/info", headers={"host": host}).status_code == 200
+        for host in ("evil.example:8765", "127.0.0.1:9999", "attacker.test", ""):
+            for method, path in (("GET", "/"), ("GET", "/api/info"), ("GET", "/static/app.js"),
+                                 ("POST", "/api/jobs"), ("GET", "/api/jobs")):
+                r = c.request(method, path, headers={"host": host})
+                assert r.status_code == 403, (host, path)
+        with pytest.raises(WebSocketDisconnect):
+            with c.websocket_connect(WS, headers={"host": "evil.example:8765"}) as ws:
+                ws.receive_text()
+
+
+def test_cross_origin_state_changes_refused(rec, files, tmp_path):
+    with client(rec, files, tmp_path) as c:
+        job = upload(c, files["video"], headers={"origin": BASE, "sec-fetch-site": "same-origin"})
+        assert job.status_code == 201
+        job_id = job.json()["id"]
+        for headers in ({"origin": "http://evil.example"}, {"sec-fetch-site": "cross-site"},
+                        {"origin": "null"}, {"origin": "http://127.0.0.1:9999"}):
+            assert upload(c, files["video"], headers=headers).status_code == 403
+            assert c.delete(f"/api/jobs/{job_id}", headers=headers).status_code == 403
+            assert c.post(f"/api/jobs/{job_id}/cancel", headers=headers).status_code == 403
+        with pytest.raises(WebSocketDisconnect):
+            with c.websocket_connect(WS, headers={"origin": "http://evil.example"}) as ws:
+                ws.receive_text()
+        assert c.get(f"/api/jobs/{job_id}").status_code == 200  # still there
+
+
+def test_token_required_beyond_loopback(rec, files):
+    token = "t0ken-for-tests"
+    app = create_app(rec, host="0.0.0.0", port=8765, token=token)
+    with TestClient(app, base_url="http://0.0.0.0:8765") as c:
+        for path in ("/", "/api/info", "/static/app.js", "/api/jobs"):
+            assert c.get(path).status_code == 401
+            assert c.get(path, headers={"authorization": "Bearer wrong"}).status_code == 401
+            assert c.get(path, headers={"authorization": f"Bearer {token}"}).status_code == 200
+        assert c.get("/?token=wrong").status_code == 401
+        r = c.get(f"//evil.example/?token={token}", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"  # never a redirect off this server
+        r = c.get(f"/?token={token}", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=Strict" in r.headers["set-cookie"]
+        assert c.get("/api/info").status_code == 200  # the cookie now
+        c.cookies.clear()
+        assert c.get("/api/info").status_code == 401
+        with pytest.raises(WebSocketDisconnect):
+            with c.websocket_connect("ws://0.0.0.0:8765/api/live") as ws:
+                ws.receive_text()
+
+
+def test_upload_over_the_limit_is_413(rec, files, tmp_path):
+    with client(rec, files, tmp_path, max_upload_mb=0.01) as c:
+        r = upload(c, b"\0" * 20_000)
+        assert r.status_code == 413 and "0.01 MB" in r.json()["detail"]
+        assert list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
+def test_upload_limit_enforced_while_streaming(tmp_path):
+    """A body without Content-Length stops being read at the first chunk past the limit."""
+    import asyncio
+
+    pulled = []
+
+    class Body:
+        headers = {"content-type": "multipart/form-data; boundary=b"}
+
+        async def stream(self):
+            yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.mp4"\r\n\r\n'
+            for i in range(100):
+                pulled.append(i)
+                yield b"\0" * 65536
+
+    with pytest.raises(TooLarge):
+        asyncio.run(receive_upload(Body(), tmp_path / "video", max_bytes=1_000_000))
+    assert len(pulled) == 16  # 1 MB of 6.5 MB read
+
+
+def test_non_video_upload_is_400_with_the_reason(rec, files, tmp_path, capsys):
+    from mmadfer.cli import main
+
+    bad = tmp_path / "people.csv"
+    bad.write_bytes(b"name,age\nada,36\n")
+    assert main(["predict", str(bad), "-c", str(files["ck"]), "--backend", "torch", "--device", "cpu",
+                 "--no-faces", "-o", str(tmp_path / "out")]) == 1
+    cli_line = next(line for line in capsys.readouterr().err.splitlines() if line.startswith(str(bad)))
+    with client(rec, files, tmp_path) as c:
+        r = upload(c, bad, name="people.csv")
+        assert r.status_code == 400
+        assert r.json()["detail"].startswith("people.csv: not a media file FFmpeg can read")
+        assert r.json()["detail"] == cli_line.replace(str(bad), "people.csv")  # the CLI's reason, the user's name
+        r = upload(c, b"", name="empty.mp4")
+        assert r.status_code == 400 and r.json()["detail"] == "empty.mp4: file is empty (0 bytes)"
+        assert list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
+def test_file_names_never_become_paths(rec, files, tmp_path):
+    with client(rec, files, tmp_path) as c:
+        r = upload(c, files["video"], name="../../escape.mp4")
+        assert r.status_code == 201 and r.json()["name"] == "escape.mp4"
+        wait(c, r.json()["id"])
+        stored = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+        job = r.json()["id"]
+        assert stored == ["data", "data/jobs", f"data/jobs/{job}", f"data/jobs/{job}/chart.png",
+                          f"data/jobs/{job}/job.json", f"data/jobs/{job}/timeline.csv",
+                          f"data/jobs/{job}/timeline.json", f"data/jobs/{job}/video"]
+
+
+TRAVERSALS = [
+    "/api/jobs/{id}/..%2f..%2f..%2fsecret.txt", "/api/jobs/{id}/%2e%2e%2f%2e%2e%2f%2e%2e%2fsecret.txt",
+    "/api/jobs/{id}/../../../secret.txt", "/api/jobs/..%2f..%2f..%2f/timeline.csv", "/api/jobs/{id}/video/..%2f..",
+    "/api/jobs/{id}%2f..%2f..%2f..%2fsecret.txt/video", "/api/jobs/{id}/%2e%2e", "/api/jobs/{id}/timeline.csv%00",
+    "/static/..%2f..%2f..%2fsecret.txt", "/static/%2e%2e/app.py", "/static/../app.py", "/static//etc/passwd",
+    "/api/runs/file/..%2fsecret.txt", "/api/runs/file/%2e%2e/secret.txt", "/api/runs/file/../secret.txt",
+    "/api/runs/file/run1/..%2f..%2fsecret.txt", "/api/runs/file//etc/passwd", "/api/runs/file/%2fetc%2fpasswd",
+    "/api/runs/file/run1/leak.json", "/api/runs/file/run1", "/api/runs/file/run1%00.json",
+]
+
+
+def test_path_traversal_is_refused(rec, files, tmp_path):
+    """Every file route (job files, static files, run files), with plain, encoded and double-dot paths, links and
+    NUL bytes: never the secret next to the folders, nor /etc/passwd, nor the package's source."""
+    with client(rec, files, tmp_path) as c:
+        job = upload(c, files["video"]).json()["id"]
+        wait(c, job)
+        assert c.get(f"/api/jobs/{job}/timeline.csv").status_code == 200
+        for path in TRAVERSALS:
+            r = c.get(path.replace("{id}", job))
+            assert r.status_code in (400, 403, 404), (path, r.status_code)
+            assert SECRET not in r.text and "root:" not in r.text and "def " not in r.text
+
+
+def test_runs_files(rec, files):
+    with client(rec, files) as c:
+        runs = c.get("/api/runs").json()["runs"]
+        assert [r["name"] for r in runs] == ["run1"]
+        assert runs[0]["metrics"] == {"uar": 0.5, "per_class/calm": 0.25}
+        assert runs[0]["report"] == "/api/runs/file/run1/report.html"
+        r = c.get(runs[0]["report"])
+        assert r.status_code == 200 and "sandbox" in r.headers["content-security-policy"]
+        assert c.get("/api/runs/file/run1/metrics.json").json()["uar"] == 0.5
+
+
+def test_csp_and_no_outside_resources(rec, files):
+    with client(rec, files) as c:
+        for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+            assert c.get(path).status_code == 404
+        page = c.get("/")
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "script-src 'self'" in csp and "unsafe" not in csp
+        assert page.headers["x-content-type-options"] == "nosniff"
+        for f in STATIC.iterdir():
+            text = f.read_text(encoding="utf-8")
+            assert "https://" not in text and "http://" not in text.replace("http://www.w3.org/2000/svg", ""), f
+            assert c.get("/" if f.name == "index.html" else f"/static/{f.name}").status_code == 200
+        assert "<script>" not in page.text and " style=" not in page.text  # nothing inline for the CSP to block
+
+
+def test_retention(rec, files, tmp_path):
+    data = DataDir()
+    assert data.root.stat().st_mode & 0o777 == 0o700
+    with TestClient(create_app(rec, data=data), base_url=BASE) as c:
+        wait(c, upload(c, files["video"]).json()["id"])
+        assert any(data.jobs.iterdir())
+        assert "deleted when the server stops" in c.get("/api/info").json()["retention"]
+    assert not data.root.exists()
+    kept = DataDir(tmp_path / "kept", keep=True)
+    with TestClient(create_app(rec, data=kept), base_url=BASE) as c:
+        job = upload(c, files["video"]).json()["id"]
+        wait(c, job)
+        assert "kept after the server stops" in c.get("/api/info").json()["retention"]
+        csv = c.get(f"/api/jobs/{job}/timeline.csv").content
+    assert (kept.jobs / job / "timeline.csv").is_file()
+    # the next server on the kept folder lists the job again, serves it, and can delete it
+    with TestClient(create_app(rec, data=DataDir(tmp_path / "kept")), base_url=BASE) as c:
+        assert [j["id"] for j in c.get("/api/jobs").json()["jobs"]] == [job]
+        assert c.get(f"/api/jobs/{job}").json()["status"] == "done"
+        assert c.get(f"/api/jobs/{job}/timeline.csv").content == csv
+        assert c.delete(f"/api/jobs/{job}").status_code == 200
+    assert list(kept.jobs.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------------- Live
+def test_live_protocol(rec, files):
+    """Frames and audio over the WebSocket come back as predictions every stride, as with predict --realtime."""
+    from PIL import Image
+
+    with client(rec, files) as c, c.websocket_connect(WS, headers={"origin": BASE}) as ws:
+        ws.send_text(json.dumps({"type": "start", "fps": 5, "sample_rate": 16000, "stride": 1}))
+        ready = json.loads(ws.receive_text())
+        assert ready["type"] == "ready" and ready["window_s"] == rec.window_s
+        rng = np.random.default_rng(0)
+
+        def send(frames):
+            for i in frames:  # 5 fps, with 0.2 s of audio per frame
+                t = i / 5
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(buf, format="JPEG")
+                ws.send_bytes(struct.pack("<cd", b"V", t) + buf.getvalue())
+                ws.send_bytes(struct.pack("<cd", b"A", t) + (0.1 * rng.standard_normal(3200)).astype("<f4").tobytes())
+
+        # media up to 5.4 s, 6.4 s, 7.4 s: each time one more window is complete (and the stream is not so far
+        # ahead of the model that the buffer would skip windows, as it does for a camera it cannot keep up with)
+        got = []
+        for frames in (range(0, 28), range(28, 33), range(33, 38)):
+            send(frames)
+            msg = json.loads(ws.receive_text())
+            assert msg["type"] == "prediction", msg
+            got.append(msg)
+        assert [round(m["end_s"], 2) for m in got] == [5.12, 6.12, 7.12]
+        assert all(m["latency_ms"] >= 0 and m["has_audio"] and m["label"] in rec.labels for m in got)
+        assert abs(sum(got[0]["probs"].values()) - 1) < 1e-4
+        ws.send_text(json.dumps({"type": "stop"}))
+
+
+# ------------------------------------------------------------------------------------------------------- command
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_serve_command_token(files, monkeypatch, capsys, host):
+    """``mmadfer serve`` prints a token and requires it exactly when it listens beyond loopback."""
+    import uvicorn
+
+    from mmadfer.cli import main
+
+    served = {}
+
+    def run(self, sockets=None):
+        served["app"], served["port"] = self.config.app, sockets[0].getsockname()[1]
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    assert main(["serve", "-c", str(files["ck"]), "--backend", "torch", "--device", "cpu", "--no-faces",
+                 "--host", host, "--port", "0"]) == 0
+    err = capsys.readouterr().err
+    url = next(line.split()[1] for line in err.splitlines() if line.startswith("open "))
+    base = f"http://{host}:{served['port']}"
+    with TestClient(served["app"], base_url=base) as c:
+        if host == "127.0.0.1":
+            assert url == base + "/" and served["app"].token is None
+            assert c.get("/api/info").status_code == 200
+        else:
+            token = served["app"].token
+            assert token and url == f"{base}/?token={token}" and "access token" in err
+            assert c.get("/api/info").status_code == 401
+            assert c.get(url).status_code == 200  # the printed address sets the cookie and redirects to the page
+            assert c.get("/api/info").status_code == 200
