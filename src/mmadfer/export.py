@@ -34,6 +34,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from ._cache import default_cache_dir
 from ._optional import require
 from .config import ModelConfig
 from .io import atomic_path, file_lock, sha256_file
@@ -160,11 +161,6 @@ def int8_bytes(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET) -> bytes:
         fp32 = Path(tmp) / "model.onnx"
         fp32.write_bytes(onnx_bytes(model, opset=opset))
         return quantize_int8(fp32, Path(tmp) / "model.int8.onnx").read_bytes()
-
-
-def default_cache_dir() -> Path:
-    """Where converted models are kept: ``$MMADFER_CACHE``, else ``~/.cache/mmadfer``."""
-    return Path(os.environ.get("MMADFER_CACHE") or Path.home() / ".cache" / "mmadfer")
 
 
 def cached_model_path(checkpoint: str | os.PathLike, runtime: str, suffix: str, *, folder: str = "onnx",
