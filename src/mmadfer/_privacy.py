@@ -16,7 +16,10 @@ mmadfer's own cache. Some dependencies would break that on their own (README, "P
 * **Selenium Manager** (browser tests): usage statistics and driver downloads unless ``SE_AVOID_STATS`` and
   ``SE_OFFLINE``; **OpenTelemetry** (an API that FastAPI imports): no exporter unless an SDK is configured,
   ``OTEL_SDK_DISABLED=true`` keeps it so; ``DO_NOT_TRACK=1`` for tools that honour the convention.
-* **ONNX Runtime** logs telemetry events on Windows only: :func:`after_import` turns them off when mmadfer imports it.
+* **ONNX Runtime** (1.32 on Linux) starts Microsoft's 1DS telemetry with its first session: a device id and an
+  event database in ``~/.cache/Microsoft/DeveloperTools/.onnxruntime/``, uploads to
+  ``mobile.events.data.microsoft.com`` from C++ (off in CI, which hides it there); ``ORT_DISABLE_TELEMETRY=1`` turns
+  it off, read when the runtime starts. On Windows it also logs ETW events: :func:`after_import` turns them off.
 * **PyTorch** creates ``$TMPDIR/torchinductor_<user>`` when ``torch._dynamo`` is imported and compiles into it;
   Triton uses ``~/.triton``: both are pointed into mmadfer's cache (``TORCHINDUCTOR_CACHE_DIR``,
   ``TRITON_CACHE_DIR``) unless the user set them.
@@ -39,6 +42,7 @@ __all__ = ["disable_telemetry", "before_import", "after_import", "TELEMETRY_ENV"
 #: Environment switches that turn telemetry, usage statistics or downloads off; they are read when the library
 #: is imported or when it would send, and this process's (and its children's) values are forced to these.
 TELEMETRY_ENV = {
+    "ORT_DISABLE_TELEMETRY": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "HF_HUB_OFFLINE": "1",
     "SE_AVOID_STATS": "true",
