@@ -226,3 +226,21 @@ def test_predict_in_a_fresh_interpreter_without_any_network(world, inputs):
     assert world.cache.is_dir()  # the conversion went there
     child = netguard.NetRecorder(log)
     assert not child.all_attempts(), "network attempts in the child:\n" + child.report()
+
+
+@pytest.mark.slow
+def test_telemetry_imported_before_mmadfer_is_declined(world):
+    """Someone imported openvino_telemetry before mmadfer (a fresh interpreter): its consent check answers
+    "declined", so NNCF's telemetry neither writes its client id nor sends."""
+    pytest.importorskip("nncf")
+    log = world.out.parent / "early.log"
+    code = netguard.child_prelude(log) + (
+        "import openvino_telemetry, mmadfer, nncf\n"
+        "from nncf.telemetry import wrapper\n"
+        "assert wrapper.telemetry._impl.consent is False, 'consent'\n"
+        "wrapper.telemetry.send_event('nncf', 'test', 'label')\n")
+    done = subprocess.run([sys.executable, "-c", code], env=world.env(), cwd=world.work, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    child = netguard.NetRecorder(log)
+    assert not child.all_attempts(), "network attempts in the child:\n" + child.report()
