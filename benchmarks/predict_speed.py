@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     from mmadfer.data.synthetic import make_astronaut_video
     from mmadfer.media.decode import open_video
     from mmadfer.predict import Recognizer
-    from mmadfer.realtime import run_realtime
+    from mmadfer.predict.realtime import run_realtime
 
     out: dict = {"device": torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu",
                  "threads": torch.get_num_threads(), "rows": []}

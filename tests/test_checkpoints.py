@@ -1,8 +1,10 @@
 """Checkpoint import/export: safety of pickled containers, strict loading, MAE encoders, our own format."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import re
 import zipfile
 
 import pytest
@@ -247,3 +249,107 @@ def test_load_model_dispatches_on_format(tmp_path):
     with torch.no_grad():
         x = (torch.rand(1, 16, 3, 32, 32), torch.randn(1, 1, 512, 128))
         torch.testing.assert_close(ref(*x), model.eval()(*x))
+
+
+# ------------------------------------------------------------------------------------------------ hostile files
+def _tiny_checkpoint(tmp_path, name="tiny.safetensors"):
+    torch.manual_seed(0)
+    return mmadfer.save_checkpoint(mmadfer.MMADFER(ModelConfig.tiny(num_classes=4)), tmp_path / name)
+
+
+def _rewrite_config(src, dst, **changes):
+    """The same tensors under a config whose fields were changed in the metadata (what a crafted file holds)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
+    cfg = json.loads(meta["config"])
+    cfg.update(changes)
+    meta["config"] = json.dumps(cfg)
+    save_file(tensors, str(dst), metadata=meta)
+    return dst
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"depth": 3000}, "depth=3000 is outside"),
+    ({"embed_dim": 1e6}, "embed_dim=1000000.0 is not an integer"),
+    ({"embed_dim": 1_000_000}, "embed_dim=1000000 is outside"),
+    ({"num_classes": -3}, "num_classes=-3 is outside"),
+    ({"mlp_ratio": float("nan")}, "mlp_ratio=nan is not a number"),
+    ({"img_size": 2048, "patch_size": 4}, "img_size=2048 with patch_size=4 gives"),
+])
+def test_config_metadata_is_bounded_before_any_model_is_built(tmp_path, monkeypatch, changes, field):
+    import mmadfer.checkpoints as ck
+
+    bad = _rewrite_config(_tiny_checkpoint(tmp_path), tmp_path / "crafted.safetensors", **changes)
+    built = []
+    monkeypatch.setattr(ck, "MMADFER", lambda cfg: built.append(cfg))  # nothing may be built from it
+    with pytest.raises(CheckpointError, match="crafted.safetensors: invalid model config: " + re.escape(field)):
+        mmadfer.load_checkpoint(bad)
+    assert built == []
+
+
+def test_config_that_disagrees_with_the_tensors_is_named_before_building(tmp_path, monkeypatch):
+    import mmadfer.checkpoints as ck
+
+    bad = _rewrite_config(_tiny_checkpoint(tmp_path), tmp_path / "deeper.safetensors", depth=4, temporal_dim=96)
+    monkeypatch.setattr(ck, "MMADFER", lambda cfg: pytest.fail("a model was built"))
+    with pytest.raises(CheckpointError, match=r"deeper.safetensors: state dict does not fit the model; \d+ missing: "
+                                              r"vision\.blocks\.2\..*shape mismatch: .*proj\.weight"):
+        mmadfer.load_checkpoint(bad)
+
+
+def test_reference_container_with_absurd_depth_is_refused_before_building(tmp_path, monkeypatch):
+    import mmadfer.checkpoints as ck
+
+    sd = {"module.image_encoder.blocks.2999.norm1.weight": torch.ones(1)}  # depth inferred from the key names
+    path = tmp_path / "deep.pth"
+    torch.save({"state_dict": sd}, path)
+    monkeypatch.setattr(ck, "config_from_official_state_dict", lambda sd, **kw: ModelConfig.reference(depth=3000))
+    monkeypatch.setattr(ck, "MMADFER", lambda cfg: pytest.fail("a model was built"))
+    with pytest.raises(CheckpointError, match="deep.pth: invalid model config: depth=3000 is outside"):
+        mmadfer.load_official_checkpoint(path)
+
+
+def test_zip_bomb_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """A torch.save archive whose pickle entry inflates to 128 MiB from under 1 MB (a real one: GBs): refused from the zip directory."""
+    good = tmp_path / "good.pth"
+    torch.save({"state_dict": {"module.x": torch.zeros(4)}}, good)
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("data.pkl"):
+                entry = zipfile.ZipInfo(info.filename)
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                with dst.open(entry, "w", force_zip64=True) as f:  # the pickle, then 128 MiB of deflated zeros
+                    f.write(data)
+                    chunk = b"\0" * (32 << 20)
+                    for _ in range(4):
+                        f.write(chunk)
+            else:
+                dst.writestr(info, data)
+    assert bomb.stat().st_size < 1 << 20
+    import mmadfer.checkpoints as ck
+
+    monkeypatch.setattr(ck.torch.serialization, "get_unsafe_globals_in_checkpoint",
+                        lambda p: pytest.fail("the archive was opened for unpickling"))
+    with pytest.raises(CheckpointError, match=r"bomb.pth: refused: its zip entries declare 128 MiB uncompressed in "
+                                              r"a 0.\d MiB file .*zip bomb"):
+        mmadfer.load_model(bomb)
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="no state dict|not an MMA-DFER"):  # a small honest archive passes on
+        mmadfer.load_model(good)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, value):
+    torch.manual_seed(0)
+    model = mmadfer.MMADFER(ModelConfig.tiny(num_classes=4))
+    with torch.no_grad():
+        model.head.weight[1, 2] = value
+    path = mmadfer.save_checkpoint(model, tmp_path / "damaged.safetensors")
+    with pytest.raises(CheckpointError, match=r"damaged.safetensors: tensor 'head.weight' \(4, 64\) holds "
+                                              + ("1 NaN and 0" if value != value else "0 NaN and 1")):
+        mmadfer.load_checkpoint(path)

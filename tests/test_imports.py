@@ -1,7 +1,7 @@
 """The package's import graph, read with ``ast`` (nothing is imported): no cycle among module-level imports, no
 import of another module's ``_private`` name, and imports that run one way down the layers of docs/ARCHITECTURE.md:
 
-    commands/cli -> predict | train | bench | serve -> runtime -> export -> data, checkpoints, metrics -> media
+    commands/cli -> serve -> predict | train | bench -> runtime -> export -> data, checkpoints, metrics, evaluation -> media
     -> model, accel -> base (config, errors, io, _optional, testing, the package root)
 
 Function-level imports count for the layers and the private names (they run too, just later); only module-level
@@ -19,13 +19,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mmadfer"
 
 #: Lowest first; a module may import from its own layer and the ones below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("", "config", "errors", "io", "_optional", "testing")),
+    ("base", ("", "config", "errors", "io", "_optional", "_privacy", "_cache", "testing")),
     ("model", ("model", "accel")),
     ("media", ("media",)),
-    ("data", ("data", "checkpoints", "metrics")),
+    ("data", ("data", "checkpoints", "checkpoint_checks", "metrics", "evaluation")),
     ("export", ("export",)),
     ("runtime", ("runtime",)),
-    ("application", ("predict", "train", "bench", "serve")),
+    ("application", ("predict", "train", "bench")),
+    ("server", ("serve",)),
     ("commands", ("commands", "cli")),
 ]
 #: Layers whose parts are peers that must not import one another (prediction never imports training, and so on).

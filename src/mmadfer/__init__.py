@@ -7,6 +7,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ._privacy import disable_telemetry as _disable_telemetry
+
+_disable_telemetry()  # before any dependency can start its telemetry (see mmadfer._privacy)
+
 __version__ = "0.1.0"
 
 _EXPORTS = {

@@ -30,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
 
+from .checkpoint_checks import check_config, check_finite, check_fits, check_keys, check_zip_sizes
 from .config import ModelConfig
 from .errors import CheckpointError
 from .io import atomic_path, sha256_file
@@ -97,6 +98,7 @@ def safe_torch_load(path: str | os.PathLike, allowed: Mapping[str, Any] = _REFER
         raise CheckpointError(path, "no such file")
     if path.stat().st_size == 0:
         raise CheckpointError(path, "file is empty")
+    check_zip_sizes(path)  # before any entry is read: a zip bomb declares gigabytes in a small file
     refused = sorted(set(_unsafe_globals(path)) - set(allowed))
     if refused:
         raise CheckpointError(path, f"refused: the pickle references disallowed global(s) {', '.join(refused)}; "
@@ -128,24 +130,12 @@ def strict_load(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
                 *, allow_missing: tuple[str, ...] = ()) -> None:
     """Load ``state_dict`` into ``module``; any missing (not in ``allow_missing``), unexpected or mis-shaped key raises.
 
-    Shapes are checked before anything is copied, so a failed load leaves the module untouched.
+    Shapes are checked before anything is copied, so a failed load leaves the module untouched; so are the values
+    (NaN or infinite weights are refused, naming the tensor).
     """
-    own = module.state_dict()
-    missing = [k for k in own if k not in state_dict and not k.startswith(allow_missing)]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in state_dict if k in own and state_dict[k].shape != own[k].shape]
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
-        if keys:
-            problems.append(f"{len(keys)} {label}: {_abbrev(keys)}")
-    if problems:
-        raise CheckpointError(path, "state dict does not fit the model; " + "; ".join(problems))
+    check_finite(state_dict, path)
+    check_keys(module.state_dict(), state_dict, path, allow_missing=allow_missing)
     module.load_state_dict(state_dict, strict=False)
-
-
-def _abbrev(keys: list[str], n: int = 8) -> str:
-    return ", ".join(keys[:n]) + (f", … (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -250,6 +240,7 @@ def load_official_checkpoint(path: str | os.PathLike, *, map_location: str | tor
         cfg = config_from_official_state_dict(sd, **config_overrides)
     except (KeyError, ValueError) as e:
         raise CheckpointError(path, f"not an MMA-DFER reference checkpoint (cannot infer the architecture: {e})") from e
+    check_config(cfg, path)  # sizes inferred from key names are bounded before anything is built
     model = MMADFER(cfg)
     strict_load(model, sd, path)
     model.source = {"format": "official", "path": str(path)}
@@ -399,9 +390,12 @@ def load_checkpoint(path: str | os.PathLike, *, vision: str | os.PathLike | None
     tensors, raw_meta = _read_safetensors(path)
     meta = _decode_metadata(raw_meta, path)
     try:
-        model = MMADFER(ModelConfig.from_dict(meta["config"]))
+        cfg = ModelConfig.from_dict(meta["config"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(path, f"invalid model config in metadata ({e})") from e
+    check_config(cfg, path)  # the metadata is bounded and matched against the tensors before the model is built
+    check_fits(cfg, tensors, path, complete=bool(meta["complete"]))
+    model = MMADFER(cfg)
     if not meta["complete"]:
         recorded = meta["encoder_sources"]
         given = {"vision": vision, "audio": audio}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import __version__
+from .._cache import default_cache_dir
 from .._optional import require
 from ..checkpoints import load_model
 from ..errors import CheckpointError
@@ -25,11 +26,6 @@ from ..io import atomic_path, file_lock, sha256_file
 
 __all__ = ["default_cache_dir", "cached_model_path", "convert_once", "cached_int8", "cached_int8_path",
            "cached_openvino_int8", "cached_openvino_int8_path"]
-
-
-def default_cache_dir() -> Path:
-    """Where converted models are kept: ``$MMADFER_CACHE``, else ``~/.cache/mmadfer``."""
-    return Path(os.environ.get("MMADFER_CACHE") or Path.home() / ".cache" / "mmadfer")
 
 
 def cached_model_path(checkpoint: str | os.PathLike, runtime: str, suffix: str, *, folder: str = "onnx",
@@ -85,7 +81,7 @@ def cached_openvino_int8_path(checkpoint: str | os.PathLike, *, cache_dir: str |
     """Where :func:`cached_openvino_int8` keeps the model of ``checkpoint``: ``<cache>/openvino/<name>-<key>.int8.xml``,
     keyed by the checkpoint's SHA-256 and the versions of mmadfer, OpenVINO and NNCF (:func:`cached_model_path`)."""
     ov, nncf = require("openvino", "the OpenVINO backend"), require("nncf", "OpenVINO int8 quantisation")
-    return cached_model_path(checkpoint, f"openvino {ov.__version__}|nncf {nncf.__version__}", ".int8.xml",
+    return cached_model_path(checkpoint, f"openvino {ov.__version__}|nncf {nncf.__version__}|7-bit weights", ".int8.xml",
                              folder="openvino", cache_dir=cache_dir)
 
 

@@ -37,7 +37,7 @@ from .. import accel
 from ..checkpoints import load_encoder_weights, save_checkpoint
 from ..data.datasets import build_dataset
 from ..data.synthetic import write_synthetic_dataset
-from ..errors import CheckpointError
+from ..errors import CheckpointError, MmadferError
 from ..evaluation.analysis import analyze, write_files
 from ..evaluation.calibration import probabilities
 from ..metrics import classification_metrics, write_evaluation, write_json
@@ -47,6 +47,7 @@ from . import distributed as D
 from .config import TrainConfig
 from .loader import build_loader, num_batches
 from .logger import RunLogger, StepTimer
+from .preflight import require_clips
 from .state import STATE_FORMAT, capture_rng, latest_state, load_state, prune_states, restore_rng, save_state, \
     state_path
 
@@ -344,6 +345,7 @@ class _Trainer:
         _configure_backends(self.device, self.precision)
         seed_everything(cfg.train.seed)
         self.train_ds, self.test_ds = build_datasets(cfg)
+        self._check_clips()
         self.class_names = tuple(self.train_ds.class_names)
         self.model = build_model(cfg, self.class_names, announce=info.is_main)
         self.fingerprint = _frozen_fingerprint(self.model)
@@ -373,6 +375,17 @@ class _Trainer:
         self.net = torch.compile(net) if self.compiled and compile != "regional" else net
         self.log = RunLogger(run_dir, enabled=info.is_main, tensorboard=cfg.train.tensorboard, history=self.history,
                              purge_step=self.global_step if state_file is not None else None)
+
+    def _check_clips(self) -> None:
+        """Stop before training when too few clips of either split could load (:mod:`mmadfer.train.preflight`);
+        say how many are skipped, and why, when some are."""
+        for what, ds in (("training", self.train_ds), ("test", self.test_ds)):
+            if ds is None:
+                continue
+            check = require_clips(ds, what, getattr(ds, "annotation_file", None) or self.cfg.data.root)
+            if check.skipped and self.info.is_main:
+                print(f"skipping {check.total - check.usable} of {check.total} {what} clips: {check.summary()}",
+                      file=sys.stderr, flush=True)
 
     # -- state -------------------------------------------------------------------------------------------------------
     def _resume(self, path: Path) -> None:
@@ -500,6 +513,10 @@ class _Trainer:
         if self.info.distributed:
             torch.distributed.all_reduce(totals)
         loss_total, correct_total, n_total = totals.tolist()
+        if not n_total:  # every batch was skipped: nothing trained, and nothing will
+            raise MmadferError(self.cfg.data.root, f"epoch {self.epoch + 1}: none of the {len(self.train_ds)} "
+                                                   f"training clips could be loaded ({self.epoch_stats['bad_batches']} "
+                                                   "batches skipped; the warnings above name the clips)")
         return {"epoch": self.epoch + 1, "lr": lr,
                 "train_loss": loss_total / n_total if n_total else float("nan"),
                 "train_acc": correct_total / n_total if n_total else float("nan"),
