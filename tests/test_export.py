@@ -1,9 +1,9 @@
 """ONNX export: parity with PyTorch (fp32), int8 agreement, metadata round trip, the CLI and the ONNX Recognizer."""
 from __future__ import annotations
 
-import numpy as np
 import warnings
 
+import numpy as np
 import pytest
 import torch
 

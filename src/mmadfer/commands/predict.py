@@ -7,7 +7,9 @@ is one window.
 
 Outputs go to --output: a folder (default: the current one), mirroring the input folders, or a file name when there is
 one video. A video that cannot be read gets one line on stderr and the others go on; the exit status is 1 if any
-failed. --skip-existing resumes an interrupted batch.
+failed. --skip-existing resumes an interrupted batch. Every output is checked before the first video is decoded: an
+output that is an input (under any name) is refused, an existing file is replaced only with --overwrite, and every
+output folder must be writable; hidden temporaries a killed run left beside the outputs are removed.
 
 Privacy: everything runs locally and in memory. Nothing is uploaded, and no frame, face crop or audio is written
 unless asked (--save-faces, --anonymize).
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from ._inputs import discover
 
 TABLE_FORMATS = ("csv", "json")
 _CONVERSION_TIME = {"onnx-int8": "30 s", "openvino-int8": "2 min"}
+_STARTED = time.time()  # temporaries older than this process are stale: their writer is gone
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=float, metavar="S",
                    help="seconds between window starts (default: one window; 1 s with --realtime)")
     p.add_argument("--skip-existing", action="store_true", help="skip videos whose outputs already exist")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (never an input: an output that is an input is refused)")
     p.add_argument("--save-faces", metavar="DIR", help="write the face crops the model saw (one image per window)")
     p.add_argument("--anonymize", metavar="VIDEO_OUT",
                    help="write a copy with faces pixelated and the label drawn (a folder when there are several "
@@ -178,6 +184,8 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
         return 2
     for item, reason in bad:
         print(f"{item}: {reason}", file=sys.stderr)
+    if _unsafe_outputs(jobs, args):
+        return 2
     ok = skipped = 0
     failed = len(bad)
     bar = tqdm(jobs, desc="videos", unit="video", disable=None if len(jobs) > 1 else True, position=0)
@@ -212,6 +220,22 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     extra = f", {skipped} skipped (outputs exist)" if skipped else ""
     print(f"{ok} succeeded, {failed} failed{extra}{where}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _unsafe_outputs(jobs: list[Job], args: argparse.Namespace) -> bool:
+    """Check every output before any video is processed (``commands/_outputs.py``); print the problems. Also
+    removes what a killed earlier run left beside these outputs."""
+    from ._outputs import clean_stale_outputs, output_problems, unwritable_folders
+
+    todo = [j for j in jobs if not (args.skip_existing and all(p.exists() for p in j.outputs()))]
+    outputs = [p for j in todo for p in j.outputs()]
+    problems = output_problems([j.video for j in jobs], outputs, overwrite=args.overwrite) \
+        or unwritable_folders(outputs)
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    if not problems:
+        clean_stale_outputs([p for j in jobs for p in j.outputs()], before=_STARTED)
+    return bool(problems)
 
 
 def _detector(rec):

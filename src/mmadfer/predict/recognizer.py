@@ -36,7 +36,7 @@ from ..evaluation.calibration import probabilities
 from ..media.decode import open_video
 from ..media.faces import make_detector, split_tracks
 from ..media.pipeline import prepare_window
-from ..media.windows import DEFAULT_MAX_SIDE, kept_windows, window_spans
+from ..media.windows import DEFAULT_MAX_SIDE, count_windows, kept_windows
 from ..runtime.load import load_runner
 from ..runtime.runner import as_runner
 from .prefetch import prefetch
@@ -205,8 +205,9 @@ class Recognizer:
         bar = windows = None
         try:
             if progress:
-                total = len(window_spans(reader.duration_s, window_s, stride_s, start_s=start_s, end_s=end_s)) \
-                    if reader.duration_s else None
+                plausible = reader.plausible_duration_s()  # never a list of every window: counted
+                total = count_windows(plausible, window_s, stride_s, start_s=start_s, end_s=end_s) \
+                    if plausible else None
                 bar = tqdm(total=total, desc=Path(path).name, unit="window", leave=False,
                            **(progress if isinstance(progress, dict) else {}))
             windows = self._prepared_windows(reader, window_s, stride_s, start_s, end_s)
