@@ -213,7 +213,7 @@ def test_cli_batch_with_bad_files(checkpoint, videos, tmp_path, capsys):
     assert main(argv) == 1
     err = capsys.readouterr().err
     # one line per bad file and the summary (plus, on a first run, the note that the int8 model is being converted)
-    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("converting ")]
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("converting ", "mmadfer: "))]
     assert "Traceback" not in err
     expected = {"zero.mp4": "empty", "notes.mp4": "not a media file", "cut.mp4": "truncated",
                 "voice.mp4": "no video stream", "missing.mp4": "not found"}
@@ -392,7 +392,7 @@ def test_auto_backend_is_int8_on_the_cpu_and_torch_elsewhere(checkpoint, tmp_pat
     np.testing.assert_array_equal(auto.predict_batch(video[2:3], audio[2:3])[0], p_int8[2])
 
 
-def test_auto_backend_falls_back_to_torch_when_conversion_fails(checkpoint, monkeypatch):
+def test_auto_backend_falls_back_to_torch_when_conversion_fails(checkpoint, monkeypatch, tmp_path):
     pytest.importorskip("onnxruntime")
     from mmadfer.runtime import cache
 
@@ -402,8 +402,8 @@ def test_auto_backend_falls_back_to_torch_when_conversion_fails(checkpoint, monk
     monkeypatch.setattr(cache, "cached_int8", broken)
     if _installed("openvino", "nncf"):
         monkeypatch.setattr(cache, "cached_openvino_int8", broken)
-    with pytest.warns(UserWarning, match="exporter exploded.*auto skips it"):
-        rec = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None)
+    with pytest.warns(UserWarning, match="exporter exploded.*auto skips it"):  # an empty cache: nothing decided yet
+        rec = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None, cache_dir=tmp_path / "cache")
     assert rec.backend == "torch"
     with pytest.raises(RuntimeError, match="exporter exploded"):  # asked for explicitly: the error is the answer
         Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None, backend="onnx-int8")

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..errors import CheckpointError
 from ..export.verify import random_inputs
 from ..hardware import cpu_signature
 from ..io import atomic_write, sha256_file
@@ -122,6 +123,8 @@ def decision_path(checkpoint: str | os.PathLike, cache_dir: str | os.PathLike | 
     """Where the decision for ``checkpoint`` on this CPU is kept: ``<cache>/auto/<name>-<key>.json``, keyed by the
     checkpoint's SHA-256 and :func:`~mmadfer.hardware.cpu_signature`."""
     checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise CheckpointError(checkpoint, "no such file")
     tag = json.dumps({"sha256": sha256_file(checkpoint), "cpu": cpu_signature()}, sort_keys=True)
     key = hashlib.sha256(tag.encode()).hexdigest()[:16]
     return Path(cache_dir or default_cache_dir()) / "auto" / f"{checkpoint.stem}-{key}.json"
