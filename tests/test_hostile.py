@@ -57,6 +57,7 @@ def test_existing_outputs_are_kept_unless_overwrite(checkpoint, clip, tmp_path, 
     assert "exists; refusing to replace it" in capsys.readouterr().err and table.read_text() == "mine\n"
     assert _predict(clip, "-c", checkpoint, "-o", table, "--overwrite") == 0
     assert table.read_text().startswith("start_s")
+    assert "mmadfer: predicting with torch fp32" in capsys.readouterr().err  # predict says what ran
 
 
 def test_unwritable_output_folder_fails_before_any_video(checkpoint, clip, tmp_path, capsys, monkeypatch):

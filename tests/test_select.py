@@ -122,18 +122,19 @@ def test_short_job_runs_torch_now_and_decides_nothing(setup):
     ck, cache, make, loaded = setup
     load, measure, measured = make()
     lines = []
-    choice = select.choose(ck, load, ["openvino-int8", "onnx-int8"], cache_dir=cache, job_windows=2,
+    params = sum(p.numel() for p in load("torch").net.parameters())
+    loaded.clear()
+    torch_s = select.estimate_torch_s(params)
+    seconds = sum(select.estimate_conversion(b, params, torch_s)[0] for b in ("openvino-int8", "onnx-int8"))
+    n = int(seconds / (torch_s * (1 - select.INT8_TIME_GUESS))) + 1  # the shortest job that repays converting
+    assert select.pays_off(n, torch_s, seconds) and not select.pays_off(n - 2, torch_s, seconds)
+    choice = select.choose(ck, load, ["openvino-int8", "onnx-int8"], cache_dir=cache, job_windows=n - 2,
                            measure=measure, memory=2**40, log=lines.append)
-    assert choice.backend == "torch" and loaded == ["torch"] and measured == ["torch"]
-    assert lines[0].startswith("backend auto -> torch for now: 2 clips take about 2 s in PyTorch")
+    assert choice.backend == "torch" and loaded == ["torch"] and measured == []  # nothing converted nor run
+    assert lines[0].startswith(f"backend auto -> torch for now: {n - 2} clips take about")
     assert not select.decision_path(ck, cache).exists()
-    # a long job repays the conversion
-    seconds = sum(select.estimate_conversion(b, sum(p.numel() for p in choice.runner.net.parameters()), 1.2)[0]
-                  for b in ("openvino-int8", "onnx-int8"))
-    n = int(seconds / (1.2 * (1 - select.INT8_TIME_GUESS))) + 1
-    assert select.pays_off(n, 1.2, seconds) and not select.pays_off(n - 2, 1.2, seconds)
     assert select.choose(ck, load, ["openvino-int8", "onnx-int8"], cache_dir=cache, job_windows=n,
-                         measure=measure, memory=2**40, log=lines.append).backend == "onnx-int8"
+                         measure=measure, memory=2**40, log=lines.append).backend == "onnx-int8"  # a long job
 
 
 def test_conversion_over_the_memory_bound_is_skipped_with_a_reason(setup):
@@ -144,8 +145,8 @@ def test_conversion_over_the_memory_bound_is_skipped_with_a_reason(setup):
     choice = select.choose(ck, load, ["openvino-int8", "onnx-int8"], cache_dir=cache, measure=measure,
                            memory=1 << 20, log=lines.append)
     assert choice.backend == "torch" and loaded == ["torch"]
-    assert [line.split(":")[0] for line in lines[:2]] == ["backend auto skips openvino-int8",
-                                                         "backend auto skips onnx-int8"]
+    assert [line.split(":")[0] for line in lines] == ["backend auto skips openvino-int8",
+                                                     "backend auto skips onnx-int8", "backend auto -> torch"]
     assert "over the 0.0 GiB bound" in lines[0]
     assert select.memory_bound() <= select.MEMORY_BOUND
     # the reference model (179 M parameters) needs more than 4 GiB to convert: skipped under the default bound
@@ -177,3 +178,13 @@ def test_explicit_int8_backend_warns_with_its_measured_agreement_and_corrupt_cac
         warnings.simplefilter("ignore")
         again = load_runner("onnx-int8", ck, cache_dir=cache)
     assert again.agreement == measured and path.stat().st_size > 1000
+
+
+def test_job_size_from_the_videos_durations(tmp_path):
+    from mmadfer.commands._jobsize import job_windows
+    from mmadfer.data.synthetic import make_astronaut_video
+
+    video = make_astronaut_video(tmp_path / "a.mp4", seconds=12.0, fps=5, size=32, audio=False)
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    assert job_windows([video]) == 3  # 12 s in windows of 5.12 s
+    assert job_windows([video, tmp_path / "bad.mp4"], stride_s=1.0) == 12 + 1  # an unreadable file counts one

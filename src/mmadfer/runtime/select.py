@@ -5,11 +5,11 @@ slower than PyTorch fp32 while ONNX Runtime int8 is the fastest. So ``auto`` mea
 (:func:`choose`):
 
 1. **Memory.** A conversion whose estimated peak (:func:`estimate_conversion`) exceeds :func:`memory_bound`
-   (``min(4 GiB, half the available RAM)``) is skipped, with a line saying why.
+   (``min(4 GiB, half the available RAM)``) is skipped, with a line saying why; with none left, PyTorch runs.
 2. **Pay-off.** With no decision cached yet and a job of known size (``job_windows``), the job's PyTorch time
-   (windows × PyTorch's time per clip, measured on one clip) is weighed against the conversions' estimated cost
-   plus the job's time on int8 (:func:`pays_off`); when converting would not pay off, the job runs in PyTorch now
-   and nothing is decided.
+   (windows × PyTorch's time per clip, estimated from the parameter count: :func:`estimate_torch_s`, so that
+   nothing extra runs) is weighed against the conversions' estimated cost plus the job's time on int8
+   (:func:`pays_off`); when converting would not pay off, the job runs in PyTorch now and nothing is decided.
 3. **Measurement.** Each remaining candidate is converted (once, into the conversion cache, where its top-1
    agreement with PyTorch on held-out clips is measured and stored: :mod:`mmadfer.runtime.cache`), warmed up and
    timed on one clip; :func:`decide` keeps the fastest whose agreement meets :data:`AGREEMENT_BAR`, PyTorch when
@@ -39,18 +39,22 @@ from ..io import atomic_write, sha256_file
 from .cache import default_cache_dir
 from .runner import Runner
 
-__all__ = ["AGREEMENT_BAR", "MEMORY_BOUND", "Choice", "decide", "memory_bound", "estimate_conversion", "pays_off",
-           "time_clip", "decision_path", "agreement_of", "ran_with", "choose"]
+__all__ = ["AGREEMENT_BAR", "MEMORY_BOUND", "Choice", "decide", "memory_bound", "estimate_conversion",
+           "estimate_torch_s", "pays_off", "time_clip", "decision_path", "agreement_of", "ran_with", "choose"]
 
 #: The top-1 agreement with PyTorch on held-out clips an int8 path needs for ``auto`` to pick it.
 AGREEMENT_BAR = 0.99
 #: The most memory ``auto`` lets an automatic conversion take (also at most half the available RAM).
 MEMORY_BOUND = 4 * 2**30
-#: Conversion cost per backend as ``(seconds per million parameters, peak bytes per parameter byte, base bytes)``,
-#: measured on an AVX2-only AMD EPYC with 2 threads: the reference model (179 M parameters) converted to ONNX
-#: Runtime int8 in 146 s with a 5.1 GB peak; OpenVINO int8 (export + NNCF calibration) took about 250 s and 8.3 GB
-#: (issue 11). The agreement check after a conversion (64 held-out clips) is added by :func:`estimate_conversion`.
-CONVERSION_COST = {"onnx-int8": (0.82, 6.2, 0.7 * 2**30), "openvino-int8": (1.4, 10.4, 0.9 * 2**30)}
+#: Conversion cost per backend as ``(seconds per million parameters, peak bytes per parameter byte, base bytes)``.
+#: Measured on the reference model (179 M parameters, 0.71 GB of fp32 weights) on an AVX2-only AMD EPYC with 2
+#: threads: ONNX Runtime int8 took 137 s with a 5.1 GB peak RSS; OpenVINO int8 (export + NNCF calibration) peaked
+#: at 8.5 GB and took about 250 s (issue 11's figure; 1160 s on a machine loaded 4x over). The base is what the
+#: libraries take before any weight. The agreement check after a conversion is added by :func:`estimate_conversion`.
+CONVERSION_COST = {"onnx-int8": (0.77, 6.2, 0.7 * 2**30), "openvino-int8": (1.4, 10.6, 0.9 * 2**30)}
+#: PyTorch fp32 seconds per clip and parameter on a CPU: the reference model (179 M parameters) took 3.7 s per clip
+#: on 2 cores of a Zen 4 CPU (BENCHMARKS.md), 5.2 s on a Zen 3 (issue 11); the faster figure is used.
+TORCH_S_PER_PARAM = 3.7 / 178.5e6
 #: Before any int8 path has been timed, the job's int8 time is guessed as this fraction of PyTorch's: the worst
 #: int8 ratio measured (ONNX Runtime int8 on an AVX2-only CPU, 2.9 s against 5.2 s), so the pay-off is not
 #: overestimated.
@@ -103,6 +107,13 @@ def estimate_conversion(backend: str, num_params: int, torch_s: float, heldout_c
     clips = HELDOUT_CLIPS if heldout_clips is None else heldout_clips
     seconds = s_per_mparam * num_params / 1e6 + clips * torch_s * (1 + INT8_TIME_GUESS)
     return seconds, int(base + per_byte * 4 * num_params)
+
+
+def estimate_torch_s(num_params: int) -> float:
+    """Seconds PyTorch is expected to take per clip for a model of ``num_params`` parameters on a CPU, before
+    anything is run: :data:`TORCH_S_PER_PARAM` per parameter (the faster of the CPUs measured, so that a job's
+    PyTorch time, and with it the pay-off of converting, is not overestimated)."""
+    return TORCH_S_PER_PARAM * num_params
 
 
 def pays_off(job_windows: int, torch_s: float, conversion_s: float, int8_s: float | None = None) -> bool:
@@ -184,14 +195,12 @@ def choose(checkpoint: str | os.PathLike, load: Callable[[str], Runner], candida
             return Choice(cached["backend"], runner, line, cached["timings"], cached["agreement"])
 
     torch_runner = load("torch")
-    cfg = torch_runner.cfg
-    inputs = random_inputs(cfg, 1, seed=7)
-    timings = {"torch": measure("torch", torch_runner, inputs)}
     num_params = sum(p.numel() for p in torch_runner.net.parameters()) if hasattr(torch_runner, "net") else 0
+    torch_guess = estimate_torch_s(num_params)  # nothing is run before a conversion is known to be worth it
     bound = memory_bound() if memory is None else memory
     convertible, cost = [], 0.0
     for backend in candidates:
-        seconds, peak = estimate_conversion(backend, num_params, timings["torch"])
+        seconds, peak = estimate_conversion(backend, num_params, torch_guess)
         if peak > bound:
             log(f"backend auto skips {backend}: converting this model needs about {peak / 2**30:.1f} GiB, over the "
                 f"{bound / 2**30:.1f} GiB bound for automatic conversions (min(4 GiB, half the available RAM)); "
@@ -199,13 +208,19 @@ def choose(checkpoint: str | os.PathLike, load: Callable[[str], Runner], candida
             continue
         convertible.append(backend)
         cost += seconds
-    if job_windows is not None and convertible and not pays_off(job_windows, timings["torch"], cost):
-        line = (f"backend auto -> torch for now: {job_windows} clips take about {job_windows * timings['torch']:.0f} s "
-                f"in PyTorch ({timings['torch']:.2f} s per clip), less than converting for "
-                f"{', '.join(convertible)} first (about {cost:.0f} s); a longer job converts")
+    if not convertible:
+        line = "backend auto -> torch: no int8 conversion to try"
         log(line)
-        return Choice("torch", torch_runner, line, timings)
+        return Choice("torch", torch_runner, line)
+    if job_windows is not None and not pays_off(job_windows, torch_guess, cost):
+        line = (f"backend auto -> torch for now: {job_windows} clips take about {job_windows * torch_guess:.0f} s in "
+                f"PyTorch (about {torch_guess:.2f} s per clip), less than converting for {', '.join(convertible)} "
+                f"first (about {cost:.0f} s); a longer job converts")
+        log(line)
+        return Choice("torch", torch_runner, line)
 
+    inputs = random_inputs(torch_runner.cfg, 1, seed=7)
+    timings = {"torch": measure("torch", torch_runner, inputs)}
     runners: dict[str, Runner] = {"torch": torch_runner}
     agreement: dict[str, dict] = {}
     for backend in convertible:
