@@ -1,6 +1,8 @@
 """ONNX export: parity with PyTorch (fp32), int8 agreement, metadata round trip, the CLI and the ONNX Recognizer."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -155,13 +157,15 @@ def test_int8_conversion_is_cached_per_checkpoint(tiny_model, tmp_path, monkeypa
     first = export.cached_int8(ck, cache_dir=cache)
     assert first.parent == cache / "onnx" and first.name.startswith("tiny-") and first.name.endswith(".int8.onnx")
     assert export.cached_int8(ck, cache_dir=cache) == first and len(calls) == 1  # reused, not converted again
-    rec = Recognizer.from_checkpoint(ck, device="cpu", backend="onnx-int8", detector=None, cache_dir=cache)
+    with warnings.catch_warnings():  # this random tiny model's int8 may disagree with it: a warning, not an error
+        warnings.simplefilter("ignore")
+        rec = Recognizer.from_checkpoint(ck, device="cpu", backend="onnx-int8", detector=None, cache_dir=cache)
     assert rec.precision == "int8" and len(calls) == 1
     monkeypatch.setenv("MMADFER_CACHE", str(tmp_path / "env_cache"))
     assert export.default_cache_dir() == tmp_path / "env_cache"
     save_checkpoint(tiny_model, ck, extra={"note": "retrained"})  # a different file: converted again
     second = export.cached_int8(ck, cache_dir=cache)
-    models = sorted(p.name for p in (cache / "onnx").iterdir() if p.suffix != ".lock")  # a lock file per model
+    models = sorted(p.name for p in (cache / "onnx").iterdir() if p.suffix == ".onnx")  # with a lock and an entry
     assert second != first and len(calls) == 2 and models == sorted([first.name, second.name])
     with pytest.raises(CheckpointError, match="no such file"):
         export.cached_int8(tmp_path / "missing.safetensors", cache_dir=cache)

@@ -76,7 +76,8 @@ def test_conversion_is_cached_per_checkpoint(tiny_model, tmp_path, monkeypatch):
     first = conversion.cached_openvino_int8(ck, cache_dir=cache)
     assert first.parent == cache / "openvino" and first.name.startswith("tiny-") and first.name.endswith(".int8.xml")
     assert conversion.cached_openvino_int8(ck, cache_dir=cache) == first and len(calls) == 1  # reused
-    assert sorted(p.suffix for p in first.parent.iterdir()) == [".bin", ".lock", ".xml"]  # nothing temporary left
+    # nothing temporary left: the model, its lock and its entry (sizes, SHA-256, agreement)
+    assert sorted(p.suffix for p in first.parent.iterdir()) == [".bin", ".json", ".lock", ".xml"]
     save_checkpoint(tiny_model, ck, extra={"note": "retrained"})  # a different file: converted again
     assert conversion.cached_openvino_int8(ck, cache_dir=cache) != first and len(calls) == 2
 
@@ -123,9 +124,9 @@ def test_auto_prefers_openvino_then_onnxruntime_then_torch(tiny_model, tmp_path,
         raise RuntimeError("calibration exploded")
 
     monkeypatch.setattr(conversion, "cached_openvino_int8", broken)
-    with pytest.warns(UserWarning, match="openvino-int8 conversion .* failed .*calibration exploded.*trying onnx-int8"):
+    with pytest.warns(UserWarning, match="openvino-int8 conversion .* failed .*calibration exploded.*auto skips it"):
         rec = Recognizer.from_checkpoint(ck, device="cpu", detector=None)
-    assert rec.backend == "onnx" and rec.precision == "int8"
+    assert rec.backend in ("onnx", "torch")  # the faster of the rest, measured (mmadfer.runtime.select)
     with pytest.raises(RuntimeError, match="calibration exploded"):  # asked for explicitly: the error is the answer
         Recognizer.from_checkpoint(ck, device="cpu", detector=None, backend="openvino-int8")
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
-__all__ = ["atomic_write", "atomic_path", "publish", "sha256_file", "file_lock"]
+__all__ = ["atomic_write", "atomic_path", "publish", "sha256_file", "file_lock", "remove_stale_temporaries"]
 
 
 def _umask() -> int:
@@ -33,6 +34,24 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(path: str | os.PathLike, before: float) -> list[Path]:
+    """Remove what an interrupted :func:`atomic_path` for ``path`` left beside it (a process killed mid-write):
+    files named as it names them (``.<name>.<8 random characters><suffix>``) and last modified before ``before``
+    (a time: e.g. when this process started, so another process's write in progress is left alone). Returns the
+    removed paths. Nothing else is touched: only this temporary-name pattern, only beside ``path``."""
+    path = Path(path)
+    pattern = re.compile(r"\." + re.escape(path.name) + r"\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?")
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False) \
+                    and entry.stat(follow_symlinks=False).st_mtime < before:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
 
 
 def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:

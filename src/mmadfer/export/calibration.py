@@ -22,11 +22,17 @@ from ..media.pipeline import prepare_window
 from ..media.windows import DEFAULT_MAX_SIDE, kept_windows
 from .verify import random_inputs
 
-__all__ = ["calibration_inputs", "footage_inputs", "DEFAULT_CALIBRATION_CLIPS"]
+__all__ = ["calibration_inputs", "heldout_inputs", "footage_inputs", "DEFAULT_CALIBRATION_CLIPS", "HELDOUT_CLIPS"]
 
 #: Calibration clips per conversion: half rendered talking faces with a voice, half random noise (the widest
 #: ranges an input can reach). 8 keeps the reference model's conversion short (BENCHMARKS.md).
 DEFAULT_CALIBRATION_CLIPS = 8
+#: Held-out clips an int8 model's top-1 agreement with PyTorch is measured on after a conversion (half rendered
+#: faces, half noise, from seeds calibration never uses). 64 clips: the 99% bar then means no disagreement at all,
+#: and the check costs about 64 PyTorch clips, once per converted model (its cost counts in ``auto``'s pay-off rule).
+HELDOUT_CLIPS = 64
+#: The seed of the held-out clips: far from calibration's (1234 + i), so no held-out clip was calibrated on.
+HELDOUT_SEED = 100_000
 
 
 def calibration_inputs(cfg: ModelConfig, num_clips: int = DEFAULT_CALIBRATION_CLIPS, *,
@@ -44,6 +50,15 @@ def calibration_inputs(cfg: ModelConfig, num_clips: int = DEFAULT_CALIBRATION_CL
         video, audio = random_inputs(cfg, 1, seed=seed + i) if i % 2 else next(faces)
         out.append((video.numpy(), audio.numpy()))
     return out
+
+
+def heldout_inputs(cfg: ModelConfig, num_clips: int = HELDOUT_CLIPS, *,
+                   batch_size: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inputs calibration did not see, for measuring an int8 model's agreement with PyTorch: the same kinds as
+    :func:`calibration_inputs` (rendered faces and noise) from other seeds, in batches of ``batch_size``."""
+    clips = calibration_inputs(cfg, num_clips, seed=HELDOUT_SEED)
+    batches = [clips[i:i + batch_size] for i in range(0, len(clips), batch_size)]
+    return [(np.concatenate([v for v, _ in b]), np.concatenate([a for _, a in b])) for b in batches]
 
 
 def footage_inputs(cfg: ModelConfig, videos: Sequence[str | os.PathLike],

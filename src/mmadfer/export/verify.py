@@ -2,14 +2,14 @@
 logits with the PyTorch model's (max |Δlogit|, top-1 agreement)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
 from ..config import ModelConfig
 
-__all__ = ["random_inputs", "compare"]
+__all__ = ["random_inputs", "compare", "agreement"]
 
 
 def random_inputs(cfg: ModelConfig, batch_size: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,17 +28,33 @@ def compare(model: torch.nn.Module, runner: Callable[[torch.Tensor, torch.Tensor
     Returns ``max_abs_logit_diff``, ``max_rel_logit_diff`` (relative to the largest |logit|), ``top1_agreement``
     (fraction of clips with the same predicted class) and ``num_clips``.
     """
+    batches = []
+    for i, start in enumerate(range(0, num_clips, batch_size)):
+        batches.append(random_inputs(model.cfg, min(batch_size, num_clips - start), seed=seed + i))
+    return agreement(model, runner, batches)
+
+
+def agreement(model: torch.nn.Module, runner: Callable[[torch.Tensor, torch.Tensor], np.ndarray],
+              batches: Iterable[tuple[Any, Any]], *, reference: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """Agreement of ``runner`` with the PyTorch ``model`` (run in fp32 on the CPU) on given input ``batches`` of
+    ``(video, audio)``; the keys of :func:`compare`. ``reference``: the model's logits per batch, when already
+    computed (one PyTorch pass serves several runners); a list given empty is filled."""
     model = model.eval().float().cpu()
     max_abs = max_ref = 0.0
-    same = 0
-    for i, start in enumerate(range(0, num_clips, batch_size)):
-        n = min(batch_size, num_clips - start)
-        video, audio = random_inputs(model.cfg, n, seed=seed + i)
-        with torch.no_grad():
-            ref = model(video, audio).numpy()
-        out = runner(video, audio)
+    same = total = 0
+    for i, (video, audio) in enumerate(batches):
+        video, audio = torch.as_tensor(video), torch.as_tensor(audio)
+        if reference is not None and i < len(reference):
+            ref = reference[i]
+        else:
+            with torch.no_grad():
+                ref = model(video, audio).float().numpy()  # [B, C]
+            if reference is not None:
+                reference.append(ref)
+        out = np.asarray(torch.as_tensor(runner(video, audio)).float().cpu())  # [B, C]
         max_abs = max(max_abs, float(np.abs(out - ref).max()))
         max_ref = max(max_ref, float(np.abs(ref).max()))
         same += int((out.argmax(1) == ref.argmax(1)).sum())
-    return {"num_clips": num_clips, "max_abs_logit_diff": max_abs,
-            "max_rel_logit_diff": max_abs / max(max_ref, 1e-12), "top1_agreement": same / num_clips}
+        total += len(ref)
+    return {"num_clips": total, "max_abs_logit_diff": max_abs,
+            "max_rel_logit_diff": max_abs / max(max_ref, 1e-12), "top1_agreement": same / max(total, 1)}

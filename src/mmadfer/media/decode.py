@@ -427,13 +427,18 @@ class VideoReader:
         )
 
     def windows(
-        self, window_s: float, stride_s: float | None = None, *, start_s: float = 0.0, end_s: float | None = None
+        self, window_s: float, stride_s: float | None = None, *, start_s: float = 0.0, end_s: float | None = None,
+        skip_empty: bool = False,
     ) -> Iterator[Clip]:
         """Stream ``[t, t + window_s)`` for ``t = start_s, start_s + stride_s, ...`` while ``t`` is before the end.
 
         One forward pass through the file; only the frames and samples that the current and later windows share
         are kept. Windows that run past the end are cut there, so the last ones may be shorter than ``window_s``
         (check ``clip.duration_s``). ``stride_s`` defaults to ``window_s`` (no overlap).
+
+        ``skip_empty``: leave out windows with no video frame, and stop at the end of the video stream. The work
+        is then bounded by the decoded frames, not by the timestamps: a gap (a crafted last frame at 1e9 s) is
+        jumped over in one step instead of walked window by window.
         """
         stride_s = window_s if stride_s is None else stride_s
         if window_s <= 0 or stride_s <= 0:
@@ -447,8 +452,22 @@ class VideoReader:
             clip = self.read(t, t + window_s if stop is None else min(t + window_s, stop))
             if stop is None and clip.num_frames == 0 and self._veof:
                 return
+            if skip_empty and clip.num_frames == 0:
+                if self._veof:
+                    return
+                # the next decoded frame is at self._vhead (>= the window's end): go to the first window holding it
+                k = max(k + 1, math.floor((self._vhead - start_s - window_s) / stride_s) + 1)
+                continue
             yield clip
             k += 1
+
+    def plausible_duration_s(self) -> float | None:
+        """The duration, unless the stream's frame count says it is far shorter (a crafted timestamp): then the
+        frame count over the frame rate. For progress bars and estimates only; decoding stops at the content."""
+        frames = self._vs.frames
+        if self.duration_s and frames and self.fps:
+            return min(self.duration_s, max(frames / self.fps, 1.0 / self.fps) * 2 + 1.0)
+        return self.duration_s
 
     def close(self) -> None:
         for c in self._containers:

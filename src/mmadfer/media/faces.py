@@ -57,6 +57,7 @@ class FaceDetector:
         self.device = torch.device(device or default_device())
         self.batch_size = int(batch_size)
         self.max_side = max_side
+        self.min_face_size = int(min_face_size)
         self._mtcnn = facenet.MTCNN(
             keep_all=True, device=self.device, min_face_size=min_face_size, thresholds=list(thresholds),
             post_process=False, select_largest=False,
@@ -79,6 +80,8 @@ class FaceDetector:
             frames = _resize_hwc(frames, (h, w))
         boxes: list[np.ndarray] = []
         probs: list[np.ndarray] = []
+        if min(frames.shape[1:3]) < self.min_face_size:  # too small to hold a face (MTCNN's pyramid would be empty)
+            return [np.zeros((0, 4), np.float32)] * len(frames), [np.zeros(0, np.float32)] * len(frames)
         for i in range(0, len(frames), self.batch_size):
             b, p = self._mtcnn.detect(frames[i : i + self.batch_size])  # per frame: [k, 4] array or None
             for bb, pp in zip(b, p):

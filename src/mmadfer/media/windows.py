@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator
 
-__all__ = ["keep_window", "kept_windows", "window_spans", "MIN_WINDOW_FRACTION", "DEFAULT_MAX_SIDE"]
+__all__ = ["keep_window", "kept_windows", "window_spans", "count_windows", "MIN_WINDOW_FRACTION", "DEFAULT_MAX_SIDE"]
 
 #: A cut final window shorter than this fraction of a window is dropped (unless it is the only one).
 MIN_WINDOW_FRACTION = 0.5
@@ -31,13 +31,27 @@ def keep_window(index: int, length_s: float, window_s: float) -> bool:
 def kept_windows(reader, window_s: float, stride_s: float | None = None, *, start_s: float = 0.0,
                  end_s: float | None = None) -> Iterator[Any]:
     """The windows of a :class:`~mmadfer.media.decode.VideoReader` that get a prediction: a cut final window is
-    dropped by :func:`keep_window`, and windows past the end of the video stream (audio runs longer) are skipped."""
-    for k, clip in enumerate(reader.windows(window_s, stride_s, start_s=start_s, end_s=end_s)):
+    dropped by :func:`keep_window`, and windows without video frames (past the end of the video stream, or in a
+    gap of its timestamps) are skipped without being walked one by one, so the work is bounded by the decoded
+    content, never by a timestamp."""
+    stride_s = window_s if stride_s is None else stride_s
+    for clip in reader.windows(window_s, stride_s, start_s=start_s, end_s=end_s, skip_empty=True):
+        k = round((clip.start_s - start_s) / stride_s)
         if not keep_window(k, clip.duration_s, window_s):
             break
-        if clip.num_frames == 0:
-            continue
         yield clip
+
+
+def count_windows(duration_s: float, window_s: float, stride_s: float | None = None, *, start_s: float = 0.0,
+                  end_s: float | None = None) -> int:
+    """``len(window_spans(...))`` without building the list: constant time and memory for any duration."""
+    stride_s = window_s if stride_s is None else stride_s
+    if window_s <= 0 or stride_s <= 0:
+        raise ValueError(f"window and stride must be positive, got {window_s} and {stride_s}")
+    stop = duration_s if end_s is None else min(end_s, duration_s)
+    n = max(0, math.ceil((stop - start_s - _EPS) / stride_s))  # windows that start before the end
+    long_enough = math.floor((stop - start_s - MIN_WINDOW_FRACTION * window_s + _EPS) / stride_s) + 1
+    return max(min(n, long_enough), min(n, 1))  # the first window is kept however short
 
 
 def window_spans(duration_s: float, window_s: float, stride_s: float | None = None, *, start_s: float = 0.0,

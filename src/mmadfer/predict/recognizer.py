@@ -36,7 +36,7 @@ from ..evaluation.calibration import probabilities
 from ..media.decode import open_video
 from ..media.faces import make_detector, split_tracks
 from ..media.pipeline import prepare_window
-from ..media.windows import DEFAULT_MAX_SIDE, kept_windows, window_spans
+from ..media.windows import DEFAULT_MAX_SIDE, count_windows, kept_windows
 from ..runtime.load import load_runner
 from ..runtime.runner import as_runner
 from .prefetch import prefetch
@@ -104,17 +104,17 @@ class Recognizer:
     def from_checkpoint(cls, path: str | os.PathLike, *, device: str | torch.device | None = None,
                         backend: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, detector: Any = "auto",
                         precision: str | None = None, cache_dir: str | os.PathLike | bool | None = None,
-                        **kw: Any) -> "Recognizer":
+                        job_windows: int | None = None, **kw: Any) -> "Recognizer":
         """Load a checkpoint: mmadfer ``.safetensors``, the reference's released ``.pth``, or an exported ``.onnx`` or
         OpenVINO ``.xml``.
 
         ``backend`` (:data:`mmadfer.runtime.backends.BACKENDS`): ``'torch'``, ``'onnx'``, ``'onnx-int8'``,
         ``'openvino-int8'`` or ``'auto'`` (the default), which picks the fastest path that keeps predictions
-        (:func:`mmadfer.runtime.load.fallback_chain`): exported files run on their own runtime; on the CPU, unless
-        ``precision`` or ``compile`` asks for torch, ``'openvino-int8'`` when OpenVINO and NNCF are installed, else
-        ``'onnx-int8'`` with ONNX Runtime, else ``'torch'``; elsewhere ``'torch'``. Both int8 paths agree with fp32
-        on the top-1 class for every clip measured, and their speeds are profiled in BENCHMARKS.md. If a conversion
-        fails, ``'auto'`` warns and tries the next path.
+        (:func:`mmadfer.runtime.select.choose`): exported files run on their own runtime; on the CPU, unless
+        ``precision`` or ``compile`` asks for torch, the installed int8 paths are converted, checked against PyTorch
+        on held-out clips and timed on this machine, and the fastest whose top-1 agreement is at least 99% runs
+        (torch when none is faster); the decision is cached per checkpoint and CPU. ``job_windows``: the clips the
+        job will run, when known: a job too short to repay a conversion runs in PyTorch. Elsewhere ``'torch'``.
 
         A PyTorch checkpoint is converted once for an int8 backend (calibration included for OpenVINO) and the
         result kept in ``cache_dir`` (default :func:`mmadfer.runtime.cache.default_cache_dir`; ``False``: convert in
@@ -122,7 +122,7 @@ class Recognizer:
         """
         device = device or default_device()
         runner = load_runner(backend or "auto", path, device=device, precision=precision,
-                             compile=kw.pop("compile", False), cache_dir=cache_dir)
+                             compile=kw.pop("compile", False), cache_dir=cache_dir, job_windows=job_windows)
         return cls(runner, device=device, batch_size=batch_size, detector=detector, source=str(Path(path)), **kw)
 
     # -- properties ------------------------------------------------------------------------------------------------
@@ -205,8 +205,9 @@ class Recognizer:
         bar = windows = None
         try:
             if progress:
-                total = len(window_spans(reader.duration_s, window_s, stride_s, start_s=start_s, end_s=end_s)) \
-                    if reader.duration_s else None
+                plausible = reader.plausible_duration_s()  # never a list of every window: counted
+                total = count_windows(plausible, window_s, stride_s, start_s=start_s, end_s=end_s) \
+                    if plausible else None
                 bar = tqdm(total=total, desc=Path(path).name, unit="window", leave=False,
                            **(progress if isinstance(progress, dict) else {}))
             windows = self._prepared_windows(reader, window_s, stride_s, start_s, end_s)

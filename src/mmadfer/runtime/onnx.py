@@ -9,6 +9,7 @@ import torch
 
 from .._optional import require
 from ..config import ModelConfig
+from ..errors import CheckpointError
 from ..export.onnx import OUTPUT_NAME, config_from_metadata, read_onnx_config
 from .runner import RunnerBase, as_model_inputs
 
@@ -39,7 +40,11 @@ class OnnxRunner(RunnerBase):
             providers.insert(0, "CUDAExecutionProvider")
         data = source if isinstance(source, bytes) else os.fspath(source)
         self.path = None if isinstance(source, bytes) else Path(source)
-        self.session = ort.InferenceSession(data, options, providers=providers)
+        try:
+            self.session = ort.InferenceSession(data, options, providers=providers)
+        except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, NoSuchFile...)
+            where = self.path or "the ONNX model bytes"
+            raise CheckpointError(where, f"not a readable ONNX model ({' '.join(str(e).split())[:200]})") from e
         meta = self.session.get_modelmeta().custom_metadata_map
         self.cfg = config_from_metadata(meta, self.path)
         self.precision = meta.get("mmadfer_precision", "fp32")

@@ -39,6 +39,9 @@ class RunnerBase:
     """What every runner of this package shares: ``labels``, the class names of its ``cfg``."""
 
     cfg: ModelConfig
+    #: A converted model's measured top-1 agreement with PyTorch on held-out clips (the keys of
+    #: :func:`mmadfer.export.verify.compare`), None when not measured (PyTorch itself, a file run as it is).
+    agreement: dict | None = None
 
     @property
     def labels(self) -> tuple[str, ...]:
