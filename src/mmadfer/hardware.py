@@ -1,0 +1,50 @@
+"""What this machine is: the CPU model, its ISA flags and its cores, for benchmark rows and cache keys.
+
+CPU speed depends on more than the core count: this project's machines range from Zen 3 with AVX2 only to Zen 4
+with AVX-512 VNNI and BF16, and Intel parts with AMX. Every CPU number ``mmadfer bench`` prints carries
+:func:`cpu_signature`, and a converted model cached for one CPU can be told apart from one made for another.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+
+__all__ = ["cpu_signature", "ISA_FLAGS", "usable_cores"]
+
+#: The ISA features that change which kernels torch, ONNX Runtime and OpenVINO pick (``/proc/cpuinfo`` names).
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+             "amx_tile", "amx_bf16", "amx_int8")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's or Slurm's share), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@lru_cache(maxsize=1)
+def cpu_signature() -> dict:
+    """``{'model': 'AMD EPYC 9R14 96-Core Processor', 'flags': ['avx2', ...], 'cores': 2}``.
+
+    ``flags`` lists which of :data:`ISA_FLAGS` the CPU has, in that order (read from ``/proc/cpuinfo`` on Linux;
+    empty elsewhere). ``cores`` is :func:`usable_cores`.
+    """
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not model:
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    return {"model": model or platform.processor() or platform.machine(),
+            "flags": [f for f in ISA_FLAGS if f in flags], "cores": usable_cores()}
