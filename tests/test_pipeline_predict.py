@@ -53,6 +53,7 @@ def _csv(df: pd.DataFrame, path) -> bytes:
     return path.read_bytes()
 
 
+@pytest.mark.slow
 def test_workers_give_the_sequential_timelines_bit_for_bit(checkpoint, archive, tmp_path):
     rec = Recognizer.from_checkpoint(checkpoint, device="cpu", backend="torch", batch_size=2)
     seq = {}
@@ -78,6 +79,7 @@ def test_workers_give_the_sequential_timelines_bit_for_bit(checkpoint, archive, 
             assert _csv(r.table, tmp_path / f"w{workers}.csv") == _csv(expected, tmp_path / "seq.csv")
 
 
+@pytest.mark.slow
 def test_faces_detected_in_the_main_process_agree(checkpoint, archive):
     """The GPU layout (workers decode and sample, the main process detects faces for a whole batch of windows in one
     call), run here on the CPU: same windows, tracks and labels."""
