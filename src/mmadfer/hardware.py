@@ -27,12 +27,13 @@ def usable_cores() -> int:
 
 @lru_cache(maxsize=1)
 def cpu_signature() -> dict:
-    """``{'model': 'AMD EPYC 9R14 96-Core Processor', 'flags': ['avx2', ...], 'cores': 2}``.
+    """``{'model': 'AMD EPYC 9R14 96-Core Processor', 'flags': ['avx2', ...], 'cores': 2, 'cpuid': '25-17-1'}``.
 
-    ``flags`` lists which of :data:`ISA_FLAGS` the CPU has, in that order (read from ``/proc/cpuinfo`` on Linux;
+    ``cpuid`` is family-model-stepping (decimal), which tells CPU generations apart where the model name is generic
+    (a VM's 'AMD EPYC': family 25 model 1 is Zen 3, model 17 Zen 4). ``flags`` lists which of :data:`ISA_FLAGS` the CPU has, in that order (read from ``/proc/cpuinfo`` on Linux;
     empty elsewhere). ``cores`` is :func:`usable_cores`.
     """
-    model, flags = "", set()
+    model, flags, ids = "", set(), {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -42,9 +43,12 @@ def cpu_signature() -> dict:
                     model = value.strip()
                 elif key == "flags" and not flags:
                     flags = set(value.split())
-                if model and flags:
+                elif key in ("cpu family", "model", "stepping") and key not in ids:
+                    ids[key] = value.strip()
+                if model and flags and len(ids) == 3:
                     break
     except OSError:
         pass
     return {"model": model or platform.processor() or platform.machine(),
-            "flags": [f for f in ISA_FLAGS if f in flags], "cores": usable_cores()}
+            "flags": [f for f in ISA_FLAGS if f in flags], "cores": usable_cores(),
+            "cpuid": "-".join(ids.get(k, "?") for k in ("cpu family", "model", "stepping")) if ids else ""}

@@ -224,7 +224,7 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     bar = tqdm(total=len(todo), desc="videos" if not info.distributed else f"rank {info.rank}", unit="video",
                disable=None if len(todo) > 1 else True)
     results = rec.predict_videos([jobs[k].video for k in todo], args.window, args.stride, workers=args.workers,
-                                 save_faces=[jobs[k].faces for k in todo])
+                                 save_faces=[jobs[k].faces for k in todo], durations=[durations[k] for k in todo])
     for res in results:
         k = todo[res.index]
         job = jobs[k]

@@ -287,7 +287,7 @@ class Recognizer:
 
     def predict_videos(self, paths, window_s: float | None = None, stride_s: float | None = None, *,
                        workers: int | None = None, save_faces=None, detect_on: str = "auto",
-                       mix_videos: bool = False):
+                       mix_videos: bool = False, durations=None):
         """Timelines of many videos, pipelined: yields a :class:`~mmadfer.predict.archive.VideoResult` per video
         as soon as it is finished (in completion order; ``result.index`` is its position in ``paths``).
 
@@ -297,6 +297,6 @@ class Recognizer:
         :meth:`predict_video`'s bit for bit (unless ``mix_videos``). See :func:`mmadfer.predict.archive.iter_videos`.
         """
         return iter_videos(self, paths, window_s, stride_s, workers=workers, save_faces=save_faces,
-                           detect_on=detect_on, mix_videos=mix_videos)
+                           detect_on=detect_on, mix_videos=mix_videos, durations=durations)
 
 
