@@ -115,7 +115,7 @@ def test_balance_by_duration_is_deterministic_and_even():
 def test_default_workers_and_probe(archive):
     assert default_workers([5.0], cores=16) == 0  # one short video: workers cost more than they save
     assert default_workers([600.0], cores=16) == 1
-    assert default_workers([5.0] * 10, cores=16) == 4
+    assert default_workers([5.0] * 10, cores=16) == 8
     assert default_workers([5.0] * 10, cores=2) == 1
     assert default_workers([5.0, 5.0], cores=16) == 2
     assert probe_duration(archive[0]) == pytest.approx(8.0, abs=0.15)

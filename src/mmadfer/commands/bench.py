@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="predict: time this video instead of the generated 1280x720 H.264 face video with audio")
     p.add_argument("--video-seconds", type=float, default=d.video_seconds, help="predict: generated video length")
     p.add_argument("--predict-workers", type=int, default=None,
-                   help="predict: workers of the pipelined run (default: spare cores, up to 4)")
+                   help="predict: workers of the pipelined run (default: spare cores, up to 8)")
     p.add_argument("--predict-copies", type=int, default=d.predict_copies,
                    help="predict: copies of the video in the pipelined run (an archive: one worker per video)")
     p.add_argument("--predict-precision", default=d.predict_precision, help="predict: model precision")
@@ -61,6 +61,14 @@ def run(args: argparse.Namespace) -> int:
                       predict_workers=args.predict_workers, predict_copies=args.predict_copies,
                       predict_precision=args.predict_precision)
     result = run_benchmarks(s)
+    if "predict" in s.what:
+        from ..predict.benchmark import bench_predict
+
+        try:
+            result["rows"] += bench_predict(s.size, s.device, seconds=s.video_seconds, workers=s.predict_workers,
+                                            video=s.video, precision=s.predict_precision, copies=s.predict_copies)
+        except Exception as e:  # reported like any failing mode
+            result["rows"].append({"kind": "predict", "mode": "", "error": f"{type(e).__name__}: {e}"})
     print(format_markdown(result))
     if args.json:
         write_json(result, args.json)

@@ -79,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip face detection (for videos that are face crops already, like DFEW's)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="processes that decode, detect faces and compute features while the model runs (default: "
-                        "none for one short video, else one per spare core, up to 4)")
+                        "none for one short video, else one per spare core, up to 8)")
     p.add_argument("--index", action="store_true",
                    help="also write OUTPUT/index.csv: every video's status, output, rank, duration and error "
                         "(always written under torchrun/srun, where the videos are shared out between processes)")

@@ -46,17 +46,19 @@ __all__ = ["VideoWindows", "VideoResult", "iter_videos", "default_workers", "DET
 DETECT_ON = ("auto", "workers", "main")
 #: Videos shorter than this in total are prepared in the main process by default (workers cost a start-up).
 SHORT_JOB_S = 30.0
+#: Default ceiling on worker processes (each holds a face detector and a decoded window or two).
+MAX_WORKERS = 8
 
 
 def default_workers(durations: Sequence[float], cores: int | None = None) -> int:
     """Worker processes for a list of videos: none for a single short job (starting workers costs more than it
-    saves), else one per spare core (one core is left to the model), at most 4 and at most one per video.
+    saves), else one per spare core (one core is left to the model), at most MAX_WORKERS and one per video.
     Under torchrun each local rank counts only its share of the cores."""
     if cores is None:
         cores = max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     if len(durations) <= 1 and sum(durations) < SHORT_JOB_S:
         return 0
-    return max(1, min(4, cores - 1, len(durations)))
+    return max(1, min(MAX_WORKERS, cores - 1, len(durations)))
 
 
 @dataclass

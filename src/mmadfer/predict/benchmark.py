@@ -25,13 +25,14 @@ from typing import Any
 import av
 import torch
 
-from .config import ModelConfig
-from .data.synthetic import make_astronaut_video
-from .hardware import cpu_signature
-from .model.mmadfer import MMADFER
-from .predict.recognizer import Recognizer
-from .predict.table import write_table
-from .timing import StageTimer, stage
+from ..config import ModelConfig
+from ..data.synthetic import make_astronaut_video
+from ..hardware import cpu_signature
+from ..model.mmadfer import MMADFER
+from ..timing import StageTimer, stage
+from .archive import MAX_WORKERS
+from .recognizer import Recognizer
+from .table import write_table
 
 __all__ = ["bench_predict", "bench_video", "STAGES"]
 
@@ -102,7 +103,7 @@ def bench_predict(size: str = "tiny", device: str = "cpu", *, seconds: float = 2
     log(f"# bench predict: {env}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="mmadfer-bench-") as tmp:
-        n = workers if workers is not None else max(1, min(4, cpu["cores"] - 1))
+        n = workers if workers is not None else max(1, min(MAX_WORKERS, cpu["cores"] - 1, copies))
         for w in (0, n):
             row = {"kind": "predict", **env, **_run(rec, path, Path(tmp), w, duration, 1 if w == 0 else copies)}
             log(str({k: row[k] for k in row if k not in env}))
