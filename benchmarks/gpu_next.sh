@@ -4,9 +4,9 @@
 #
 #  1. the model's remaining targets (inference >= 1000 clips/s, training step >= 300 clips/s), ~6 min:
 #     regional compilation (each repeated layer compiled once: compare first_call_s and the steady clips/s),
-#     CUDA graphs (torch.compile mode "reduce-overhead"), larger compiled batches, and fp8 for the frozen encoders
-#     (fp8 = per-token activation scales, fp8t = one scale per tensor: the cheapest cast short of a static,
-#     calibrated scale) with its top-1 agreement against fp32;
+#     CUDA graphs (torch.compile mode "reduce-overhead"), larger compiled batches, and fp8 for the frozen encoders:
+#     fp8t (one dynamic scale per tensor) and fp8s (static activation scales calibrated once on rendered faces, so
+#     only the cast remains), each with its top-1 agreement against fp32 and golden logit error;
 #  2. end-to-end `mmadfer bench --what predict` on the GPU, ~3 min: a generated 1280x720 H.264 face video with
 #     audio, the reference model in bf16, faces detected batched on the GPU in the main process and
 #     $PREDICT_WORKERS processes decoding and computing features; sequential (stage breakdown) and pipelined over
@@ -20,9 +20,9 @@ set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__, 'cpus', __import__('os').cpu_count())"
-INFER_MODES=${INFER_MODES:-bf16+compile@128,bf16+regional@128,bf16+cudagraphs@128,bf16+compile@256,fp8t+compile@256}
+INFER_MODES=${INFER_MODES:-bf16+compile@128,bf16+regional@128,bf16+cudagraphs@128,bf16+compile@256,fp8t+compile@256,fp8s+compile@256}
 TRAIN_MODES=${TRAIN_MODES:-bf16+regional@32,bf16+compile@64,bf16+cudagraphs@32}
-ACCURACY_MODES=${ACCURACY_MODES:-fp8,fp8t}
+ACCURACY_MODES=${ACCURACY_MODES:-fp8t,fp8s}
 PREDICT_WORKERS=${PREDICT_WORKERS:-$(( $(nproc) - 1 ))}
 PREDICT_COPIES=${PREDICT_COPIES:-$(( 2 * PREDICT_WORKERS ))}
 

@@ -146,10 +146,17 @@ def count_gflop(cfg: ModelConfig, *, backward: bool = False) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def _calibration(cfg: ModelConfig, precision: str, device: str) -> list | None:
+    """Rendered talking-face batches for static fp8 scales (``'fp8s'``), None for every other precision."""
+    if precision != "fp8s":
+        return None
+    return [(v.to(device), a.to(device)) for v, a in rendered_inputs(cfg, 8, seed=4242)]
+
+
 def bench_infer(s: BenchSettings, mode: str, base: MMADFER) -> dict:
     precision, compiled, compile_mode, batch = _parse_mode(mode)
     model = optimize_model(copy.deepcopy(base).eval(), device=s.device, precision=precision, compile=compiled,
-                           compile_mode=compile_mode)
+                           compile_mode=compile_mode, calibration=_calibration(base.cfg, precision, s.device))
     video, audio = _inputs(base.cfg, batch or 8, s.device)
     row: dict[str, Any] = {"kind": "infer", "mode": mode, "batch": batch}
 
@@ -209,12 +216,14 @@ def bench_accuracy(s: BenchSettings, precision: str, golden: Path | None, base: 
     if golden is not None and s.size == "reference":
         ref_model, g = _golden_model(golden)
         base = ref_model
-        fast = optimize_model(copy.deepcopy(ref_model), device=s.device, precision=precision)
+        fast = optimize_model(copy.deepcopy(ref_model), device=s.device, precision=precision,
+                              calibration=_calibration(ref_model.cfg, precision, s.device))
         with torch.inference_mode(), autocast(s.device, precision):
             out = fast(g["images"].to(s.device), g["audio"].to(s.device)).float().cpu()
         row["golden_max_rel_logit_err"] = float((out - g["logits"]).abs().max() / g["logits"].abs().max())
     ref = optimize_model(copy.deepcopy(base), device=s.device, precision="fp32")
-    fast = optimize_model(copy.deepcopy(base), device=s.device, precision=precision)
+    fast = optimize_model(copy.deepcopy(base), device=s.device, precision=precision,
+                          calibration=_calibration(base.cfg, precision, s.device))
     agree = total = 0
     worst = 0.0
     batch = 16 if torch.device(s.device).type == "cuda" else 2
