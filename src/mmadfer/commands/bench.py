@@ -47,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predict-copies", type=int, default=d.predict_copies,
                    help="predict: copies of the video in the pipelined run (an archive: one worker per video)")
     p.add_argument("--predict-precision", default=d.predict_precision, help="predict: model precision")
+    p.add_argument("--detect-max-side", type=int, default=None,
+                   help="predict: detect faces on frames downscaled to this long side (default: full resolution)")
     p.add_argument("--json", default=None, help="write the results here")
 
 
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             result["rows"] += bench_predict(s.size, s.device, seconds=s.video_seconds, workers=s.predict_workers,
-                                            video=s.video, precision=s.predict_precision, copies=s.predict_copies)
+                                            video=s.video, precision=s.predict_precision, copies=s.predict_copies,
+                                            detect_max_side=args.detect_max_side)
         except Exception as e:  # reported like any failing mode
             result["rows"].append({"kind": "predict", "mode": "", "error": f"{type(e).__name__}: {e}"})
     print(format_markdown(result))
