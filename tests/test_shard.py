@@ -4,7 +4,6 @@ videos."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,9 +71,9 @@ def test_torchrun_matches_one_process_and_resumes_a_killed_rank(setup, tmp_path,
     assert {r["rank"] for r in rows.values()} == {"0", "1"}
     assert float(rows["v0.mp4"]["duration_s"]) == pytest.approx(6.0, abs=0.3)
     assert Path(rows["v3.mp4"]["output"]) == out / "sub" / "v3.csv"
-    # balanced by duration: 6 s alone on one rank, 4 + 3 + 2 (+ the unreadable file) on the other... or as close
+    # balanced by duration, longest first: v0 (6 s) and v2 (4 s) open the two ranks; v3 (3 s) joins v2, v1 (2 s) v0
     ranks = {n: int(r["rank"]) for n, r in rows.items()}
-    assert ranks["v0.mp4"] != ranks["v2.mp4"]
+    assert ranks["v0.mp4"] != ranks["v2.mp4"] and ranks["v3.mp4"] == ranks["v2.mp4"] and ranks["v1.mp4"] == ranks["v0.mp4"]
 
     # A SIGKILL of rank 1 midway leaves: its finished videos' outputs and its index file so far, a stale temporary
     # file, no output for the rest, and no merged index.
