@@ -129,3 +129,39 @@ def test_regional_compile_covers_every_block_when_drop_path_rates_differ():
     model(video, audio).sum().backward()
     # one graph per block and encoder (rates differ), plus the fusion layers' and the temporal head's
     assert counters["stats"]["unique_graphs"] >= 2 * depth, dict(counters["stats"])
+
+
+def test_static_fp8_scales_are_calibrated_once_and_stay_close(tiny):
+    """fp8s: tensor-wise fp8 whose activation scales come from a calibration pass (only the cast remains)."""
+    model, inputs = tiny
+    with torch.no_grad():
+        ref = model(*inputs)
+    g = torch.Generator().manual_seed(7)
+    calib = [(torch.rand(1, 16, 3, 32, 32, generator=g), torch.randn(1, 1, 512, 128, generator=g)) for _ in range(3)]
+    with pytest.raises(ValueError, match="calibration"):
+        optimize_model(copy.deepcopy(model), device="cpu", precision="fp8s")
+    fast = optimize_model(copy.deepcopy(model), device="cpu", precision="fp8s", calibration=calib)
+    layers = [m for m in fast.modules() if isinstance(m, FP8Linear)]
+    assert len(layers) == 2 * model.cfg.depth * 4 and not any(m.rowwise or m.calibrating for m in layers)
+    # each scale maps the largest calibration input of its layer to the top of the e4m3 range
+    seen = {}
+    hooks = [m.register_forward_pre_hook(lambda m, a: seen.__setitem__(m, max(seen.get(m, 0.0),
+                                                                              float(a[0].abs().max())))) for m in layers]
+    for m in layers:
+        m.calibrating = True
+    with torch.no_grad(), autocast("cpu", "fp8s"):
+        for v, a in calib:
+            fast(v, a)
+    for h in hooks:
+        h.remove()
+    for m in layers:
+        m.calibrating = False
+        assert float(m.static_scale) == pytest.approx(seen[m] / torch.finfo(torch.float8_e4m3fn).max, rel=1e-6)
+    with torch.no_grad(), autocast("cpu", "fp8s"):
+        out = fast(*inputs).float()
+    rel = float((out - ref).abs().max() / ref.abs().max())
+    assert 0 < rel < 3e-2, rel
+    with pytest.raises(ValueError, match="tensor-wise"):
+        from mmadfer.model.fp8 import calibrate_static_fp8
+
+        calibrate_static_fp8(optimize_model(copy.deepcopy(model), device="cpu", precision="fp8"), calib)

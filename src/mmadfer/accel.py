@@ -7,6 +7,8 @@
 ``fp8``    bf16 autocast plus fp8 e4m3 matmuls for the frozen encoder linears, scaled per token and per channel
            (:mod:`mmadfer.model.fp8`); opt-in.
 ``fp8t``   as ``fp8`` with one scale per tensor (cheaper to quantise, a little less accurate); opt-in.
+``fp8s``   as ``fp8t`` with static activation scales calibrated once on sample inputs
+           (``optimize_model(calibration=...)``, :func:`mmadfer.model.fp8.calibrate_static_fp8`); opt-in.
 =========  ==========================================================================================================
 
 Compilation (``optimize_model(compile=...)``):
@@ -26,13 +28,13 @@ from typing import ContextManager
 import torch
 from torch import nn
 
-from .model.fp8 import convert_encoders_to_fp8, fp8_supported
+from .model.fp8 import calibrate_static_fp8, convert_encoders_to_fp8, fp8_supported
 
 __all__ = ["default_device", "unwrap_model", "PRECISIONS", "COMPILE_KINDS", "default_precision", "native_bf16", "autocast",
            "optimize_model",
            "compile_regions"]
 
-PRECISIONS = ("fp32", "bf16", "fp8", "fp8t")
+PRECISIONS = ("fp32", "bf16", "fp8", "fp8t", "fp8s")
 #: What ``optimize_model(compile=...)`` accepts besides ``False``.
 COMPILE_KINDS = (True, "whole", "regional")
 
@@ -114,10 +116,11 @@ def compile_regions(model: nn.Module, *, mode: str | None = None) -> nn.Module:
 
 
 def optimize_model(model: nn.Module, *, device: torch.device | str, precision: str = "fp32",
-                   compile: bool | str = False, compile_mode: str | None = None) -> nn.Module:
+                   compile: bool | str = False, compile_mode: str | None = None, calibration=None) -> nn.Module:
     """Move ``model`` to ``device`` and apply the mode's one-off transforms (fp8 weight quantisation, compilation).
 
     ``compile``: ``False``, ``True``/``'whole'`` (one graph) or ``'regional'`` (:func:`compile_regions`).
+    ``calibration``: ``(video, audio)`` batches on ``device`` for ``'fp8s'`` (required there, unused otherwise).
     Returns the module to call (compiled or not); call it under :func:`autocast`.
     """
     if compile and compile not in COMPILE_KINDS:
@@ -129,6 +132,11 @@ def optimize_model(model: nn.Module, *, device: torch.device | str, precision: s
         if torch.device(device).type == "cuda" and not fp8_supported(device):
             raise RuntimeError(f"precision={precision!r} needs a GPU of compute capability 8.9+ (Ada/Hopper); use 'bf16'")
         convert_encoders_to_fp8(model, rowwise=precision == "fp8")
+        if precision == "fp8s":
+            if calibration is None:
+                raise ValueError("precision 'fp8s' needs calibration inputs (optimize_model(calibration=...))")
+            with autocast(device, precision):
+                calibrate_static_fp8(model, calibration)
     if compile == "regional":
         return compile_regions(model, mode=compile_mode)
     if compile:

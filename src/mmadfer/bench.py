@@ -9,6 +9,7 @@ Typical invocations (see BENCHMARKS.md for recorded numbers)::
     mmadfer bench --device cuda --what infer,train,accuracy,loader --json bench_gpu.json
     mmadfer bench --device cpu --what cpu --json bench_cpu.json          # torch fp32/bf16, ONNX Runtime fp32/int8
     mmadfer bench --size tiny --steps 1 --warmup 0                        # a smoke run (what the test does)
+    mmadfer bench --device cpu --what predict --size reference            # end to end on a 720p h264 video
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from .checkpoints import config_from_official_state_dict, convert_official_state
 from .config import ModelConfig, PreprocessConfig
 from .data.datasets import build_dataset, collate_clips
 from .data.synthetic import rendered_inputs, write_synthetic_dataset
+from .hardware import cpu_signature
 from .io import atomic_write
 from .model.mmadfer import MMADFER
 from .runtime.load import load_runner
@@ -64,6 +66,11 @@ class BenchSettings:
     workers: int = max(1, (os.cpu_count() or 2))
     loader_batch: int = 32
     loader_batches: int = 40
+    video: str | None = None  # predict: an existing video instead of the generated 720p one
+    video_seconds: float = 20.0  # predict: length of the generated video
+    predict_workers: int | None = None  # predict: workers of the pipelined run (default: spare cores, up to 8)
+    predict_copies: int = 1  # predict: copies of the video in the pipelined run
+    predict_precision: str = "fp32"
 
 
 def _model_cfg(s: BenchSettings) -> ModelConfig:
@@ -139,10 +146,17 @@ def count_gflop(cfg: ModelConfig, *, backward: bool = False) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def _calibration(cfg: ModelConfig, precision: str, device: str) -> list | None:
+    """Rendered talking-face batches for static fp8 scales (``'fp8s'``), None for every other precision."""
+    if precision != "fp8s":
+        return None
+    return [(v.to(device), a.to(device)) for v, a in rendered_inputs(cfg, 8, seed=4242)]
+
+
 def bench_infer(s: BenchSettings, mode: str, base: MMADFER) -> dict:
     precision, compiled, compile_mode, batch = _parse_mode(mode)
     model = optimize_model(copy.deepcopy(base).eval(), device=s.device, precision=precision, compile=compiled,
-                           compile_mode=compile_mode)
+                           compile_mode=compile_mode, calibration=_calibration(base.cfg, precision, s.device))
     video, audio = _inputs(base.cfg, batch or 8, s.device)
     row: dict[str, Any] = {"kind": "infer", "mode": mode, "batch": batch}
 
@@ -202,12 +216,14 @@ def bench_accuracy(s: BenchSettings, precision: str, golden: Path | None, base: 
     if golden is not None and s.size == "reference":
         ref_model, g = _golden_model(golden)
         base = ref_model
-        fast = optimize_model(copy.deepcopy(ref_model), device=s.device, precision=precision)
+        fast = optimize_model(copy.deepcopy(ref_model), device=s.device, precision=precision,
+                              calibration=_calibration(ref_model.cfg, precision, s.device))
         with torch.inference_mode(), autocast(s.device, precision):
             out = fast(g["images"].to(s.device), g["audio"].to(s.device)).float().cpu()
         row["golden_max_rel_logit_err"] = float((out - g["logits"]).abs().max() / g["logits"].abs().max())
     ref = optimize_model(copy.deepcopy(base), device=s.device, precision="fp32")
-    fast = optimize_model(copy.deepcopy(base), device=s.device, precision=precision)
+    fast = optimize_model(copy.deepcopy(base), device=s.device, precision=precision,
+                          calibration=_calibration(base.cfg, precision, s.device))
     agree = total = 0
     worst = 0.0
     batch = 16 if torch.device(s.device).type == "cuda" else 2
@@ -319,9 +335,11 @@ def run_benchmarks(s: BenchSettings, log: Callable[[str], None] = print) -> dict
             for f in base.fusion:
                 f.img_gate.fill_(0.5)
                 f.aud_gate.fill_(0.5)
+    cpu = cpu_signature()
     env = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "python": platform.python_version(),
-           "device": torch.cuda.get_device_name() if torch.device(s.device).type == "cuda" else platform.processor()
-           or platform.machine(), "cpu_threads": torch.get_num_threads(), "model": s.size, "img_size": cfg.img_size}
+           "device": torch.cuda.get_device_name() if torch.device(s.device).type == "cuda" else cpu["model"],
+           "cpu": f"{cpu['model']} (cpuid {cpu['cpuid']})", "cpu_flags": " ".join(cpu["flags"]), "cores": cpu["cores"],
+           "cpu_threads": torch.get_num_threads(), "model": s.size, "img_size": cfg.img_size}
     gflop = count_gflop(cfg)
     gflop_train = count_gflop(cfg, backward=True)
     result: dict[str, Any] = {"env": env, "gflop_per_clip": round(gflop, 1),
@@ -364,13 +382,16 @@ def run_benchmarks(s: BenchSettings, log: Callable[[str], None] = print) -> dict
             attempt(bench_cpu_paths, s, base, golden, kind="cpu", mode=",".join(s.cpu_modes))
         elif what == "loader":
             attempt(bench_loader, s, kind="loader", mode="")
+        elif what == "predict":
+            continue  # run by the command (mmadfer.predict.benchmark: prediction is a peer of this module)
         else:
-            raise ValueError(f"unknown benchmark {what!r}; choose from infer, train, accuracy, cpu, loader")
+            raise ValueError(f"unknown benchmark {what!r}; choose from infer, train, accuracy, cpu, loader, predict")
     return result
 
 
 def format_markdown(result: dict) -> str:
-    cols = ["kind", "mode", "batch", "clips_per_s", "s_per_clip", "tflop_per_s", "peak_mem_gb", "first_call_s",
+    cols = ["kind", "mode", "batch", "videos", "windows", "wall_s", "x_realtime", "non_model_fraction",
+            "clips_per_s", "s_per_clip", "tflop_per_s", "peak_mem_gb", "first_call_s",
             "top1_agreement", "top1_agreement_faces", "golden_max_rel_logit_err", "random_max_rel_logit_err",
             "faces_max_rel_logit_err", "error"]
     rows = result["rows"]
@@ -383,8 +404,16 @@ def format_markdown(result: dict) -> str:
             cells.append(f"{v:.2e}" if isinstance(v, float) and "err" in c else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     env = result["env"]
-    return (f"{env['date']} · {env['device']} · torch {env['torch']} · {env['model']} model at {env['img_size']} px · "
-            f"{result['gflop_per_clip']} GFLOP/clip\n\n" + "\n".join(lines))
+    cpu = f" · CPU {env['cpu']} ({env['cores']} cores; {env['cpu_flags'] or 'no AVX2'})" if "cpu" in env else ""
+    table = "\n".join(lines)
+    stages = [r for r in rows if "stage_fraction" in r]
+    if stages:
+        names = list(stages[0]["stage_fraction"])
+        table += ("\n\n| predict run | " + " | ".join(names) + " |\n|" + "---|" * (len(names) + 1) + "\n"
+                  + "\n".join(f"| {r['mode']} ({r['video']}) | " + " | ".join(
+                      f"{r['stage_fraction'][n]:.1%}" for n in names) + " |" for r in stages))
+    return (f"{env['date']} · {env['device']}{cpu} · torch {env['torch']} · {env['model']} model at "
+            f"{env['img_size']} px · {result['gflop_per_clip']} GFLOP/clip\n\n" + table)
 
 
 def write_json(result: dict, path: str | os.PathLike) -> None:

@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", choices=("reference", "tiny"), default=d.size, help="model size (default reference)")
     p.add_argument("--img-size", type=int, default=d.img_size)
     p.add_argument("--what", type=_csv, default=d.what,
-                   help="comma list of: infer, train, accuracy, cpu, loader (default infer,train,accuracy)")
+                   help="comma list of: infer, train, accuracy, cpu, loader, predict (end to end on a 720p video: "
+                        "video seconds per wall second, time per stage) (default infer,train,accuracy)")
     p.add_argument("--infer-modes", type=_csv, default=d.infer_modes,
                    help="PRECISION[+FLAG]@BATCH, comma list; FLAG: compile, cudagraphs (reduce-overhead), "
                         "autotune (max-autotune-no-cudagraphs), max (max-autotune) or regional (each repeated "
@@ -38,6 +39,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="DFEW-layout root for the loader benchmark (synthesised if absent)")
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--loader-batches", type=int, default=d.loader_batches)
+    p.add_argument("--video", default=None,
+                   help="predict: time this video instead of the generated 1280x720 H.264 face video with audio")
+    p.add_argument("--video-seconds", type=float, default=d.video_seconds, help="predict: generated video length")
+    p.add_argument("--predict-workers", type=int, default=None,
+                   help="predict: workers of the pipelined run (default: spare cores, up to 8)")
+    p.add_argument("--predict-copies", type=int, default=d.predict_copies,
+                   help="predict: copies of the video in the pipelined run (an archive: one worker per video)")
+    p.add_argument("--predict-precision", default=d.predict_precision, help="predict: model precision")
+    p.add_argument("--detect-max-side", type=int, default=None,
+                   help="predict: detect faces on frames downscaled to this long side (default: full resolution)")
     p.add_argument("--json", default=None, help="write the results here")
 
 
@@ -48,8 +59,19 @@ def run(args: argparse.Namespace) -> int:
                       infer_modes=args.infer_modes, train_modes=args.train_modes, accuracy_modes=args.accuracy_modes,
                       cpu_modes=args.cpu_modes, steps=args.steps, warmup=args.warmup,
                       agreement_clips=args.agreement_clips, golden=args.golden, data=args.data, workers=args.workers,
-                      loader_batches=args.loader_batches)
+                      loader_batches=args.loader_batches, video=args.video, video_seconds=args.video_seconds,
+                      predict_workers=args.predict_workers, predict_copies=args.predict_copies,
+                      predict_precision=args.predict_precision)
     result = run_benchmarks(s)
+    if "predict" in s.what:
+        from ..predict.benchmark import bench_predict
+
+        try:
+            result["rows"] += bench_predict(s.size, s.device, seconds=s.video_seconds, workers=s.predict_workers,
+                                            video=s.video, precision=s.predict_precision, copies=s.predict_copies,
+                                            detect_max_side=args.detect_max_side)
+        except Exception as e:  # reported like any failing mode
+            result["rows"].append({"kind": "predict", "mode": "", "error": f"{type(e).__name__}: {e}"})
     print(format_markdown(result))
     if args.json:
         write_json(result, args.json)

@@ -9,7 +9,14 @@ Outputs go to --output: a folder (default: the current one), mirroring the input
 one video. A video that cannot be read gets one line on stderr and the others go on; the exit status is 1 if any
 failed. --skip-existing resumes an interrupted batch. Every output is checked before the first video is decoded: an
 output that is an input (under any name) is refused, an existing file is replaced only with --overwrite, and every
-output folder must be writable; hidden temporaries a killed run left beside the outputs are removed.
+output folder must be writable; hidden temporaries a killed run left beside the outputs are removed. Decoding and
+face detection run in --workers processes while the model scores batches (the timelines are the same as one
+process's, bit for bit).
+
+An archive over many processes, GPUs or machines: launch the same command with torchrun (or srun, see README). Each
+process takes a share of the videos balanced by duration and writes their outputs; OUTPUT/index.csv lists every
+video's status (done / failed / skipped), output, rank, duration and error. A rerun with --skip-existing does only
+what is missing.
 
 Privacy: everything runs locally and in memory. Nothing is uploaded, and no frame, face crop or audio is written
 unless asked (--save-faces, --anonymize).
@@ -18,6 +25,7 @@ unless asked (--save-faces, --anonymize).
   mmadfer predict videos/ --checkpoint model.safetensors --output results/ --format json --skip-existing
   mmadfer predict talk.mp4 --checkpoint model.safetensors --anonymize talk_anon.mp4
   mmadfer predict /dev/video0 --checkpoint model.safetensors --realtime --stride 1
+  torchrun --standalone --nproc_per_node 8 -m mmadfer.cli predict archive/ -c model.safetensors -o out/ --skip-existing
 """
 from __future__ import annotations
 
@@ -79,6 +87,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default %(default)s)")
     p.add_argument("--no-faces", action="store_true",
                    help="skip face detection (for videos that are face crops already, like DFEW's)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that decode, detect faces and compute features while the model runs (default: "
+                        "none for one short video, else one per spare core, up to 8)")
+    p.add_argument("--index", action="store_true",
+                   help="also write OUTPUT/index.csv: every video's status, output, rank, duration and error "
+                        "(always written under torchrun/srun, where the videos are shared out between processes)")
 
 
 @dataclass
@@ -139,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value <= 0:
             print(f"error: --{flag} must be positive, got {value}", file=sys.stderr)
             return 2
+    if not args.realtime:  # under torchrun/srun each process takes the GPU of its local rank
+        from ..train.distributed import resolve_device, slurm_env
+
+        slurm_env()
+        args.device = str(resolve_device(args.device or "auto", int(os.environ.get("LOCAL_RANK", "0"))))
     try:
         target = None if args.backend == "auto" else conversion_target(args.backend, args.checkpoint, args.cache_dir)
         if target is not None and not target.is_file():
@@ -163,32 +182,65 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..evaluation.selective import abstain
+    from ..media.probe import probe_duration
+    from ..predict.shard import merge_index, my_share, write_rank_index
     from ..predict.table import write_table
+    from ..timing import stage
+    from ..train import distributed as D
 
+    if args.workers is not None and args.workers < 0:
+        print("error: --workers must be 0 or more", file=sys.stderr)
+        return 2
     videos, bad = discover(args.inputs)
     try:
         jobs = plan_jobs(videos, args)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for item, reason in bad:
-        print(f"{item}: {reason}", file=sys.stderr)
-    if _unsafe_outputs(jobs, args):
+    if _unsafe_outputs(jobs, args):  # every process checks the same outputs, so all stop together
         return 2
+    # Under torchrun/srun: a gloo group for the final barrier only (no tensors cross ranks), waiting up to a week.
+    info = D.setup("cpu", backend="gloo", timeout_min=7 * 24 * 60)
+    out = Path(args.output) if args.output else Path(".")
+    index = (args.index or info.distributed) and out.suffix.lower() not in (".csv", ".json")
+    if info.is_main:
+        for item, reason in bad:
+            print(f"{item}: {reason}", file=sys.stderr)
+    durations = [probe_duration(j.video) for j in jobs] if len(jobs) > 1 else [0.0] * len(jobs)
+    mine = my_share(durations, info.rank, info.world_size) if info.distributed else list(range(len(jobs)))
+    rows: list[dict] = []
+
+    def record(k: int, status: str, error: str = "", windows: int | str = "") -> None:
+        rows.append({"video": str(jobs[k].video), "status": status, "output": str(jobs[k].table),
+                     "rank": info.rank, "duration_s": f"{durations[k]:.3f}", "windows": windows, "error": error})
+        if index:
+            write_rank_index(out, info.rank, rows)
+
     ok = skipped = 0
-    failed = len(bad)
-    bar = tqdm(jobs, desc="videos", unit="video", disable=None if len(jobs) > 1 else True, position=0)
-    for job in bar:
-        if args.skip_existing and all(p.exists() for p in job.outputs()):
+    failed = len(bad) if info.is_main else 0
+    todo = []
+    for k in mine:
+        if args.skip_existing and all(p.exists() for p in jobs[k].outputs()):
             skipped += 1
-            continue
+            record(k, "done")
+        else:
+            todo.append(k)
+    bar = tqdm(total=len(todo), desc="videos" if not info.distributed else f"rank {info.rank}", unit="video",
+               disable=None if len(todo) > 1 else True)
+    results = rec.predict_videos([jobs[k].video for k in todo], args.window, args.stride, workers=args.workers,
+                                 save_faces=[jobs[k].faces for k in todo], durations=[durations[k] for k in todo])
+    for res in results:
+        k = todo[res.index]
+        job = jobs[k]
         try:
-            df = rec.predict_video(job.video, args.window, args.stride, save_faces=job.faces,
-                                   progress={"position": 1, "disable": None})
+            if res.error is not None:
+                raise res.error
+            df = res.table
             if not len(df):
                 raise ValueError("no windows: the video has no decodable frames")
             abstain(df, args.min_confidence)  # label 'uncertain' below --min-confidence
-            write_table(df, job.table)  # format from the suffix: --format, or that of an --output file name
+            with stage("write"):
+                write_table(df, job.table)  # format from the suffix: --format, or that of an --output file name
             if job.plot is not None:
                 from ..predict.timeline import plot_timeline
 
@@ -199,15 +251,29 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
                 anonymize_video(job.video, job.anonymized, df, detector=_detector(rec),
                                 keep_audio=args.keep_audio, max_side=rec.max_side)
             ok += 1
+            record(k, "done", windows=res.windows)
         except KeyboardInterrupt:
             raise
         except Exception as e:  # one bad file never stops the batch: one line, then the next file
             failed += 1
             tqdm.write(one_line(e, job.video), file=sys.stderr)
+            record(k, "failed", one_line(e, job.video), res.windows)
+        bar.update(1)
     bar.close()
-    where = f"; outputs in {Path(args.output or '.').resolve()}" if ok else ""
+    where = f"; outputs in {out.resolve()}" if ok else ""
     extra = f", {skipped} skipped (outputs exist)" if skipped else ""
-    print(f"{ok} succeeded, {failed} failed{extra}{where}", file=sys.stderr)
+    who = f"rank {info.rank}: " if info.distributed else ""
+    print(f"{who}{ok} succeeded, {failed} failed{extra}{where}", file=sys.stderr)
+    if index:
+        D.barrier()
+        if info.is_main:
+            planned = [{"video": str(j.video), "output": str(j.table), "outputs": [str(p) for p in j.outputs()],
+                        "duration_s": f"{d:.3f}", "windows": ""} for j, d in zip(jobs, durations)]
+            planned += [{"video": item, "status": "failed", "output": "", "rank": "", "duration_s": "",
+                         "windows": "", "error": reason} for item, reason in bad]
+            path = merge_index(out, planned, info.world_size)
+            print(f"index of all {len(planned)} videos: {path}", file=sys.stderr)
+    D.cleanup()
     return 1 if failed else 0
 
 

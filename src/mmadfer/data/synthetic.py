@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torchvision.transforms.v2.functional import resized_crop
+from torchvision.transforms.v2.functional import resize, resized_crop
 from tqdm.auto import tqdm
 
 from .._optional import require
@@ -208,11 +208,16 @@ def write_synthetic_dataset(out: str | os.PathLike, num_clips: int, *, num_frame
 
 
 def make_astronaut_video(path: str | os.PathLike, seconds: float = 3.0, fps: float = 25, audio: bool = True,
-                         size: int = 256, seed: int = 0, sample_rate: int = 44100, channels: int = 2) -> str:
+                         size: int = 256, seed: int = 0, sample_rate: int = 44100, channels: int = 2,
+                         width: int | None = None) -> str:
     """Write an mp4 of a real face: scikit-image's ``astronaut()`` photo (Eileen Collins) with a slow zoom, pan and
     brightness drift, and, with ``audio``, a voice-like track (harmonic tone with a pitch contour and syllable
     envelope) at ``sample_rate`` with ``channels`` channels (44.1 kHz stereo by default, to exercise channel and
-    rate handling). The face stays well inside the frame so a face detector finds it in every frame."""
+    rate handling). The face stays well inside the frame so a face detector finds it in every frame.
+
+    Frames are ``size`` pixels high and ``width`` wide (default ``size``: square); a wider frame shows the moving
+    ``size``-square picture in the middle of a dimmed still of the whole photo (``size=720, width=1280``: 720p).
+    Frames are streamed to the encoder, so long high-resolution videos never sit in memory."""
     data = require("skimage.data", "the astronaut demo video")
     image = torch.from_numpy(np.ascontiguousarray(data.astronaut())).permute(2, 0, 1)  # [3, 512, 512]
     rng = np.random.default_rng(seed)
@@ -223,14 +228,29 @@ def make_astronaut_video(path: str | os.PathLike, seconds: float = 3.0, fps: flo
     cx = 228 + 14 * np.sin(2 * np.pi * 0.25 * t + p[1])
     cy = 170 + 10 * np.sin(2 * np.pi * 0.3 * t + p[2])
     gain = 1 + 0.08 * np.sin(2 * np.pi * 0.5 * t + p[3])
-    frames = np.empty((n, size, size, 3), np.uint8)
-    for i in range(n):
-        top, left = int(round(cy[i] - side[i] / 2)), int(round(cx[i] - side[i] / 2))
-        top, left = max(0, min(top, 512 - int(side[i]))), max(0, min(left, 512 - int(side[i])))
-        crop = resized_crop(image, top, left, int(side[i]), int(side[i]), [size, size], antialias=True)
-        frames[i] = (crop.float() * gain[i]).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    width = width or size
+    if width < size:
+        raise ValueError(f"width must be at least size ({size}), got {width}")
+    left0 = (width - size) // 2
+    backdrop = None
+    if width > size:
+        backdrop = (resize(image, [size, width], antialias=True).float() * 0.5).to(torch.uint8).permute(1, 2, 0)
+
+    def frames():
+        for i in range(n):
+            top, left = int(round(cy[i] - side[i] / 2)), int(round(cx[i] - side[i] / 2))
+            top, left = max(0, min(top, 512 - int(side[i]))), max(0, min(left, 512 - int(side[i])))
+            crop = resized_crop(image, top, left, int(side[i]), int(side[i]), [size, size], antialias=True)
+            face = (crop.float() * gain[i]).clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+            if backdrop is None:
+                yield face.numpy()
+            else:
+                frame = backdrop.clone()
+                frame[:, left0:left0 + size] = face
+                yield frame.numpy()
+
     waveform = None
     if audio:
         mono = _voice(rng, high=False, num_samples=round(seconds * sample_rate), sample_rate=sample_rate)
         waveform = np.stack([mono * (1.0 - 0.2 * c) for c in range(channels)])  # [C, N], channels differ in level
-    return write_video(path, frames, fps, waveform, sample_rate if audio else None)
+    return write_video(path, frames(), fps, waveform, sample_rate if audio else None)

@@ -21,7 +21,6 @@ opens a network connection.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -34,35 +33,25 @@ from ..accel import default_device
 from ..config import ModelConfig, PreprocessConfig
 from ..evaluation.calibration import probabilities
 from ..media.decode import open_video
-from ..media.faces import make_detector, split_tracks
-from ..media.pipeline import prepare_window
+from ..media.faces import make_detector
 from ..media.windows import DEFAULT_MAX_SIDE, count_windows, kept_windows
 from ..runtime.load import load_runner
 from ..runtime.runner import as_runner
+from ..timing import stage, timed_iter
+from .archive import iter_videos
 from .prefetch import prefetch
+from .prepare import MIN_TRACK_PRESENCE, Preparer, WindowInfo
 from .table import save_crops, table_columns
-from .tracks import RecordingDetector, TrackDetector, TrackLinker
+from .tracks import TrackLinker
 
 __all__ = ["Recognizer", "WindowInfo", "DEFAULT_BATCH_SIZE", "MIN_TRACK_PRESENCE"]
 
 DEFAULT_BATCH_SIZE = 8
-#: With ``multi_face``, a person counts as a separate track if seen in at least this fraction of a window's frames.
-MIN_TRACK_PRESENCE = 0.5
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The recogniser
 # ---------------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class WindowInfo:
-    """Where a window is (what a timeline row needs of it, without its decoded frames)."""
-
-    path: str
-    start_s: float
-    end_s: float
-    has_audio: bool
-
-
 class Recognizer:
     """Expression recognition on prepared tensors, clips or whole videos.
 
@@ -154,34 +143,31 @@ class Recognizer:
 
         ``video``: ``[B, T, 3, S, S]`` uint8 (0-255) or float in [0, 1]; ``audio``: ``[B, 1, 512, 128]`` normalised fbank.
         """
-        logits = torch.as_tensor(self.runner(video, audio))  # [B, C]
-        return probabilities(logits, self.cfg.temperature).cpu().numpy()
+        with stage("model"):
+            logits = torch.as_tensor(self.runner(video, audio))  # [B, C]
+            return probabilities(logits, self.cfg.temperature).cpu().numpy()
 
     # -- videos -------------------------------------------------------------------------------------------------------
+    @property
+    def preparer(self) -> Preparer:
+        """What preparing a window needs (profile, detector, ``multi_face``), without the model."""
+        return Preparer(self.preprocess, self.detector, self.multi_face)
+
     def prepare(self, clip) -> list[dict[str, Any]]:
         """Model inputs for one decoded window: a list with one entry per face track (usually one).
 
         Faces are detected once on the sampled frames (:func:`~mmadfer.media.pipeline.prepare_window`). If
         ``multi_face`` is on and two or more people each appear in at least ``MIN_TRACK_PRESENCE`` of those frames,
         each person is cropped on their own (:func:`~mmadfer.media.faces.split_tracks`) instead of one crop that
-        spans them all, and gets its own row.
+        spans them all, and gets its own row (:class:`~mmadfer.predict.prepare.Preparer`).
         """
-        if self.detector is None or not self.multi_face:
-            return [prepare_window(clip, self.preprocess, detector=self.detector, train=False)]
-        recorded = RecordingDetector(self.detector)
-        first = prepare_window(clip, self.preprocess, detector=recorded, train=False)
-        found = recorded.found or []
-        tracks = [t for t in split_tracks(found)
-                  if sum(len(b) > 0 for b in t) >= MIN_TRACK_PRESENCE * max(1, len(found))]
-        if len(tracks) < 2:
-            return [first]
-        return [prepare_window(clip, self.preprocess, detector=TrackDetector(t), train=False) for t in tracks]
+        return self.preparer.prepare(clip)
 
     def _prepared_windows(self, reader, window_s: float, stride_s: float, start_s: float,
                           end_s: float | None) -> Iterator[tuple[WindowInfo, list[dict[str, Any]]]]:
         """Decode and prepare each kept window. Only the small model inputs leave: the decoded frames of a window
         are dropped as soon as it is prepared, so what waits in the prefetch queue is a few MB, not whole windows."""
-        for clip in kept_windows(reader, window_s, stride_s, start_s=start_s, end_s=end_s):
+        for clip in timed_iter(kept_windows(reader, window_s, stride_s, start_s=start_s, end_s=end_s), "decode"):
             yield WindowInfo(clip.path, clip.start_s, clip.end_s, clip.has_audio), self.prepare(clip)
 
     def track_ids(self, tracks: list[dict[str, Any]], linker: "TrackLinker") -> list[int]:
@@ -289,10 +275,29 @@ class Recognizer:
         stride_s = float(stride_s or window_s)
         rows = list(self.iter_video(path, window_s, stride_s, start_s=start_s, end_s=end_s, progress=progress,
                                     save_faces=save_faces, on_window=on_window))
+        return self.timeline(path, rows, window_s, stride_s)
+
+    def timeline(self, path: str | os.PathLike, rows: list[dict[str, Any]], window_s: float,
+                 stride_s: float) -> pd.DataFrame:
+        """The table of :meth:`predict_video` from its rows (``track_id`` kept only when a window had several)."""
         multi = len({r["start_s"] for r in rows}) < len(rows)  # some window had several faces
         df = pd.DataFrame(rows, columns=table_columns(self.labels, tracks=multi))
         df.attrs.update(video=os.fspath(path), model=self.source, window_s=window_s, stride_s=stride_s,
                         labels=list(self.labels), audio_profile=self.preprocess.audio_profile)
         return df
+
+    def predict_videos(self, paths, window_s: float | None = None, stride_s: float | None = None, *,
+                       workers: int | None = None, save_faces=None, detect_on: str = "auto",
+                       mix_videos: bool = False, durations=None):
+        """Timelines of many videos, pipelined: yields a :class:`~mmadfer.predict.archive.VideoResult` per video
+        as soon as it is finished (in completion order; ``result.index`` is its position in ``paths``).
+
+        Decoding, sampling, face detection and fbank run in ``workers`` processes (default
+        :func:`~mmadfer.predict.archive.default_workers`; 0: in this process) while the model runs here on batches
+        drawn from all videos. A video that fails yields its error and the others go on. The tables equal
+        :meth:`predict_video`'s bit for bit (unless ``mix_videos``). See :func:`mmadfer.predict.archive.iter_videos`.
+        """
+        return iter_videos(self, paths, window_s, stride_s, workers=workers, save_faces=save_faces,
+                           detect_on=detect_on, mix_videos=mix_videos, durations=durations)
 
 

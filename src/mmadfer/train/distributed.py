@@ -44,7 +44,7 @@ import torch.distributed as dist
 
 from ..accel import default_device
 
-__all__ = ["DistInfo", "setup", "cleanup", "barrier", "broadcast_object", "all_gather_objects",
+__all__ = ["DistInfo", "setup", "slurm_env", "cleanup", "barrier", "broadcast_object", "all_gather_objects",
            "gather_predictions", "resolve_device", "is_initialized"]
 
 
@@ -83,12 +83,32 @@ def is_initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def setup(device: str | torch.device = "auto") -> DistInfo:
-    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1), else run as a single process.
+def slurm_env() -> None:
+    """Under ``srun`` without torchrun, take ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE`` from
+    Slurm's ``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID`` and ``SLURM_NTASKS_PER_NODE``. Only when
+    ``MASTER_ADDR`` is set (the rendezvous needs it, with ``MASTER_PORT``) and torchrun's variables are not, so a
+    plain ``python`` inside a many-task allocation still runs as one process."""
+    env = os.environ
+    if "RANK" in env or "SLURM_PROCID" not in env or "MASTER_ADDR" not in env:
+        return
+    env["RANK"], env["WORLD_SIZE"] = env["SLURM_PROCID"], env.get("SLURM_NTASKS", "1")
+    env["LOCAL_RANK"] = env.get("SLURM_LOCALID", "0")
+    per_node = env.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]
+    if per_node.isdigit():
+        env["LOCAL_WORLD_SIZE"] = per_node
+    env.setdefault("MASTER_PORT", "29500")
 
-    NCCL on GPUs, gloo on CPUs. Under torchrun on CPUs the cores are shared out between the local processes.
-    Calling it again returns the existing group's info.
+
+def setup(device: str | torch.device = "auto", *, backend: str | None = None,
+          timeout_min: float = 30.0) -> DistInfo:
+    """Join the process group when launched by torchrun or srun (``WORLD_SIZE`` > 1, see :func:`slurm_env`),
+    else run as a single process.
+
+    NCCL on GPUs, gloo on CPUs (or ``backend``). Under torchrun on CPUs the cores are shared out between the local
+    processes. ``timeout_min`` bounds every collective (a barrier waits that long for the slowest rank). Calling it
+    again returns the existing group's info.
     """
+    slurm_env()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -96,9 +116,9 @@ def setup(device: str | torch.device = "auto") -> DistInfo:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1 and not is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30),
-                                **({"device_id": dev} if dev.type == "cuda" else {}))
+        backend = backend or ("nccl" if dev.type == "cuda" else "gloo")
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=timeout_min),
+                                **({"device_id": dev} if dev.type == "cuda" and backend == "nccl" else {}))
         if dev.type == "cpu":
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
