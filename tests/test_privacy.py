@@ -143,13 +143,22 @@ def test_telemetry_is_off_before_openvino_or_nncf_start():
 
 @pytest.mark.slow
 def test_predict_with_the_default_backend(world, inputs):
-    """The first CPU predict converts the checkpoint (OpenVINO int8 when installed) into the empty cache."""
+    """The first CPU predict with the default backend: a short job runs in PyTorch at once (converting would not
+    pay off), and a job of unknown length (the Python API) converts the checkpoint into the empty cache, measures
+    each path and caches the decision; both with no network attempt and nothing written outside the cache."""
     video, checkpoint = inputs["video"], inputs["checkpoint"]
     assert main(["predict", str(video), "--checkpoint", str(checkpoint), "--output", str(world.out), "--plot"]) == 0
     assert _listing(world.out) == {"person.csv", "person.png"}
     df = pd.read_csv(world.out / "person.csv")
     assert len(df) == 1 and df.face_coverage.iloc[0] == 1.0
+    assert not any(world.cache.rglob("*.xml")) and not any(world.cache.rglob("*.onnx"))  # short job: no conversion
+
+    from mmadfer import Recognizer
+
+    rec = Recognizer.from_checkpoint(checkpoint)  # backend 'auto' on the CPU, job length unknown: converts
+    assert len(rec.predict_video(video)) == 1
     assert any(world.cache.rglob("*.xml")) or any(world.cache.rglob("*.onnx"))  # converted, into the cache only
+    assert any(world.cache.rglob("auto/*.json"))  # the measured decision, kept beside the conversions
 
     # asking for more writes exactly that, and still nothing else
     faces, anon = world.out / "faces", world.out / "shared.mp4"

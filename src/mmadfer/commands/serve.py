@@ -107,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
     if token:
         print("listening beyond this machine: every request needs the access token in this address", file=sys.stderr)
     print(f"open {url}  (Ctrl-C stops)", file=sys.stderr, flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False, date_header=False,
-                            ws_max_size=4 * 1024 * 1024, timeout_graceful_shutdown=2)
+    # log_config=None: uvicorn leaves the process's logging as it is (its default dictConfig would close every
+    # handler already installed, a library's or the caller's); its own loggers still honour log_level
+    config = uvicorn.Config(app, log_level="warning", log_config=None, access_log=False, server_header=False,
+                            date_header=False, ws_max_size=4 * 1024 * 1024, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
