@@ -49,9 +49,11 @@ AGREEMENT_BAR = 0.99
 MEMORY_BOUND = 4 * 2**30
 #: Conversion cost per backend as ``(seconds per million parameters, peak bytes per parameter byte, base bytes)``.
 #: Measured on the reference model (179 M parameters, 0.71 GB of fp32 weights) on an AVX2-only AMD EPYC with 2
-#: threads: ONNX Runtime int8 took 137 s with a 5.1 GB peak RSS; OpenVINO int8 (export + NNCF calibration) peaked
-#: at 8.5 GB and took about 250 s (issue 11's figure; 1160 s on a machine loaded 4x over). The base is what the
-#: libraries take before any weight. The agreement check after a conversion is added by :func:`estimate_conversion`.
+#: threads. ONNX Runtime int8 (``mmadfer.export.onnx.int8_onnx``: export to a file, the model's weights released once
+#: traced, quantised file to file) peaked at 3.65 GiB RSS (``ru_maxrss``, 2026-12-01, BENCHMARKS.md; 4.33 GiB before,
+#: when the graph went through bytes in memory), 0.9 GiB of it imports (torch's libraries), and took 137 s. OpenVINO
+#: int8 (export + NNCF calibration) peaked at 8.5 GB and took about 250 s (issue 11's figure; 1160 s on a machine
+#: loaded 4x over). The agreement check after a conversion is added by :func:`estimate_conversion`.
 CONVERSION_COST = {"onnx-int8": (0.77, 4.2, 0.9 * 2**30), "openvino-int8": (1.4, 10.6, 0.9 * 2**30)}
 #: PyTorch fp32 seconds per clip and parameter on a CPU: the reference model (179 M parameters) took 3.7 s per clip
 #: on 2 cores of a Zen 4 CPU (BENCHMARKS.md), 5.2 s on a Zen 3 (issue 11); the faster figure is used.
