@@ -50,6 +50,34 @@ def test_metadata_round_trip(tiny_model, exported):
     assert OnnxModel(exported["fp32"]).precision == "fp32"
 
 
+def test_int8_file_to_file_equals_the_in_memory_conversion(tiny_model, tmp_path):
+    """int8_onnx (export to a file, drop the model, quantise file to file: the conversion cache's low-memory path)
+    gives the model the in-memory path gives: the same int8 weights, graph, metadata and outputs."""
+    import copy
+
+    import onnx
+
+    from mmadfer.export.onnx import int8_onnx, quantize_int8, read_onnx_config
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "m.onnx").write_bytes(onnx_bytes(tiny_model))  # the fp32 graph via bytes in memory
+    old = quantize_int8(tmp_path / "old" / "m.onnx", tmp_path / "old" / "m.int8.onnx")
+    loads = []
+    new = int8_onnx(lambda: loads.append(1) or copy.deepcopy(tiny_model), tmp_path / "new" / "m.int8.onnx")
+    assert loads == [1] and [p.name for p in (tmp_path / "new").iterdir()] == ["m.int8.onnx"]  # no temporaries left
+    a, b = onnx.load(old), onnx.load(new)
+    assert [(n.op_type, list(n.input)) for n in a.graph.node] == [(n.op_type, list(n.input)) for n in b.graph.node]
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in a.graph.initializer}
+    assert {t.name for t in b.graph.initializer} == set(weights)
+    assert any(w.dtype == np.int8 for w in weights.values())
+    for t in b.graph.initializer:
+        assert np.array_equal(onnx.numpy_helper.to_array(t), weights[t.name]), t.name
+    assert read_onnx_config(new).to_dict() == read_onnx_config(old).to_dict() == tiny_model.cfg.to_dict()
+    assert {p.key: p.value for p in b.metadata_props}["mmadfer_precision"] == "int8"
+    video, audio = random_inputs(tiny_model.cfg, 3, seed=11)
+    assert np.array_equal(OnnxModel(old)(video, audio), OnnxModel(new)(video, audio))
+
+
 def test_int8_agreement_is_measured(tiny_model, exported):
     fp32 = compare(tiny_model, OnnxModel(exported["fp32"]), num_clips=24, batch_size=8)
     int8 = compare(tiny_model, OnnxModel(exported["int8"]), num_clips=24, batch_size=8)
@@ -152,8 +180,8 @@ def test_int8_conversion_is_cached_per_checkpoint(tiny_model, tmp_path, monkeypa
     ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
     cache = tmp_path / "cache"
     calls = []
-    real = export.int8_bytes
-    monkeypatch.setattr(export, "int8_bytes", lambda model: calls.append(1) or real(model))
+    real = export.int8_onnx
+    monkeypatch.setattr(export, "int8_onnx", lambda load, path: calls.append(1) or real(load, path))
     first = export.cached_int8(ck, cache_dir=cache)
     assert first.parent == cache / "onnx" and first.name.startswith("tiny-") and first.name.endswith(".int8.onnx")
     assert export.cached_int8(ck, cache_dir=cache) == first and len(calls) == 1  # reused, not converted again

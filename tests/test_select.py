@@ -149,8 +149,9 @@ def test_conversion_over_the_memory_bound_is_skipped_with_a_reason(setup):
                                                      "backend auto skips onnx-int8", "backend auto -> torch"]
     assert "over the 0.0 GiB bound" in lines[0]
     assert select.memory_bound() <= select.MEMORY_BOUND
-    # the reference model (179 M parameters) needs more than 4 GiB to convert: skipped under the default bound
-    assert select.estimate_conversion("onnx-int8", 178_531_871, 5.0)[1] > select.MEMORY_BOUND
+    # the reference model (179 M parameters) converts for ONNX Runtime within 4 GiB, not for OpenVINO (NNCF)
+    assert select.estimate_conversion("onnx-int8", 178_531_871, 5.0)[1] <= select.MEMORY_BOUND
+    assert select.estimate_conversion("openvino-int8", 178_531_871, 5.0)[1] > select.MEMORY_BOUND
 
 
 def test_explicit_int8_backend_warns_with_its_measured_agreement_and_corrupt_cache_is_reconverted(tiny_model,

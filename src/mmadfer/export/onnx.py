@@ -21,6 +21,7 @@ with no calibration data. It changes the logits slightly; :func:`mmadfer.export.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -28,10 +29,11 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
+from .._memory import returned_memory
 from .._optional import require
 from ..config import ModelConfig
 from ..errors import CheckpointError
@@ -39,7 +41,7 @@ from ..io import atomic_path
 from .attention import ORT_DOMAIN, fused_attention
 from .verify import random_inputs
 
-__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "quantize_int8", "read_onnx_config", "config_from_metadata",
+__all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "int8_onnx", "quantize_int8", "read_onnx_config", "config_from_metadata",
            "logger_level", "DEFAULT_OPSET", "INT8_OP_TYPES", "INPUT_NAMES", "OUTPUT_NAME"]
 
 DEFAULT_OPSET = 17
@@ -79,6 +81,41 @@ def _export(model: torch.nn.Module, f, opset: int, portable: bool = False) -> No
                                   verbose=False, **common)
             except Exception as e:
                 raise RuntimeError(f"ONNX export failed (legacy exporter: {legacy_error}; dynamo exporter: {e})") from e
+
+
+@contextlib.contextmanager
+def _weights_released_after_tracing(model: torch.nn.Module) -> Iterator[None]:
+    """Within the block, an ONNX export of ``model`` empties the model's weights that the traced graph no longer
+    reads once the graph is built, before the graph is serialised: constant folding turns each Linear weight into
+    a transposed copy, so without this the export holds the weights twice, then a third time as the serialised
+    graph. The model is unusable afterwards: only for a model about to be dropped.
+
+    The hook sits on the TorchScript exporter's ``_model_to_graph`` (the one that returns the graph and its
+    initializers); where a PyTorch release lacks it, nothing is released and the export only takes more memory.
+    """
+    try:
+        from torch.onnx._internal.torchscript_exporter import utils as exporter
+    except ImportError:  # pragma: no cover - another PyTorch layout: export as is
+        yield
+        return
+    real = getattr(exporter, "_model_to_graph", None)
+    if real is None:  # pragma: no cover
+        yield
+        return
+
+    def model_to_graph(*args, **kwargs):
+        graph, params, out = real(*args, **kwargs)
+        kept = {t.data_ptr() for t in params.values() if isinstance(t, torch.Tensor)}
+        for p in model.parameters():
+            if p.data_ptr() not in kept:
+                p.data = torch.empty(0, dtype=p.dtype)
+        return graph, params, out
+
+    exporter._model_to_graph = model_to_graph
+    try:
+        yield
+    finally:
+        exporter._model_to_graph = real
 
 
 def _with_metadata(data: bytes, cfg: ModelConfig, precision: str) -> bytes:
@@ -143,12 +180,13 @@ def logger_level(name: str | None, level: int) -> Iterator[None]:
 INT8_OP_TYPES = ("MatMul", "Gemm", "Attention")
 
 
-def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Dynamic int8 quantisation of an fp32 ONNX file (weights int8, activations quantised at run time)."""
+def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, *, cfg: ModelConfig | None = None) -> Path:
+    """Dynamic int8 quantisation of an fp32 ONNX file (weights int8, activations quantised at run time), file to
+    file. ``cfg``: the model's config, stored in ``dst``'s metadata (default: read from ``src``'s)."""
     onnx = require("onnx", "int8 quantisation")
     quantization = require("onnxruntime.quantization", "int8 quantisation")
     src, dst = Path(src), Path(dst)
-    cfg = read_onnx_config(src)
+    cfg = read_onnx_config(src) if cfg is None else cfg
     with atomic_path(dst, suffix=".onnx") as tmp, logger_level(None, logging.ERROR):
         # Shape inference cannot type the outputs of ONNX Runtime's own operators: they are float32 here.
         quantization.quantize_dynamic(src, tmp, weight_type=quantization.QuantType.QInt8,
@@ -160,12 +198,37 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
+def int8_onnx(load: Callable[[], torch.nn.Module], dst: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
+              workdir: str | os.PathLike | None = None, consume: bool = True) -> Path:
+    """Write the int8 ONNX graph of the model ``load()`` returns to ``dst``, holding as few copies of the weights at
+    a time as the exporter allows, so that converting a large model fits in little memory.
+
+    The fp32 graph is exported straight to a file in a private temporary folder (in ``workdir``, default beside
+    ``dst``; removed afterwards), never to bytes in memory; with ``consume`` (the default) the model's weights are
+    emptied as soon as the traced graph holds its own copy of them (:func:`_weights_released_after_tracing`), so
+    ``load`` must build a model for this call alone (``consume=False`` for a model you keep). The model is then
+    dropped and ONNX Runtime quantises file to file. The result is the same file :func:`export_onnx` then
+    :func:`quantize_int8` write.
+    """
+    dst = Path(dst)
+    folder = Path(workdir) if workdir is not None else dst.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mmadfer-int8-", dir=folder) as tmp, returned_memory():
+        fp32 = Path(tmp) / "model.onnx"
+        model = load()
+        cfg = model.cfg
+        model = model.float().cpu()
+        with _weights_released_after_tracing(model) if consume else contextlib.nullcontext():
+            _export(model, fp32, opset)
+        del model
+        gc.collect()  # the model's weights go before the quantiser reads the graph's copy of them
+        return quantize_int8(fp32, dst, cfg=cfg)
+
+
 def int8_bytes(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET) -> bytes:
     """The int8 ONNX graph of ``model``, in memory (the fp32 graph passes through a private temporary folder)."""
     with tempfile.TemporaryDirectory(prefix="mmadfer-int8-") as tmp:
-        fp32 = Path(tmp) / "model.onnx"
-        fp32.write_bytes(onnx_bytes(model, opset=opset))
-        return quantize_int8(fp32, Path(tmp) / "model.int8.onnx").read_bytes()
+        return int8_onnx(lambda: model, Path(tmp) / "model.int8.onnx", opset=opset, consume=False).read_bytes()
 
 
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
@@ -175,10 +238,14 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, opset: int =
     ``portable``: standard ONNX operators only (for runtimes other than ONNX Runtime); slower in ONNX Runtime.
     Returns ``{'fp32': path[, 'int8': int8_path]}``. Files are written atomically.
     """
+    onnx = require("onnx", "ONNX export")
     path = Path(path)
-    data = onnx_bytes(model, opset=opset, portable=portable)
     with atomic_path(path, suffix=".onnx") as tmp:
-        tmp.write_bytes(data)
+        _export(model.float().cpu(), tmp, opset, portable)  # straight to the file: no copy of the graph in memory
+        proto = onnx.load(tmp)
+        _set_metadata(proto, model.cfg, "fp32")
+        onnx.save(proto, tmp)
+        del proto
     out = {"fp32": path}
     if int8:
         out["int8"] = quantize_int8(path, path.with_name(f"{path.stem}.int8.onnx"))

@@ -24,10 +24,10 @@ from .._optional import require
 from ..checkpoints import load_model
 from ..errors import CheckpointError
 from ..export.calibration import heldout_inputs
-from ..export.onnx import DEFAULT_OPSET, int8_bytes
+from ..export.onnx import DEFAULT_OPSET, int8_onnx
 from ..export.openvino import openvino_int8
 from ..export.verify import agreement
-from ..io import atomic_path, atomic_write, file_lock, sha256_file
+from ..io import atomic_write, file_lock, sha256_file
 from .onnx import OnnxRunner
 from .openvino import OpenVinoRunner
 
@@ -127,15 +127,11 @@ def cached_int8_path(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathL
 def cached_int8(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> Path:
     """The ONNX Runtime dynamic-int8 model of a PyTorch checkpoint, converted on first use and then reused from
     :func:`cached_int8_path`."""
-    model = functools.cache(lambda: load_model(checkpoint))
-
-    def convert(path: Path) -> None:
-        data = int8_bytes(model())
-        with atomic_path(path, suffix=".onnx") as tmp:
-            tmp.write_bytes(data)
-
-    return convert_once(cached_int8_path(checkpoint, cache_dir=cache_dir), convert,
-                        describe=lambda path: measure_agreement(model(), OnnxRunner(path)))
+    # The conversion builds its own model and drops it before quantising (int8_onnx: one copy of the weights at a
+    # time, temporary files in the cache folder); the agreement check loads the model again afterwards.
+    return convert_once(cached_int8_path(checkpoint, cache_dir=cache_dir),
+                        lambda path: int8_onnx(lambda: load_model(checkpoint), path),
+                        describe=lambda path: measure_agreement(load_model(checkpoint), OnnxRunner(path)))
 
 
 def cached_openvino_int8_path(checkpoint: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None) -> Path:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .._memory import release_freed
 from ..errors import CheckpointError
 from ..export.verify import random_inputs
 from ..hardware import cpu_signature
@@ -48,10 +49,12 @@ AGREEMENT_BAR = 0.99
 MEMORY_BOUND = 4 * 2**30
 #: Conversion cost per backend as ``(seconds per million parameters, peak bytes per parameter byte, base bytes)``.
 #: Measured on the reference model (179 M parameters, 0.71 GB of fp32 weights) on an AVX2-only AMD EPYC with 2
-#: threads: ONNX Runtime int8 took 137 s with a 5.1 GB peak RSS; OpenVINO int8 (export + NNCF calibration) peaked
-#: at 8.5 GB and took about 250 s (issue 11's figure; 1160 s on a machine loaded 4x over). The base is what the
-#: libraries take before any weight. The agreement check after a conversion is added by :func:`estimate_conversion`.
-CONVERSION_COST = {"onnx-int8": (0.77, 6.2, 0.7 * 2**30), "openvino-int8": (1.4, 10.6, 0.9 * 2**30)}
+#: threads. ONNX Runtime int8 (``mmadfer.export.onnx.int8_onnx``: export to a file, the model's weights released once
+#: traced, quantised file to file) peaked at 3.65 GiB RSS (``ru_maxrss``, 2026-12-01, BENCHMARKS.md; 4.33 GiB before,
+#: when the graph went through bytes in memory), 0.9 GiB of it imports (torch's libraries), and took 137 s. OpenVINO
+#: int8 (export + NNCF calibration) peaked at 8.5 GB and took about 250 s (issue 11's figure; 1160 s on a machine
+#: loaded 4x over). The agreement check after a conversion is added by :func:`estimate_conversion`.
+CONVERSION_COST = {"onnx-int8": (0.77, 4.2, 0.9 * 2**30), "openvino-int8": (1.4, 10.6, 0.9 * 2**30)}
 #: PyTorch fp32 seconds per clip and parameter on a CPU: the reference model (179 M parameters) took 3.7 s per clip
 #: on 2 cores of a Zen 4 CPU (BENCHMARKS.md), 5.2 s on a Zen 3 (issue 11); the faster figure is used.
 TORCH_S_PER_PARAM = 3.7 / 178.5e6
@@ -221,7 +224,11 @@ def choose(checkpoint: str | os.PathLike, load: Callable[[str], Runner], candida
 
     inputs = random_inputs(torch_runner.cfg, 1, seed=7)
     timings = {"torch": measure("torch", torch_runner, inputs)}
-    runners: dict[str, Runner] = {"torch": torch_runner}
+    # The PyTorch model is let go while converting (the conversion builds its own copy) so the process holds one
+    # copy of the weights at a time and stays within the bound; it is loaded again if it wins.
+    del torch_runner
+    release_freed()
+    runners: dict[str, Runner] = {}
     agreement: dict[str, dict] = {}
     for backend in convertible:
         try:
@@ -247,7 +254,9 @@ def choose(checkpoint: str | os.PathLike, load: Callable[[str], Runner], candida
     with atomic_write(target) as f:
         json.dump({"backend": best, "timings": timings, "agreement": agreement, "cpu": cpu_signature(),
                    "checkpoint": os.fspath(checkpoint)}, f, indent=1)
-    return Choice(best, runners[best], line, timings, agreement)
+    chosen = runners.pop(best, None)
+    runners.clear()  # the runners not chosen go before PyTorch is loaded again
+    return Choice(best, chosen if chosen is not None else load("torch"), line, timings, agreement)
 
 
 def _read_decision(path: Path, candidates: Sequence[str]) -> dict[str, Any] | None:
