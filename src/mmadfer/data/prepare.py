@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from ..io import atomic_write
 from .annotations import VIDEO_SUFFIXES, encode_labels, read_label_table, stratified_folds, write_classes
@@ -36,6 +38,10 @@ from .mafw_reference import (
     faces_dir, faces_wav, reference_crop_box, rewrite_authors_annotations, write_face_frames, write_faces_annotations,
     write_reference_wav,
 )
+from ..media.faces import FaceDetector, crop_faces
+from ..media.decode import open_video
+from ..errors import MmadferError
+from ..config import MAFW_CLASSES
 
 __all__ = [
     "PROFILES", "PrepareResult", "PrepareSummary", "find_videos", "assign_clip_ids", "prepare_clip",
@@ -129,8 +135,6 @@ _DETECTOR = None  # one face detector per process, created on first use
 def _detector():
     global _DETECTOR
     if _DETECTOR is None:
-        from ..media.faces import FaceDetector
-
         _DETECTOR = FaceDetector()
     return _DETECTOR
 
@@ -149,9 +153,6 @@ def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str
     already). Videos longer than ``max_seconds`` fail, because a clip is decoded whole: cut long recordings into
     clips first (``mmadfer predict`` streams long videos instead).
     """
-    from ..media.decode import open_video
-    from ..media.faces import crop_faces
-
     root, video = Path(root), Path(video)
     result = PrepareResult(str(video), clip_id, "failed")
     try:
@@ -179,7 +180,6 @@ def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str
         write_clip_folder(root, clip_id, crops.frames, clip.waveform if result.has_audio else None,
                           clip.sample_rate)
     except Exception as e:  # one bad file must never stop the run: report it
-        from ..errors import MmadferError
 
         result.status = "failed"
         result.reason = e.reason if isinstance(e, MmadferError) else f"{type(e).__name__}: {e}"
@@ -192,8 +192,6 @@ def prepare_mafw_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id
     cropped with its own box (:func:`~mmadfer.data.mafw_reference.reference_crop_box` of that frame's MTCNN boxes)
     into ``ROOT/clips_faces/<clip_id>/0.jpg ...`` and the audio into ``ROOT/clips_wav/<clip_id>.wav`` (none when the
     video has no audio stream). The boxes are kept in ``ROOT/meta/<clip_id>.json``. Never raises for a bad input."""
-    from ..media.decode import open_video
-
     root, video = Path(root), Path(video)
     result = PrepareResult(str(video), clip_id, "failed")
     try:
@@ -220,7 +218,6 @@ def prepare_mafw_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id
             json.dump(meta, f)
         write_face_frames(root, clip_id, clip.frames, boxes)
     except Exception as e:  # one bad file must never stop the run: report it
-        from ..errors import MmadferError
 
         result.status = "failed"
         result.reason = e.reason if isinstance(e, MmadferError) else f"{type(e).__name__}: {e}"
@@ -247,8 +244,6 @@ def _skipped(root: Path, video: Path, clip_id: str, profile: str = "default") ->
 
 
 def _init_worker(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(max(1, threads))
 
 
@@ -300,8 +295,6 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
     indices of :data:`mmadfer.config.MAFW_CLASSES`) gives ``MAFW_set_<k>_{train,test}_faces.txt`` (or
     ``MAFW_all_faces.txt``).
     """
-    from tqdm.auto import tqdm
-
     if face_crop not in ("union", "track"):
         raise ValueError(f"face_crop must be 'union' or 'track', got {face_crop!r}")
     if profile not in PROFILES:
@@ -348,8 +341,6 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
 
 def _write_labels(summary: PrepareSummary, videos: Sequence[Path], ids: Sequence[str], rows: list[dict],
                   source, folds: int | None, seed: int, profile: str = "default") -> None:
-    from ..config import MAFW_CLASSES
-
     mafw = profile == "mafw-reference"
     indices, class_names = encode_labels(rows, MAFW_CLASSES if mafw else None, source)
     by_path = {Path(r["video"]).resolve(): i for r, i in zip(rows, indices)}
