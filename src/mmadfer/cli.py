@@ -29,8 +29,8 @@ class StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr, flush=True)
-        except Exception:  # pragma: no cover - logging must never raise
-            self.handleError(record)
+        except (OSError, ValueError):  # stderr closed (a closed pipe, a finished capture): nowhere to say it
+            pass
 
 
 def log_to_stderr() -> None:
