@@ -17,14 +17,19 @@ def _private_cache(tmp_path_factory):
     mp.undo()
 
 
-@pytest.fixture(scope="module")
-def tiny_model() -> MMADFER:
-    """A tiny random model in eval mode, its fusion gates opened (they start at 0) so that audio changes the output
-    and the fusion path is part of whatever a test compares."""
+def open_tiny_model(class_names=TINY_LABELS) -> MMADFER:
+    """A tiny random model (seed 0) in eval mode, its fusion gates opened (they start at 0) so that audio changes the
+    output and the fusion path is part of whatever a test compares. The same weights every call."""
     torch.manual_seed(0)
-    model = MMADFER(ModelConfig.tiny(num_classes=4, class_names=TINY_LABELS)).eval()
+    model = MMADFER(ModelConfig.tiny(num_classes=len(class_names), class_names=tuple(class_names))).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("_gate"):
                 p.fill_(0.5)
     return model
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> MMADFER:
+    """:func:`open_tiny_model`, once per test module."""
+    return open_tiny_model()

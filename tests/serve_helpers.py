@@ -12,9 +12,9 @@ import wave
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from mmadfer import MMADFER, ModelConfig, save_checkpoint
+from conftest import open_tiny_model
+from mmadfer import save_checkpoint
 
 LABELS = ("calm", "joy", "anger", "grief")
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -22,13 +22,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 def tiny_checkpoint(path: Path) -> Path:
     """A tiny random model (fusion gates opened, as in conftest's ``tiny_model``) saved as safetensors."""
-    torch.manual_seed(0)
-    model = MMADFER(ModelConfig.tiny(num_classes=4, class_names=LABELS)).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("_gate"):
-                p.fill_(0.5)
-    save_checkpoint(model, path)
+    save_checkpoint(open_tiny_model(LABELS), path)
     return path
 
 

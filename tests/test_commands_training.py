@@ -46,3 +46,25 @@ def test_evaluate_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err == [f"mmadfer evaluate: {missing}: no such file"]
     assert not (tmp_path / "eval").exists()
+
+
+def test_evaluate_warns_on_stderr_when_class_names_differ(tmp_path, capsys):
+    """A checkpoint with the dataset's class count but other class names: one warning line on stderr naming both
+    lists, whatever pytest's logging capture does (the CLI prints mmadfer's warnings itself)."""
+    import torch
+
+    from mmadfer import MMADFER, ModelConfig, save_checkpoint
+    from mmadfer.cli import main
+    from mmadfer.data.synthetic import SYNTH_CLASSES, write_synthetic_dataset
+
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, 8, size=32, raw=False)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(MMADFER(ModelConfig.tiny(num_classes=4, class_names=("A", "B", "C", "D"))),
+                           tmp_path / "abcd.safetensors")
+    rc = main(["evaluate", "-c", str(ckpt), "--data", str(data), "--dataset", "folder", "--fold", "1", "--split",
+               "train", "--num-workers", "0", "--device", "cpu", "--bootstrap", "10", "--out", str(tmp_path / "eval")])
+    lines = [x for x in capsys.readouterr().err.splitlines() if "class names differ" in x]
+    assert rc == 0
+    assert lines == [f"warning: class names differ between the model ['A', 'B', 'C', 'D'] and the dataset "
+                     f"{list(SYNTH_CLASSES)}; the dataset's are reported"]

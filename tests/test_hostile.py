@@ -8,7 +8,6 @@ import tracemalloc
 import av
 import numpy as np
 import pytest
-import torch
 
 from mmadfer import CheckpointError, save_checkpoint
 from mmadfer.cli import main

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from mmadfer import MMADFER, ModelConfig, save_checkpoint
+from conftest import open_tiny_model
+from mmadfer import save_checkpoint
 from mmadfer.data.synthetic import make_astronaut_video
 from mmadfer.errors import MediaError
 from mmadfer.hardware import ISA_FLAGS, cpu_signature
@@ -26,13 +26,7 @@ LABELS = ("calm", "joy", "anger", "grief")
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = MMADFER(ModelConfig.tiny(num_classes=4, class_names=LABELS))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("_gate"):
-                p.fill_(0.5)
-    return save_checkpoint(model, tmp_path_factory.mktemp("ck") / "tiny.safetensors")
+    return save_checkpoint(open_tiny_model(LABELS), tmp_path_factory.mktemp("ck") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import open_tiny_model
 from mmadfer import MMADFER, ModelConfig, save_checkpoint
 from mmadfer.cli import main
 from mmadfer.data.synthetic import make_astronaut_video
@@ -57,13 +58,7 @@ def test_window_spans_hand_computed():
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = MMADFER(ModelConfig.tiny(num_classes=4, class_names=LABELS))
-    with torch.no_grad():  # open the fusion gates so that audio changes the output
-        for name, p in model.named_parameters():
-            if name.endswith("_gate"):
-                p.fill_(0.5)
-    return save_checkpoint(model, tmp_path_factory.mktemp("ck") / "tiny.safetensors")
+    return save_checkpoint(open_tiny_model(LABELS), tmp_path_factory.mktemp("ck") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ and Runs. Every request the page makes must go to the server itself. Each worksp
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +65,7 @@ def env(tmp_path_factory):
 
 
 def test_analyze_and_viewer(env, tmp_path):
-    page, server = env["page"], env["server"]
+    page = env["page"]
     # header and retention line
     assert page.text_content("#m-backend").startswith("torch")
     assert page.text_content("#m-checkpoint") == "tiny.safetensors"

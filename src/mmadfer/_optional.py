@@ -7,7 +7,9 @@ from types import ModuleType
 
 from ._privacy import after_import, before_import
 
-_EXTRA_OF = {
+#: Every optional module mmadfer imports (top-level import names), and the extra that installs it: the one list of
+#: them. Everything else mmadfer imports is a required dependency (``pyproject.toml``) and imported at module level.
+EXTRAS = {
     "facenet_pytorch": "faces",
     "matplotlib": "plot",
     "onnx": "onnx",
@@ -20,6 +22,10 @@ _EXTRA_OF = {
     "skimage": "demo",
     "fastapi": "serve",
     "uvicorn": "serve",
+    "starlette": "serve",
+    "python_multipart": "serve",
+    "multipart": "serve",
+    "websockets": "serve",
 }
 
 
@@ -29,7 +35,7 @@ def require(module: str, feature: str) -> ModuleType:
     try:
         imported = importlib.import_module(module)
     except ImportError as e:
-        extra = _EXTRA_OF.get(module, "all")
+        extra = EXTRAS.get(module, EXTRAS.get(module.split(".")[0], "all"))
         raise ImportError(
             f"{feature} needs the optional package '{module.split('.')[0]}', which is not installed. "
             f"Install it with: pip install 'mmadfer[{extra}]'  (or 'mmadfer[all]' for every feature)"

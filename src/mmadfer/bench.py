@@ -34,7 +34,7 @@ from .checkpoints import config_from_official_state_dict, convert_official_state
 from .config import ModelConfig, PreprocessConfig
 from .data.datasets import build_dataset, collate_clips
 from .data.synthetic import rendered_inputs, write_synthetic_dataset
-from .hardware import cpu_signature
+from .hardware import cpu_signature, usable_cores
 from .io import atomic_write
 from .model.mmadfer import MMADFER
 from .runtime.load import load_runner
@@ -63,7 +63,7 @@ class BenchSettings:
     agreement_clips: int = 256
     golden: str | None = None
     data: str | None = None  # a DFEW-layout root for the loader benchmark (made with `mmadfer synth` if absent)
-    workers: int = max(1, (os.cpu_count() or 2))
+    workers: int = usable_cores()
     loader_batch: int = 32
     loader_batches: int = 40
     video: str | None = None  # predict: an existing video instead of the generated 720p one

@@ -26,6 +26,7 @@ import torch
 
 from .config import ModelConfig
 from .errors import CheckpointError
+from .model.mmadfer import MMADFER
 
 __all__ = ["check_zip_sizes", "check_config", "check_fits", "check_keys", "check_finite", "CONFIG_BOUNDS", "MAX_ZIP_RATIO"]
 
@@ -111,8 +112,6 @@ def check_fits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], path: str 
                complete: bool = True) -> None:
     """The tensors fit the model ``cfg`` describes (names and shapes; ``complete=False``: only the trained tensors
     are in the file), checked on a model built on the ``meta`` device, which holds shapes and no data."""
-    from .model.mmadfer import MMADFER
-
     with torch.device("meta"):
         shapes = MMADFER(cfg)
     own = shapes.state_dict()

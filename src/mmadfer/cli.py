@@ -1,17 +1,44 @@
 """The ``mmadfer`` command. Each subcommand lives in its own module under :mod:`mmadfer.commands`.
 
 A command module has a docstring (its first line is the help text), ``add_arguments(parser)`` and
-``run(args) -> int``. Modules import their heavy dependencies inside ``run`` so that ``mmadfer --help`` is instant.
+``run(args) -> int``. Modules import their heavy dependencies inside ``run`` so that ``mmadfer --help`` loads only what
+building the parser needs (docs/ARCHITECTURE.md).
+
+Warnings that mmadfer's modules log (``logging.getLogger(__name__).warning``) are printed one line each on stderr
+(:class:`StderrHandler`), whether or not anything else configured logging.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from . import __version__
 
 COMMANDS = ("demo", "predict", "train", "evaluate", "calibrate", "cv", "ablate", "prepare", "synth", "export", "bench", "serve")
+
+
+class StderrHandler(logging.Handler):
+    """``warning: <message>`` on the ``sys.stderr`` of the moment a record is written (so a redirected or captured
+    stderr gets it), for records of WARNING and above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # stderr closed (a closed pipe, a finished capture): nowhere to say it
+            pass
+
+
+def log_to_stderr() -> None:
+    """Give the ``mmadfer`` logger its stderr handler, once. Without it, a warning reached the terminal only through
+    Python's last-resort handler, i.e. only while no handler was configured anywhere."""
+    logger = logging.getLogger("mmadfer")
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        logger.addHandler(StderrHandler())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for reports' provenance

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 __all__ = ["ModelConfig", "PreprocessConfig", "PROMPT_MODES", "TEMPORAL_MODES", "MODALITIES", "AUDIO_PROFILES"]
 

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
 
-__all__ = ["atomic_write", "atomic_path", "publish", "sha256_file", "file_lock", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "atomic_path", "publish", "write_csv", "sha256_file", "file_lock", "remove_stale_temporaries"]
 
 
 def _umask() -> int:
@@ -69,6 +71,26 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kw) -> Iterato
         yield f
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Mapping[str, Any] | Sequence[Any]], *,
+              ignore_extra: bool = False) -> Path:
+    """Write a header of ``columns`` and ``rows`` (dicts keyed by column, or sequences in column order) as UTF-8 CSV
+    with ``\\n`` line ends, atomically: a reader, or a kill, never sees half a file. ``ignore_extra``: dict keys
+    beyond ``columns`` are left out instead of raising."""
+    buf = io.StringIO()
+    rows = list(rows)
+    if rows and not isinstance(rows[0], Mapping):
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(columns)
+    else:
+        w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n",
+                           extrasaction="ignore" if ignore_extra else "raise")
+        w.writeheader()
+    w.writerows(rows)
+    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
+        f.write(buf.getvalue())
+    return Path(path)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

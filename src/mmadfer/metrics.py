@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
+import pandas as pd
 
 from .io import atomic_path, atomic_write
+from ._optional import require
 
 __all__ = [
     "classification_metrics", "load_cost_matrix", "write_evaluation", "plot_confusion", "write_json",
@@ -39,8 +42,6 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_n
     predicted) adds ``expected_cost``: the mean over clips of ``cost[true, predicted]``. Undefined values (the recall
     of a class with no clips, the precision of a class never predicted) are NaN.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
-
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     num_classes = len(class_names)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
@@ -88,8 +89,6 @@ def load_cost_matrix(path: str | os.PathLike, class_names: Sequence[str]) -> np.
     Either with class names (a header row of predicted classes and a first column of true classes, in any order;
     every class must appear) or a bare ``C x C`` grid of numbers in the model's class order. Values must be finite.
     """
-    import pandas as pd
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"cost matrix not found: {path}")
@@ -131,8 +130,6 @@ def _is_number(s: str) -> bool:
 
 def confusion_frames(metrics: dict[str, Any]):
     """The confusion matrix as two pandas DataFrames: counts and row-normalised (each true class sums to 1)."""
-    import pandas as pd
-
     names = metrics["class_names"]
     cm = np.asarray(metrics["confusion"], dtype=np.int64)
     counts = pd.DataFrame(cm, index=pd.Index(names, name="true\\predicted"), columns=names)
@@ -171,8 +168,6 @@ def write_evaluation(out_dir: str | os.PathLike, metrics: dict[str, Any], predic
     ``metrics`` is :func:`classification_metrics`' output (plus anything JSON-able); ``predictions`` an optional
     pandas DataFrame with one row per clip. The PNG needs matplotlib; without it the other files are still written.
     """
-    import pandas as pd
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"metrics": out / "metrics.json", "per_class": out / "per_class.csv", "confusion": out / "confusion.csv",
@@ -194,8 +189,6 @@ def write_evaluation(out_dir: str | os.PathLike, metrics: dict[str, Any], predic
 
 def plot_confusion(metrics: dict[str, Any], path: str | os.PathLike) -> Path:
     """Draw the confusion matrix, counts and row-normalised side by side, into a PNG (atomically)."""
-    from ._optional import require
-
     require("matplotlib", "the confusion-matrix plot")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

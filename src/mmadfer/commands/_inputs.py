@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from ..data.annotations import VIDEO_SUFFIXES
+from ..data.annotations import VIDEO_SUFFIXES, is_video_name
 
 __all__ = ["discover"]
 
@@ -21,7 +21,7 @@ def discover(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            named = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+            named = sorted(p for p in path.rglob("*") if is_video_name(p))
             videos = [p for p in named if p.is_file()]
             bad += [(str(p), _not_a_file(p)) for p in named if not p.is_file()]
             if not named:

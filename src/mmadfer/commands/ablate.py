@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import dataclasses
+from pathlib import Path
 
 #: name -> (overrides, what changes)
 VARIANTS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -37,9 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    from pathlib import Path
-
     from ..train.config import config_from_args
     from ..train.engine import fit
     from ..train.summary import format_cell, write_table

@@ -15,6 +15,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
 
     from ..checkpoints import save_checkpoint
     from ..evaluation.calibration import ece, fit_temperature, nll, probabilities, split_halves

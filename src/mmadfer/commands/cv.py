@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import dataclasses
+from pathlib import Path
+import json
+import shlex
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +39,6 @@ def parse_folds(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    from pathlib import Path
-
     from ..train.config import config_from_args
     from ..train.engine import fit
     from ..train.summary import mean_std, write_table
@@ -76,10 +77,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_report(out, rows: list[dict], base, args: argparse.Namespace) -> None:
     """OUT/report.html from each fold's eval/metrics.json (written by the fold's final evaluation)."""
-    import json
-    import shlex
-    from pathlib import Path
-
     from .. import __version__
     from ..checkpoints import read_checkpoint_metadata
     from ..evaluation.report import write_cv_report

@@ -23,6 +23,11 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, backends: bool = True) -> None:
@@ -111,11 +116,6 @@ def load_model_and_dataset(args: argparse.Namespace, device, *, split: str | Non
 
 def provenance(args: argparse.Namespace, model) -> dict[str, Any]:
     """Where the numbers come from: checkpoint hash, preprocessing profile, data, version and command line."""
-    import dataclasses
-    import json
-    import shlex
-    import sys
-
     from .. import __version__
     from ..io import sha256_file
 
@@ -129,8 +129,6 @@ def provenance(args: argparse.Namespace, model) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..evaluation.cost import operating_cost
     from ..evaluation.report import write_report
     from ..evaluation.subgroups import read_groups

@@ -27,12 +27,14 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..hardware import usable_cores
+
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders of videos")
     parser.add_argument("--out", required=True, metavar="ROOT", help="dataset folder to write (created)")
     parser.add_argument("--labels", metavar="CSV", help="CSV with columns video,label: also write annotations")
     parser.add_argument("--folds", type=int, default=None,
                         help="with --labels: write K stratified cross-validation folds instead of all.txt")
-    parser.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) // 2)),
+    parser.add_argument("--workers", type=int, default=max(1, min(4, usable_cores() // 2)),
                         help="parallel processes (default: half the CPU cores, at most 4; 1 = no subprocesses)")
     parser.add_argument("--size", type=int, default=224, help="face crop size in pixels (default 224)")
     parser.add_argument("--face-crop", choices=("union", "track"), default="union",

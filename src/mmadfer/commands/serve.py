@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import socket
 
 from ..runtime.backends import BACKENDS
 from ..errors import one_line
@@ -46,8 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import socket
-
     from .._optional import require
 
     try:

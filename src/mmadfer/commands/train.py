@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import dataclasses
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-    from pathlib import Path
-
     from ..train.config import config_from_args
     from ..train.engine import fit
     from ._training import TrainingSession

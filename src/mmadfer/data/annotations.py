@@ -18,12 +18,17 @@ from ..config import MAFW_CLASSES
 from ..io import atomic_write
 
 __all__ = [
-    "ClipRecord", "VIDEO_SUFFIXES", "read_reference_annotation", "write_reference_annotation", "read_dfew_csv", "read_mafw_split",
+    "ClipRecord", "VIDEO_SUFFIXES", "is_video_name", "read_reference_annotation", "write_reference_annotation", "read_dfew_csv", "read_mafw_split",
     "read_label_table", "encode_labels", "read_clip_csv", "read_classes", "write_classes", "stratified_folds",
 ]
 
 #: File name endings taken as videos when a folder is scanned (``mmadfer prepare``) or a clip is named by file.
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+
+
+def is_video_name(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like a video (one of :data:`VIDEO_SUFFIXES`, any case); its content is not read."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ def write_reference_annotation(path: str | os.PathLike, records: Iterable[ClipRe
 
 def _find_clip(clip_root: Path, name: str) -> Path:
     """The frame folder for a clip name: ``name`` itself, or zero-padded to 5 digits (DFEW's ``1`` -> ``00001``)."""
-    name = Path(name).stem if Path(name).suffix.lower() in VIDEO_SUFFIXES else name
+    name = Path(name).stem if is_video_name(name) else name
     candidates = [name] + ([name.zfill(5)] if name.isdigit() else [])
     for c in candidates:
         if (clip_root / c).is_dir():

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from PIL import Image
 
 from ..config import DFEW_CLASSES, MAFW_CLASSES, PreprocessConfig
 from ..errors import MediaError
@@ -41,6 +42,10 @@ from .annotations import (
 from .layout import ANNOTATIONS_DIR, CLASSES_FILE, CLIPS_DIR, FRAME_SUFFIXES
 from ..media.sampling import sample_indices
 from ..media.transforms import clip_transform
+from ..media.wav import read_audio
+from ..media.fbank import audio_features
+from ..media.decode import read_clip
+from ..media.pipeline import prepare_window
 
 __all__ = [
     "SampleError", "ClipDataset", "FrameFolderDataset", "DFEW", "MAFW", "CSVClipDataset", "build_dataset",
@@ -156,8 +161,6 @@ def _natural_key(name: str) -> list:
 
 def _decode_frame(path: str) -> np.ndarray:
     """One image file as uint8 ``[H, W, 3]`` RGB. PIL decodes exactly as the reference loader did."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
@@ -168,8 +171,6 @@ def _decode_frame(path: str) -> np.ndarray:
 def _resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
     """One ``[H, W, 3]`` frame resized straight to ``size x size`` with PIL's bilinear filter, the reference loader's
     ``GroupResize`` (unchanged if it has that size already)."""
-    from PIL import Image
-
     if frame.shape[:2] == (size, size):
         return frame
     return np.asarray(Image.fromarray(frame).resize((size, size), Image.BILINEAR))
@@ -188,8 +189,6 @@ def _stack_frames(frames: list[np.ndarray], size: int | None = None) -> torch.Te
 
 def _audio_samples(path: Path) -> tuple[int, int]:
     """``(samples per channel, sample rate)`` of an audio file: from the header of a PCM WAV, else by decoding it."""
-    from ..media.wav import read_audio
-
     try:
         with wave.open(os.fspath(path), "rb") as f:
             return f.getnframes(), f.getframerate()
@@ -304,9 +303,6 @@ class FrameFolderDataset(ClipDataset):
         return next((c for c in candidates if c.is_file()), candidates[0])
 
     def load(self, record: ClipRecord) -> dict[str, torch.Tensor]:
-        from ..media.fbank import audio_features
-        from ..media.wav import read_audio
-
         cfg = self.preprocess
         files = self.frame_files(Path(record.path))
         n = min(record.num_frames, len(files)) if record.num_frames else len(files)
@@ -506,9 +502,6 @@ class CSVClipDataset(ClipDataset):
             if self.train and augment != "none" else None
 
     def load(self, record: ClipRecord) -> dict[str, torch.Tensor]:
-        from ..media.decode import read_clip
-        from ..media.pipeline import prepare_window
-
         if not os.path.isfile(record.path):
             raise MediaError(record.path, "video file not found")
         clip = read_clip(record.path, start_s=record.start_s or 0.0, end_s=record.end_s)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
 from .annotations import ClipRecord, stratified_folds, write_reference_annotation
 from ..media.wav import write_wav
@@ -87,8 +88,6 @@ def write_clip_folder(root: str | os.PathLike, clip_id: str, frames, waveform: n
     An interrupted write never looks finished: the WAV is written first (atomically), then the frames into
     ``<clip_id>.tmp/``, which is renamed to ``<clip_id>/`` last. A finished folder is replaced. Returns the folder.
     """
-    from PIL import Image
-
     final = clip_dir(root, clip_id)
     clips = final.parent
     tmp = final.with_name(final.name + ".tmp")

@@ -23,11 +23,13 @@ from typing import Iterable, Sequence
 
 import av
 import numpy as np
+from PIL import Image
 
 from ..errors import MediaError
-from ..io import atomic_path
+from ..io import atomic_path, atomic_write
 from .annotations import ClipRecord, write_reference_annotation
 from .layout import check_clip_id, remove_inside
+from ..media.decode import open_media
 
 __all__ = [
     "FACES_DIR", "WAV_DIR", "JPEG_QUALITY", "reference_crop_box", "faces_dir", "faces_wav", "write_face_frames",
@@ -89,8 +91,6 @@ def write_face_frames(root: str | os.PathLike, clip_id: str, frames: np.ndarray,
     ``ROOT/clips_faces/<clip_id>/``. Written into ``<clip_id>.tmp/`` and renamed last, so an interrupted run never
     leaves a folder that looks finished; a finished folder is replaced. Raises ValueError for an empty crop (the
     authors' ``cv2.imwrite`` fails there too)."""
-    from PIL import Image
-
     final = faces_dir(root, clip_id)
     parent = final.parent
     tmp = final.with_name(final.name + ".tmp")
@@ -117,8 +117,6 @@ def write_reference_wav(video: str | os.PathLike, path: str | os.PathLike) -> bo
     command does), then written with the stdlib ``wave`` module, atomically. Returns False, writing nothing, when
     the video has no audio stream (ffmpeg then fails and the authors' loader uses silence).
     """
-    from ..media.decode import open_media
-
     video = os.fspath(video)
     container = open_media(video)
     try:
@@ -165,8 +163,6 @@ def rewrite_authors_annotations(root: str | os.PathLike, sources: Iterable[str |
     ``ROOT/annotations/MAFW_set_1_test_faces.txt``, its paths pointing at ``ROOT/clips_faces/<last path part>`` and
     its counts recomputed as the file count minus 1. Clips without a folder are left out, as theirs. Returns the
     files written."""
-    from ..io import atomic_write
-
     written = []
     for src in sources:
         src = Path(src)

@@ -15,8 +15,6 @@ reproduces the authors' MAFW preprocessing exactly (a box per frame, their folde
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
-import io
 import json
 import multiprocessing
 import os
@@ -26,9 +24,12 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
-from ..io import atomic_write
-from .annotations import VIDEO_SUFFIXES, encode_labels, read_label_table, stratified_folds, write_classes
+from ..hardware import usable_cores
+from ..io import atomic_write, write_csv
+from .annotations import encode_labels, is_video_name, read_label_table, stratified_folds, write_classes
 from .layout import (
     CLASSES_FILE, check_clip_id, clip_dir, clip_wav, count_frames, write_clip_folder, write_fold_annotations,
 )
@@ -36,6 +37,10 @@ from .mafw_reference import (
     faces_dir, faces_wav, reference_crop_box, rewrite_authors_annotations, write_face_frames, write_faces_annotations,
     write_reference_wav,
 )
+from ..media.faces import FaceDetector, crop_faces
+from ..media.decode import open_video
+from ..errors import MmadferError
+from ..config import MAFW_CLASSES
 
 __all__ = [
     "PROFILES", "PrepareResult", "PrepareSummary", "find_videos", "assign_clip_ids", "prepare_clip",
@@ -98,7 +103,7 @@ def find_videos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith("."):
+                if f.is_file() and is_video_name(f) and not f.name.startswith("."):
                     found.setdefault(f.resolve(), None)
         elif p.exists():
             found.setdefault(p.resolve(), None)
@@ -129,14 +134,24 @@ _DETECTOR = None  # one face detector per process, created on first use
 def _detector():
     global _DETECTOR
     if _DETECTOR is None:
-        from ..media.faces import FaceDetector
-
         _DETECTOR = FaceDetector()
     return _DETECTOR
 
 
 def _meta_path(root: Path, clip_id: str) -> Path:
     return clip_dir(root, clip_id).with_name(f"{clip_id}.json")
+
+
+def _read_whole(video: Path, max_seconds: float | None):
+    """The whole clip of ``video`` (a clip is decoded at once, so one longer than ``max_seconds`` is refused)."""
+    with open_video(video) as reader:
+        if max_seconds is not None and (reader.duration_s or 0.0) > max_seconds:
+            raise ValueError(f"video is {reader.duration_s:.0f} s long, over the {max_seconds:.0f} s limit for "
+                             "one clip; cut it into clips first or raise --max-seconds")
+        clip = reader.read()
+    if clip.num_frames == 0:
+        raise ValueError("no video frames decoded")
+    return clip
 
 
 def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str, *, size: int = 224,
@@ -149,19 +164,10 @@ def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str
     already). Videos longer than ``max_seconds`` fail, because a clip is decoded whole: cut long recordings into
     clips first (``mmadfer predict`` streams long videos instead).
     """
-    from ..media.decode import open_video
-    from ..media.faces import crop_faces
-
     root, video = Path(root), Path(video)
     result = PrepareResult(str(video), clip_id, "failed")
     try:
-        with open_video(video) as reader:
-            if max_seconds is not None and (reader.duration_s or 0.0) > max_seconds:
-                raise ValueError(f"video is {reader.duration_s:.0f} s long, over the {max_seconds:.0f} s limit for "
-                                 "one clip; cut it into clips first or raise --max-seconds")
-            clip = reader.read()
-        if clip.num_frames == 0:
-            raise ValueError("no video frames decoded")
+        clip = _read_whole(video, max_seconds)
         if faces:
             boxes, _ = _detector().detect(clip.frames)  # one float [k, 4] array per frame
         else:  # no boxes: crop_faces takes the centre square of every frame
@@ -179,8 +185,6 @@ def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str
         write_clip_folder(root, clip_id, crops.frames, clip.waveform if result.has_audio else None,
                           clip.sample_rate)
     except Exception as e:  # one bad file must never stop the run: report it
-        from ..errors import MmadferError
-
         result.status = "failed"
         result.reason = e.reason if isinstance(e, MmadferError) else f"{type(e).__name__}: {e}"
     return result
@@ -192,18 +196,10 @@ def prepare_mafw_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id
     cropped with its own box (:func:`~mmadfer.data.mafw_reference.reference_crop_box` of that frame's MTCNN boxes)
     into ``ROOT/clips_faces/<clip_id>/0.jpg ...`` and the audio into ``ROOT/clips_wav/<clip_id>.wav`` (none when the
     video has no audio stream). The boxes are kept in ``ROOT/meta/<clip_id>.json``. Never raises for a bad input."""
-    from ..media.decode import open_video
-
     root, video = Path(root), Path(video)
     result = PrepareResult(str(video), clip_id, "failed")
     try:
-        with open_video(video) as reader:
-            if max_seconds is not None and (reader.duration_s or 0.0) > max_seconds:
-                raise ValueError(f"video is {reader.duration_s:.0f} s long, over the {max_seconds:.0f} s limit for "
-                                 "one clip; cut it into clips first or raise --max-seconds")
-            clip = reader.read()
-        if clip.num_frames == 0:
-            raise ValueError("no video frames decoded")
+        clip = _read_whole(video, max_seconds)
         T, H, W = clip.frames.shape[:3]
         found = _detector().detect(clip.frames)[0] if faces else [np.zeros((0, 4), np.float32)] * T
         picked = [reference_crop_box(b, W, H) for b in found]
@@ -220,8 +216,6 @@ def prepare_mafw_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id
             json.dump(meta, f)
         write_face_frames(root, clip_id, clip.frames, boxes)
     except Exception as e:  # one bad file must never stop the run: report it
-        from ..errors import MmadferError
-
         result.status = "failed"
         result.reason = e.reason if isinstance(e, MmadferError) else f"{type(e).__name__}: {e}"
     return result
@@ -247,8 +241,6 @@ def _skipped(root: Path, video: Path, clip_id: str, profile: str = "default") ->
 
 
 def _init_worker(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(max(1, threads))
 
 
@@ -257,7 +249,7 @@ def _run_parallel(jobs: list[tuple[Path, str]], kw: dict, workers: int, progress
     """Run :func:`prepare_clip` over ``jobs`` in ``workers`` spawned processes. If a worker dies (a crash in native
     code), the unfinished clips are retried once in a fresh pool, then reported as failed."""
     results: dict[str, PrepareResult] = {}
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cores() // workers)
     pending = jobs
     for attempt in range(2):
         ctx = multiprocessing.get_context("spawn")
@@ -300,8 +292,6 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
     indices of :data:`mmadfer.config.MAFW_CLASSES`) gives ``MAFW_set_<k>_{train,test}_faces.txt`` (or
     ``MAFW_all_faces.txt``).
     """
-    from tqdm.auto import tqdm
-
     if face_crop not in ("union", "track"):
         raise ValueError(f"face_crop must be 'union' or 'track', got {face_crop!r}")
     if profile not in PROFILES:
@@ -348,8 +338,6 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
 
 def _write_labels(summary: PrepareSummary, videos: Sequence[Path], ids: Sequence[str], rows: list[dict],
                   source, folds: int | None, seed: int, profile: str = "default") -> None:
-    from ..config import MAFW_CLASSES
-
     mafw = profile == "mafw-reference"
     indices, class_names = encode_labels(rows, MAFW_CLASSES if mafw else None, source)
     by_path = {Path(r["video"]).resolve(): i for r, i in zip(rows, indices)}
@@ -380,12 +368,7 @@ def _write_labels(summary: PrepareSummary, videos: Sequence[Path], ids: Sequence
 
 def _write_report(summary: PrepareSummary) -> None:
     rows = [{k: ("" if getattr(r, k) is None else getattr(r, k)) for k in REPORT_FIELDS} for r in summary.results]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=REPORT_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_write(summary.root / "prepare_report.csv", "w", encoding="utf-8", newline="") as f:
-        f.write(buf.getvalue())
+    write_csv(summary.root / "prepare_report.csv", REPORT_FIELDS, rows)
     report = {
         "summary": {s: summary.count(s) for s in ("ok", "skipped", "failed")},
         "unlabelled": summary.unlabelled,

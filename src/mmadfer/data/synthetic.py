@@ -22,8 +22,6 @@ written as an mp4 with audio under ``OUT/raw/``, listed in ``OUT/raw.csv`` for
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +33,7 @@ from torchvision.transforms.v2.functional import resize, resized_crop
 from tqdm.auto import tqdm
 
 from .._optional import require
-from ..io import atomic_write
+from ..io import write_csv
 from ..media.decode import Clip
 from ..media.encode import write_video
 from ..media.pipeline import prepare_window
@@ -198,12 +196,7 @@ def write_synthetic_dataset(out: str | os.PathLike, num_clips: int, *, num_frame
     write_fold_annotations(root, entries, num_folds=folds if folds and folds >= 2 else None, seed=seed)
     write_classes(root / CLASSES_FILE, SYNTH_CLASSES)
     if raw:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["video", "label"])
-        w.writerows(raw_rows)
-        with atomic_write(root / "raw.csv", "w", encoding="utf-8", newline="") as f:
-            f.write(buf.getvalue())
+        write_csv(root / "raw.csv", ["video", "label"], raw_rows)
     return {"written": written, "skipped": num_clips - written}
 
 

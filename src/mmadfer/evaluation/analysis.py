@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from sklearn.metrics import f1_score
 
 from ..io import atomic_write
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, clip_statistics, intervals
 from .calibration import confidence_metrics
 from .selective import at_threshold, risk_coverage
 from .subgroups import DEFAULT_MIN_GROUP_N, subgroup_report
+from .plots import plot_reliability, plot_risk_coverage, plot_subgroups
 
 __all__ = ["analyze", "write_files"]
 
@@ -29,8 +31,6 @@ def analyze(probs: np.ndarray, y_true: np.ndarray, paths: Sequence[str], *, n_re
     (with ``groups``, a DataFrame of :func:`~mmadfer.evaluation.subgroups.read_groups`).
 
     ``n_resamples=0`` skips the bootstrap (no ``ci95``; subgroups then get no intervals either)."""
-    from sklearn.metrics import f1_score
-
     probs = np.asarray(probs, dtype=np.float64)
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = probs.argmax(1)
@@ -57,8 +57,6 @@ def analyze(probs: np.ndarray, y_true: np.ndarray, paths: Sequence[str], *, n_re
 def write_files(out_dir: str | os.PathLike, metrics: dict[str, Any]) -> dict[str, Path]:
     """``risk_coverage.csv`` and, with matplotlib, ``reliability.png``, ``risk_coverage.png`` and
     ``subgroups_<column>.png``; removes the curve arrays from ``metrics`` (they live in the CSV)."""
-    from .plots import plot_reliability, plot_risk_coverage, plot_subgroups
-
     out = Path(out_dir)
     rc = metrics.pop("risk_coverage")
     files = {"risk_coverage": out / "risk_coverage.csv"}

@@ -20,6 +20,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from sklearn.metrics import log_loss
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
 
 __all__ = ["ECE_BINS", "probabilities", "reliability_bins", "ece", "mce", "nll", "brier", "fit_temperature",
            "confidence_metrics", "ece_from", "split_halves"]
@@ -105,8 +108,6 @@ def mce(probs, y_true, n_bins: int = ECE_BINS) -> float:
 def nll(probs, y_true) -> float:
     """Mean negative log-likelihood of the true class (scikit-learn's ``log_loss``; rows renormalised to sum to 1,
     which only removes rounding, e.g. of probabilities read back from a CSV)."""
-    from sklearn.metrics import log_loss
-
     probs, y_true = _check(probs, y_true)
     probs = probs / probs.sum(1, keepdims=True)
     return float(log_loss(y_true, probs, labels=np.arange(probs.shape[1])))
@@ -123,9 +124,6 @@ def fit_temperature(logits, y_true, *, bounds: tuple[float, float] = (1e-2, 1e2)
     """The temperature ``T`` minimising the NLL of ``softmax(logits / T)``: a bounded 1-D search over ``log T``
     (``scipy.optimize.minimize_scalar``, which scikit-learn already brings). The NLL is convex in ``1/T``, so the
     minimum found is the global one within ``bounds``."""
-    from scipy.optimize import minimize_scalar
-    from scipy.special import log_softmax
-
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y_true, dtype=np.int64)
     if z.ndim != 2 or y.shape != (z.shape[0],) or len(y) == 0:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_path
+from .._optional import require
 
 __all__ = ["plot_reliability", "plot_risk_coverage", "plot_subgroups"]
 
@@ -15,8 +16,6 @@ _BLUE, _RED, _GREY = "#2b6cb0", "#c53030", "#718096"
 
 
 def _figure(w: float, h: float):
-    from .._optional import require
-
     require("matplotlib", "the evaluation charts")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap, percentile_interval, scores
 from .calibration import ece_from
@@ -34,8 +35,6 @@ _METRICS = ("uar", "war", "macro_f1", "ece")
 
 def read_groups(path: str | os.PathLike):
     """The groups CSV as a DataFrame of strings (first column: clip ids; at least one group column)."""
-    import pandas as pd
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"groups file not found: {path}")

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.signal import resample_poly
 
 from ..config import PreprocessConfig
 
@@ -134,7 +135,6 @@ def resample_to(waveform: np.ndarray, sample_rate: int, target_rate: int) -> np.
     """Band-limited polyphase resampling of ``[..., N]`` float audio (scipy's Kaiser-windowed FIR)."""
     if sample_rate == target_rate:
         return waveform
-    from scipy.signal import resample_poly
 
     g = math.gcd(int(sample_rate), int(target_rate))
     out = resample_poly(np.asarray(waveform, dtype=np.float64), target_rate // g, sample_rate // g, axis=-1)

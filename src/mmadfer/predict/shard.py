@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
-from ..io import atomic_write
+from ..io import write_csv
 from .balance import balance
 
 __all__ = ["INDEX_COLUMNS", "STATUSES", "my_share", "write_rank_index", "merge_index", "read_index"]
@@ -33,14 +32,6 @@ def my_share(durations: Sequence[float], rank: int, world_size: int) -> list[int
     return balance(durations, world_size)[rank]
 
 
-def _csv_text(rows: Iterable[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def rank_index_path(out: str | os.PathLike, rank: int) -> Path:
     return Path(out) / INDEX_DIR / f"rank-{rank}.csv"
 
@@ -48,9 +39,7 @@ def rank_index_path(out: str | os.PathLike, rank: int) -> Path:
 def write_rank_index(out: str | os.PathLike, rank: int, rows: Sequence[dict]) -> Path:
     """Rewrite this rank's index atomically (a reader, or a kill, never sees half a file)."""
     path = rank_index_path(out, rank)
-    with atomic_write(path, newline="") as f:
-        f.write(_csv_text(rows))
-    return path
+    return write_csv(path, INDEX_COLUMNS, rows, ignore_extra=True)
 
 
 def read_index(path: str | os.PathLike) -> list[dict]:
@@ -80,8 +69,7 @@ def merge_index(out: str | os.PathLike, planned: Sequence[dict], world_size: int
                    "error": "" if exists else "not processed: its rank stopped before this video"}
         rows.append(row)
     index = out / "index.csv"
-    with atomic_write(index, newline="") as f:
-        f.write(_csv_text(rows))
+    write_csv(index, INDEX_COLUMNS, rows, ignore_extra=True)
     for f in files:
         with contextlib.suppress(FileNotFoundError):
             f.unlink()

@@ -31,6 +31,8 @@ from ..media.decode import open_video
 from ..media.windows import window_spans
 from ..predict.recognizer import Recognizer
 from ..predict.table import write_table
+from ..predict.timeline import plot_timeline
+from ..predict.anonymize import anonymize_video
 
 __all__ = ["DataDir", "Job", "JobQueue", "JOB_FILES", "STATUSES", "display_name"]
 
@@ -278,15 +280,12 @@ class JobQueue:
         df.attrs["video"] = job.name
         write_table(df, job.folder / "timeline.json")
         try:
-            from ..predict.timeline import plot_timeline
-
             plot_timeline(df, job.folder / "chart.png")
         except ImportError as e:
             job.notes.append(f"no chart.png: {e}")
         if job.anonymize:
             if job.cancel_event.is_set():
                 raise Cancelled
-            from ..predict.anonymize import anonymize_video
 
             job.stage = "anonymising"
             anonymize_video(job.video, job.folder / "anonymized.mp4", df, detector=rec.detector,

@@ -27,6 +27,7 @@ import threading
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ..errors import one_line
 from ..media.live import LiveBuffer
@@ -67,8 +68,6 @@ def _clean(row: dict[str, Any], labels) -> dict[str, Any]:
 
 
 def _frame(payload: bytes, max_side: int | None) -> np.ndarray:
-    from PIL import Image
-
     with Image.open(io.BytesIO(payload)) as im:
         im = im.convert("RGB")
         if max_side and max(im.size) > max_side:

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 __all__ = ["RunsFolder", "SERVED"]
 
 #: file kinds a run may serve, with their media types
@@ -102,7 +104,6 @@ def _numbers(path: Path) -> dict[str, float]:
 def _last_row(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    import pandas as pd
 
     try:
         df = pd.read_csv(path)

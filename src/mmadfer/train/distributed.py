@@ -43,6 +43,7 @@ import torch
 import torch.distributed as dist
 
 from ..accel import default_device
+from ..hardware import usable_cores
 
 __all__ = ["DistInfo", "setup", "slurm_env", "cleanup", "barrier", "broadcast_object", "all_gather_objects",
            "gather_predictions", "resolve_device", "is_initialized"]
@@ -121,7 +122,7 @@ def setup(device: str | torch.device = "auto", *, backend: str | None = None,
                                 **({"device_id": dev} if dev.type == "cuda" and backend == "nccl" else {}))
         if dev.type == "cpu":
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+            torch.set_num_threads(max(1, usable_cores() // local_world))
     if is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev)

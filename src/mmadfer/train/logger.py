@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from tqdm.auto import tqdm
+import pandas as pd
+
 from .._optional import require
 from ..io import atomic_path, atomic_write
 
@@ -82,8 +85,6 @@ class RunLogger:
     # -- live ------------------------------------------------------------------------------------------------------
     def progress(self, total: int, initial: int = 0, desc: str = ""):
         """A tqdm bar over the batches of an epoch (disabled on ranks other than 0)."""
-        from tqdm.auto import tqdm
-
         interactive = sys.stderr.isatty()
         return tqdm(total=total, initial=initial, desc=desc, unit="batch", dynamic_ncols=True, leave=interactive,
                     disable=not self.enabled, mininterval=0.5 if interactive else 30.0, file=sys.stderr)
@@ -96,8 +97,6 @@ class RunLogger:
 
     def message(self, text: str) -> None:
         if self.enabled:
-            from tqdm.auto import tqdm
-
             tqdm.write(text, file=sys.stderr)
 
     # -- per epoch -------------------------------------------------------------------------------------------------
@@ -114,8 +113,6 @@ class RunLogger:
             logger.warning("curves.png not written: %s", e)
 
     def write_csv(self) -> Path:
-        import pandas as pd
-
         path = self.run_dir / "log.csv"
         with atomic_write(path, "w", encoding="utf-8", newline="") as f:
             pd.DataFrame(self.history).to_csv(f, index=False, float_format="%.6g")

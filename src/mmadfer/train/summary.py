@@ -5,6 +5,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+import pandas as pd
+
 from ..io import atomic_write
 
 __all__ = ["write_table", "mean_std", "format_cell"]
@@ -40,8 +42,6 @@ def write_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str
     ``columns`` are ``(key, header)`` pairs. ``footer`` rows follow the body in markdown (values may be preformatted
     text such as ``0.6701 ± 0.0123``); ``csv_footer`` rows follow it in the CSV (numbers, e.g. a mean and a std row).
     """
-    import pandas as pd
-
     lines = [f"# {title}", ""]
     lines += [*notes, ""] if notes else []
     lines.append("| " + " | ".join(h for _, h in columns) + " |")
