@@ -88,6 +88,23 @@ def _identity(x):
     return x
 
 
+class _SameThreads:
+    """A DataLoader ``worker_init_fn`` that gives each worker the main process's intra-op thread count.
+
+    DataLoader starts workers with one thread; face detection (MTCNN's convolutions) and the fbank then sum in
+    another order than in the main process, and the last bits of a window's inputs, hence its probabilities, could
+    differ from sequential predict's. Same threads, same arithmetic: the timelines stay bit-identical. Workers start
+    from a fork server, not a fork of this process: a forked child that starts an OpenMP pool the parent already
+    used can deadlock.
+    """
+
+    def __init__(self) -> None:
+        self.threads = torch.get_num_threads()
+
+    def __call__(self, worker_id: int) -> None:
+        torch.set_num_threads(self.threads)
+
+
 class VideoWindows(IterableDataset):
     """Prepared windows of ``paths``, video by video: ``('window', i, (start_s, end_s, has_audio), tracks)`` for
     each kept window, then ``('end', i, windows, error)`` (``error``: None or a portable error tuple).
@@ -182,6 +199,7 @@ def iter_videos(rec: "Recognizer", paths: Sequence[str | os.PathLike], window_s:
     ds = VideoWindows(preparer, paths, durations, window_s, stride_s, rec.max_side, detect=not main_detect)
     if workers > 0:
         items = iter(DataLoader(ds, batch_size=None, num_workers=workers, collate_fn=_identity,
+                                worker_init_fn=_SameThreads(), multiprocessing_context="forkserver",
                                 prefetch_factor=max(2, rec.batch_size // workers)))
     else:
         items = prefetch(iter(ds), depth=2 * rec.batch_size) if rec.prefetch else iter(ds)
