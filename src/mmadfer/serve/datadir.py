@@ -86,7 +86,8 @@ def _kept_job(folder: Path) -> bool:
         record = json.loads((folder / "job.json").read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and record.get("kept") is True and record.get("status") in _FINISHED
+    # a record without "kept" was written by an older mmadfer, which wrote job.json only for finished jobs: kept
+    return isinstance(record, dict) and record.get("kept", True) is True and record.get("status") in _FINISHED
 
 
 def dead_run_folders(data_dir: Path | None = None) -> list[Path]:
