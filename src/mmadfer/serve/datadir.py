@@ -148,7 +148,7 @@ class DataDir:
     def sweep(self) -> list[Path]:
         """Find what dead runs left (:func:`dead_run_folders`) and delete it, unless ``keep`` (then only list it).
         Returns the folders found."""
-        found = [p for p in dead_run_folders(self.root) if p != self.root]
+        found = [p for p in dead_run_folders(self.root) if p != self.root and p not in self._created]
         if not self.keep:
             for path in found:
                 shutil.rmtree(path, ignore_errors=True)
