@@ -437,6 +437,23 @@ def test_disk_full_job_fails_and_delete_removes_it(rec, files, tmp_path, monkeyp
     def save(self, **final):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
+    class FullDisk:
+        def __init__(self, *a, **kw):
+            pass
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self):
+            pass
+
+    from mmadfer.serve import upload as upload_module
+
+    with client(rec, files, tmp_path) as c, monkeypatch.context() as m:
+        m.setattr(upload_module, "open", FullDisk, raising=False)
+        r = upload(c, files["video"])
+        assert r.status_code == 507 and "No space left on device" in r.json()["detail"]
+        assert list((tmp_path / "data" / "jobs").iterdir()) == []
     monkeypatch.setattr(jobs, "write_table", full)
     monkeypatch.setattr(jobs.Job, "save", save)
     with client(rec, files, tmp_path) as c:

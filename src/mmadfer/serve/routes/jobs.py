@@ -52,6 +52,10 @@ async def create_job(request: Request, ctx: AppContext = Depends(context)) -> di
     except (BadUpload, ValueError) as e:
         queue.discard(job)
         raise HTTPException(400, str(e))
+    except OSError as e:  # a full disk: nothing of the upload is kept
+        queue.discard(job)
+        raise HTTPException(507, f"{job.name if job.name != 'upload' else 'the upload'}: cannot be stored on this "
+                                 f"machine ({e.strerror or e})")
     except BaseException:
         queue.discard(job)
         raise
