@@ -541,7 +541,9 @@ def test_runs_links_are_encoded(rec, tmp_path):
     runs = tmp_path / "runs"
     odd = runs / "a #1 ?x %20"
     odd.mkdir(parents=True)
-    (odd / "metrics.json").write_text(json.dumps({"uar": 0.5}))
+    per_class = [{"class": c, "support": 10, "recall": r, "precision": 0.5} for c, r in zip("abcd", (1, 1, 0, 0))]
+    metrics = {"uar": 0.5, "war": 0.5, "ece": 0.1, "per_class": per_class, "num_clips": 40}
+    (odd / "metrics.json").write_text(json.dumps(metrics))
     (odd / "log.csv").write_text("epoch,loss\n1,0.5\n")
     training = runs / "training"
     training.mkdir()
@@ -549,6 +551,13 @@ def test_runs_links_are_encoded(rec, tmp_path):
     with TestClient(create_app(rec, runs=runs), base_url=BASE) as c:
         listed = {r["name"]: r for r in c.get("/api/runs").json()["runs"]}
         assert listed["a #1 ?x %20"]["running"] is False and listed["training"]["running"] is True
+        from mmadfer.evaluation.glossary import metric_rows, verdict
+
+        explained = listed["a #1 ?x %20"]["metrics_explained"]
+        assert [r["key"] for r in explained] == ["uar", "war", "ece"] and explained[0]["chance"] == 0.25
+        assert explained == [{**r, "label": r["name"]} for r in metric_rows(metrics)] and explained[0]["meaning"]
+        assert listed["a #1 ?x %20"]["verdict"] == " ".join(verdict(metrics))
+        assert listed["training"]["metrics_explained"] == [] and listed["training"]["verdict"] is None
         url = next(t["url"] for t in listed["a #1 ?x %20"]["tables"] if t["name"] == "metrics.json")
         assert "#" not in url and "?" not in url and " " not in url
 
@@ -562,7 +571,7 @@ def test_runs_links_are_encoded(rec, tmp_path):
     import asyncio
 
     data = DataDir(tmp_path / "data")
-    assert asyncio.run(fetch()) == {"uar": 0.5}
+    assert asyncio.run(fetch()) == metrics
     data.close()
 
 
