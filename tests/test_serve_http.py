@@ -651,11 +651,12 @@ def test_windows_stream_while_running_and_cancel_shows_cancelling(rec, files, tm
     with client(gated, files, tmp_path) as c, _opens(gated.runner.go):
         job_id = upload(c, files["video"], name="clip.mp4", stride="0.5", window="2").json()["id"]
         end = time.monotonic() + 120
-        while not (rows := c.get(f"/api/jobs/{job_id}/windows").json())["windows"] and time.monotonic() < end:
+        while not (job := c.get(f"/api/jobs/{job_id}").json())["windows_done"] and time.monotonic() < end:
             time.sleep(0.05)
-        job = c.get(f"/api/jobs/{job_id}").json()
+        rows = c.get(f"/api/jobs/{job_id}/windows").json()
         assert job["status"] == "running" and job["stage"] == "predicting" and not job["viewable"]
         assert job["windows_done"] == 1 and job["windows_total"] == 5 and job["elapsed_s"] >= 0
+        assert job["eta_s"] >= 0  # the engine's estimate of the time until the timeline can be viewed
         assert set(job["files"]) == {"video", "thumbs"}  # the upload plays while the rest is predicted
         assert rows["next"] == 1 and not rows["done"] and rows["labels"] == list(rec.labels)
         first = rows["windows"][0]

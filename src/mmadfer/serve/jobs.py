@@ -35,6 +35,7 @@ from ..io import atomic_path, atomic_write
 from ..media.decode import open_video
 from ..media.windows import window_spans
 from ..predict.anonymize import anonymize_video
+from ..predict.engine import Progress
 from ..predict.report import write_video_report
 from ..predict.summary import summarize
 from ..predict.table import write_table
@@ -105,6 +106,9 @@ class Job:
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     deleted: bool = False
     active: bool = False  # a worker is on it (its folder goes when the worker stops)
+    predict_estimate_s: float | None = field(default=None, repr=False)
+    anonymise_started: float | None = field(default=None, repr=False)
+    viewable_progress: float = field(default=1.0, repr=False)
     _summary: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -139,11 +143,18 @@ class Job:
         return round((self.ended or time.time()) - self.started, 3)
 
     def eta_s(self) -> float | None:
-        """Seconds left, from the pace so far (None until a little is done, and once finished)."""
-        elapsed = self.elapsed_s()
-        if self.status not in ("running",) or elapsed is None or self.progress < 0.02:
+        """Seconds left in the running stage: while predicting, until the timeline can be viewed (the prediction
+        engine's estimate); while anonymising, until the copy is done (from its pace so far). None when unknown."""
+        if self.status != "running":
             return None
-        return round(elapsed * (1 - self.progress) / self.progress, 1)
+        if self.stage == "predicting":
+            return None if self.predict_estimate_s is None else round(self.predict_estimate_s, 1)
+        if self.stage == "anonymising" and self.anonymise_started is not None:
+            share = self.progress - self.viewable_progress
+            if share > 0.01:
+                spent = time.time() - self.anonymise_started
+                return round(spent * (1 - self.progress) / share, 1)
+        return None
 
     def thumbs(self) -> dict[str, str]:
         folder = self.folder / "thumbs"
@@ -336,23 +347,26 @@ class JobQueue:
 
         job.stage = "predicting"
         share = 0.8 if job.anonymize else 1.0  # the anonymised copy takes the rest of the bar
-        seen: set[float] = set()
+        job.viewable_progress = share
         thumbs = _Thumbs(job.folder / "thumbs")
 
         def on_window(row: dict[str, Any], prepared: dict[str, Any]) -> None:
             self._check(job)
-            seen.add(row["start_s"])
             tid = int(row.get("track_id", -1))
             if tid not in job.tracks:
                 job.tracks.append(tid)
             thumbs.offer(tid, row.get("face_coverage"), prepared.get("video"))
             job.rows.append(json_safe(row))
-            job.windows_done = len(seen)
+
+        def on_progress(p: Progress) -> None:
+            self._check(job)
+            job.windows_done, job.windows_total = p.windows_done, p.windows_total or job.windows_total
+            job.predict_estimate_s = p.estimate_s
             if job.windows_total:
                 job.progress = share * min(1.0, job.windows_done / job.windows_total)
 
         # exactly what `mmadfer predict` does for one file (commands/predict.py _run_batch)
-        df = rec.predict_video(job.video, job.window_s, job.stride_s, on_window=on_window)
+        df = rec.predict_video(job.video, job.window_s, job.stride_s, on_window=on_window, on_progress=on_progress)
         if not len(df):
             raise ValueError("no windows: the video has no decodable frames")
         thumbs.write()
@@ -371,7 +385,7 @@ class JobQueue:
         job.progress = share
         if job.anonymize:
             self._check(job)
-            job.stage = "anonymising"
+            job.stage, job.anonymise_started = "anonymising", time.time()
 
             def on_frame(t: float) -> None:
                 self._check(job)
