@@ -466,9 +466,13 @@ def test_disk_full_job_fails_and_delete_removes_it(rec, files, tmp_path, monkeyp
         assert not folder.exists()
 
 
-def test_cancel_stops_the_anonymiser_at_the_next_frame(rec, files, tmp_path, monkeypatch):
-    """Cancel during the anonymised copy: the job shows ``cancelling`` and the copy stops at the next frame (the
-    anonymiser's per-frame hook), leaving no file or temporary; the timeline was viewable before the copy began."""
+@pytest.mark.parametrize("stop", ["cancel", "shutdown"])
+def test_cancel_stops_the_anonymiser_at_the_next_frame(rec, files, tmp_path, monkeypatch, stop):
+    """Cancel (or the server stopping, as on Ctrl-C) during the anonymised copy: the job shows ``cancelling`` and
+    the copy stops at the next frame (the anonymiser's per-frame hook), leaving no file or temporary; the timeline
+    was viewable before the copy began."""
+    import threading
+
     from mmadfer.serve import jobs
 
     real = jobs.anonymize_video
@@ -478,9 +482,15 @@ def test_cancel_stops_the_anonymiser_at_the_next_frame(rec, files, tmp_path, mon
         def hook(t):
             seen["calls"] = seen.get("calls", 0) + 1
             if seen["calls"] == 3:
-                job_id = next(iter(seen["app"].state.context.queue._jobs))
+                queue = seen["app"].state.context.queue
+                job_id = next(iter(queue._jobs))
                 seen["during"] = seen["client"].get(f"/api/jobs/{job_id}").json()
-                seen["cancel"] = seen["client"].post(f"/api/jobs/{job_id}/cancel").json()
+                if stop == "cancel":
+                    seen["cancel"] = seen["client"].post(f"/api/jobs/{job_id}/cancel").json()
+                else:  # what the app's shutdown does (it waits for this worker, so from another thread)
+                    threading.Thread(target=queue.close).start()
+                    assert queue.get(job_id).cancel_event.wait(30)
+                    seen["cancel"] = {"status": "cancelling"}
             on_frame(t)
 
         return real(*args, on_frame=hook, **kw)
@@ -489,8 +499,15 @@ def test_cancel_stops_the_anonymiser_at_the_next_frame(rec, files, tmp_path, mon
     app = create_app(rec, data=DataDir(tmp_path / "data"))
     with TestClient(app, base_url=BASE) as c:
         seen.update(app=app, client=c)
-        job = wait(c, upload(c, files["video"], anonymize="true").json()["id"])
-        left = sorted(p.name for p in (tmp_path / "data" / "jobs" / job["id"]).iterdir())
+        job_id = upload(c, files["video"], anonymize="true").json()["id"]
+        if stop == "shutdown":
+            app.state.context.queue._pool.shutdown(wait=True)  # the worker has stopped
+            job = app.state.context.queue.get(job_id).public()
+        else:
+            job = wait(c, job_id)
+        left = sorted(p.name for p in (tmp_path / "data" / "jobs" / job_id).iterdir())
+    if stop == "shutdown":
+        assert not (tmp_path / "data" / "jobs" / job_id).exists()  # the stopped server deleted it
     assert left == ["chart.png", "job.json", "report.html", "summary.json", "timeline.csv", "timeline.json",
                     "video"]  # no half copy, no temporary
     assert seen["calls"] == 3  # the frame after the cancel was never made
