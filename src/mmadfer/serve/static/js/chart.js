@@ -159,7 +159,7 @@ export class TimelineChart {
     const segs = this.coverageRows();
     ctx.fillStyle = INK; ctx.textAlign = "left";
     ctx.fillText("face found", 6, y + 12);
-    ctx.fillStyle = MUTED; ctx.fillText("(% of frames)", 6, y + 28);
+    ctx.fillStyle = MUTED; ctx.fillText(this.left < 100 ? "(% frames)" : "(% of frames)", 6, y + 28);
     for (const s of segs) {
       const x0 = this.x(s.from), w = Math.max(1, this.x(s.until) - x0);
       if (s.row.label === NO_FACE || (s.row.face_coverage ?? 0) === 0) hatch(ctx, x0, y, w, H.coverage);
