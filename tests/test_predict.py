@@ -155,6 +155,41 @@ def test_several_faces_get_stable_track_ids(rec, tmp_path, videos):
     assert df.groupby("start_s").track_id.nunique().eq(2).all()
 
 
+def test_no_label_without_a_face_and_face_boxes(rec, tmp_path, videos):
+    """A face, then none: the faceless windows are ``no_face`` with no confidence (CSV: empty, JSON: null), their
+    probabilities kept; face windows carry their crop as frame fractions; ``min_confidence`` gives ``uncertain``."""
+    from mmadfer.config import NO_FACE, UNCERTAIN
+    from mmadfer.predict import write_table
+
+    clip = read_clip(videos["silent"])  # 6 s at 12 fps, the astronaut's face in every frame
+    blank = np.random.default_rng(0).integers(90, 110, clip.frames.shape, dtype=np.uint8)
+    path = write_video(tmp_path / "face_then_none.mp4", np.concatenate([clip.frames, blank]), clip.fps)
+    df = rec.predict_video(path, stride_s=3.0)  # windows at 0, 3 (half face), 6 (none)
+    p = df[[f"p_{c}" for c in LABELS]].to_numpy()
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)  # probabilities stay, whatever the label
+    face, none = df.face_coverage >= 0.5, df.face_coverage < 0.5
+    assert face.iloc[0] and none.iloc[-1]
+    assert (df.label[none] == NO_FACE).all() and df.confidence[none].isna().all()
+    assert (df.label[face] == [LABELS[i] for i in p[face].argmax(1)]).all()
+    np.testing.assert_allclose(df.confidence[face], p[face].max(1), rtol=1e-6)
+    boxes = df[["box_x0", "box_y0", "box_x1", "box_y1"]]
+    assert boxes[df.face_coverage == 0].isna().all().all()
+    b = boxes[face].to_numpy()
+    assert ((b >= 0) & (b <= 1)).all() and (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
+    write_table(df, tmp_path / "t.csv"), write_table(df, tmp_path / "t.json")
+    csv = pd.read_csv(tmp_path / "t.csv", keep_default_na=False)
+    assert (csv.label[none.to_numpy()] == NO_FACE).all() and (csv.confidence[none.to_numpy()] == "").all()
+    assert all(w["confidence"] is None for w in json.loads((tmp_path / "t.json").read_text())["windows"]
+               if w["label"] == NO_FACE)
+    # the same windows with every threshold off, and with min_confidence: the probabilities never change
+    open_rec = Recognizer(rec.runner, device="cpu", min_face_coverage=None, min_confidence=1.0)
+    other = open_rec.predict_video(path, stride_s=3.0)
+    pd.testing.assert_frame_equal(other.filter(like="p_"), df.filter(like="p_"))
+    assert (other.label == UNCERTAIN).all() and other.confidence.notna().all()
+    with pytest.raises(ValueError, match="min-face-coverage"):
+        Recognizer(rec.runner, device="cpu", min_face_coverage=1.5)
+
+
 def test_save_faces_only_when_asked(rec, videos, tmp_path):
     rec.predict_video(videos["short"])
     assert not any(tmp_path.iterdir())

@@ -1,8 +1,10 @@
 """Recognise expressions in videos: a timeline (CSV or JSON) per video, optionally a chart and an anonymised copy.
 
 Give files and/or folders (searched recursively for .mp4 .mov .mkv .avi .webm). Each video gets one row per window:
-start_s, end_s, label, confidence, p_<class> for every class, face_coverage, has_audio (and track_id when several
-faces are in view). The default window is the model's own 5.12 s (16 frames + 512 audio frames); the default stride
+start_s, end_s, label, confidence, p_<class> for every class, face_coverage, has_audio, box_x0..box_y1 (and track_id
+when several faces are in view). The label is the top class, 'no_face' (and no confidence) when a face was found in
+fewer than --min-face-coverage of the window's frames, 'uncertain' below --min-confidence; the p_<class> columns are
+always the model's probabilities. The default window is the model's own 5.12 s (16 frames + 512 audio frames); the default stride
 is one window.
 
 Outputs go to --output: a folder (default: the current one), mirroring the input folders, or a file name when there is
@@ -36,6 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import DEFAULT_MIN_FACE_COVERAGE
 from ..errors import one_line
 from ..runtime.backends import BACKENDS
 from ._inputs import discover
@@ -84,6 +87,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
     p.add_argument("--min-confidence", type=float, metavar="P",
                    help="label a window 'uncertain' when its top probability is below P (probabilities are kept)")
+    p.add_argument("--min-face-coverage", type=float, metavar="F", default=DEFAULT_MIN_FACE_COVERAGE,
+                   help="label a window 'no_face', with no confidence, when a face was found in fewer than this "
+                        "fraction of its sampled frames (default %(default)s: at least 8 of 16; 0 turns it off; "
+                        "probabilities are kept)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default %(default)s)")
     p.add_argument("--no-faces", action="store_true",
                    help="skip face detection (for videos that are face crops already, like DFEW's)")
@@ -137,6 +144,7 @@ def plan_jobs(videos: list[tuple[Path, Path]], args: argparse.Namespace) -> list
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import CheckpointError
+    from ..evaluation.selective import check_thresholds
     from ..predict.recognizer import Recognizer
     from ..runtime.load import conversion_target
     from ..runtime.select import ran_with
@@ -145,8 +153,10 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
         return 2
-    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
-        print(f"error: --min-confidence must be between 0 and 1, got {args.min_confidence}", file=sys.stderr)
+    try:
+        check_thresholds(args.min_confidence, args.min_face_coverage)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     for flag in ("window", "stride"):
         value = getattr(args, flag)
@@ -168,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
         rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
                                          batch_size=args.batch_size, precision=args.precision, compile=args.compile,
                                          detector=None if args.no_faces else "auto", cache_dir=args.cache_dir,
-                                         job_windows=size)
+                                         job_windows=size, min_confidence=args.min_confidence,
+                                         min_face_coverage=args.min_face_coverage or None)
     except (CheckpointError, ValueError, ImportError) as e:
         print(f"error: cannot load the model: {one_line(e)}", file=sys.stderr)
         return 2
@@ -181,7 +192,6 @@ def run(args: argparse.Namespace) -> int:
 def _run_batch(rec, args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..evaluation.selective import abstain
     from ..media.probe import probe_duration
     from ..predict.shard import merge_index, my_share, write_rank_index
     from ..predict.table import write_table
@@ -238,7 +248,6 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
             df = res.table
             if not len(df):
                 raise ValueError("no windows: the video has no decodable frames")
-            abstain(df, args.min_confidence)  # label 'uncertain' below --min-confidence
             with stage("write"):
                 write_table(df, job.table)  # format from the suffix: --format, or that of an --output file name
             if job.plot is not None:
@@ -306,7 +315,7 @@ def _run_realtime(rec, args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..errors import MediaError
-    from ..evaluation.selective import UNCERTAIN
+    from ..predict.anonymize import caption
     from ..predict.realtime import run_realtime
     from ..predict.table import table_columns, write_table
 
@@ -316,19 +325,17 @@ def _run_realtime(rec, args: argparse.Namespace) -> int:
     source = args.inputs[0]
     stride = args.stride or 1.0
     rows, latencies = [], []
-    print(f"{'time':>8}  {'label':<12} conf  latency   (window {args.window or rec.window_s:g} s, stride {stride:g} s; "
+    print(f"{'time':>8}  {'label, confidence':<17} latency   (window {args.window or rec.window_s:g} s, stride {stride:g} s; "
           "Ctrl-C stops)", flush=True)
     status = 0
     try:
         for row in run_realtime(rec, source, stride_s=stride, window_s=args.window, pace=args.pace,
                                 max_windows=args.max_windows):
-            if args.min_confidence is not None and row["confidence"] < args.min_confidence:
-                row["label"] = UNCERTAIN
             rows.append(row)
             latencies.append(row["latency_ms"])
             face = f" face {row['track_id']}" if row.get("track_id", 0) > 0 else ""
-            print(f"{row['end_s']:7.2f}s  {row['label']:<12} {row['confidence']:.2f}  {row['latency_ms']:6.0f} ms"
-                  f"{face}{'  (no face)' if row['face_coverage'] == 0 else ''}", flush=True)
+            print(f"{row['end_s']:7.2f}s  {caption(row['label'], row['confidence']):<17} {row['latency_ms']:6.0f} ms"
+                  f"{face}", flush=True)
     except MediaError as e:
         print(one_line(e, source), file=sys.stderr)
         status = 1

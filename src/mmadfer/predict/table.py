@@ -13,13 +13,16 @@ from PIL import Image
 
 from ..io import atomic_path, atomic_write
 
-__all__ = ["table_columns", "write_table", "save_crops"]
+__all__ = ["table_columns", "write_table", "save_crops", "BOX_COLUMNS"]
+
+#: The face crop of a window's track as fractions of the frame's width and height (NaN: no face found).
+BOX_COLUMNS = ("box_x0", "box_y0", "box_x1", "box_y1")
 
 
 def table_columns(labels: Iterable[str], tracks: bool = False) -> list[str]:
     """Columns of a timeline table, in order."""
     return (["start_s", "end_s"] + (["track_id"] if tracks else []) + ["label", "confidence"]
-            + [f"p_{c}" for c in labels] + ["face_coverage", "has_audio"])
+            + [f"p_{c}" for c in labels] + ["face_coverage", "has_audio", *BOX_COLUMNS])
 
 
 def write_table(df, path: str | os.PathLike, fmt: str | None = None) -> Path:
