@@ -14,7 +14,8 @@ function segments(rows) {
 }
 
 const isNoFace = (r) => r.label === NO_FACE;
-const trackOf = (r) => (r.track_id == null || r.track_id < 0 ? null : r.track_id);
+/** A window's face track: its track_id (a file with one face has no such column: track 0); null without a face */
+export const trackOf = (r) => (r.track_id == null ? (isNoFace(r) ? null : 0) : r.track_id < 0 ? null : r.track_id);
 
 /** Centred moving average of the probabilities over k windows of a track (no-face windows left out); labels
  * re-derived from the averaged values. Returns new display rows; the originals are not touched. */

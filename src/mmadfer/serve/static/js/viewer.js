@@ -2,7 +2,7 @@
 // summary, the timeline chart with its readout, track thumbnails and names, and the table of windows (the chart as
 // text). Windows appear while the job runs.
 import { $, NO_FACE, api, app, clock, color, el, labelText, pct } from "./util.js";
-import { TimelineChart } from "./chart.js";
+import { TimelineChart, trackOf } from "./chart.js";
 import { deleteJob, displayName, jobs } from "./analyze.js";
 
 const video = $("#v-video");
@@ -258,10 +258,10 @@ function renderTable() {
   const labels = app.labels;
   table.tHead.replaceChildren(el("tr", {}, ...["start", "end", "face", "label", "confidence", "face found", "audio", ...labels]
     .map((h) => el("th", { scope: "col", text: h }))));
-  const rows = [...view.rows].sort((a, b) => a.start_s - b.start_s || (a.track_id ?? -1) - (b.track_id ?? -1));
+  const rows = [...view.rows].sort((a, b) => a.start_s - b.start_s || (trackOf(a) ?? -1) - (trackOf(b) ?? -1));
   table.tBodies[0].replaceChildren(...rows.map((r) => el("tr", {},
     el("td", { text: `${r.start_s.toFixed(2)} s` }), el("td", { text: `${r.end_s.toFixed(2)} s` }),
-    el("td", { text: r.track_id == null || r.track_id < 0 ? "–" : chart.laneName(r.track_id) }),
+    el("td", { text: trackOf(r) === null ? "–" : chart.laneName(trackOf(r)) }),
     el("td", { text: labelText(r.label) }), el("td", { text: pct(r.confidence) }),
     el("td", { text: pct(r.face_coverage) }), el("td", { text: r.has_audio ? "yes" : "no" }),
     ...labels.map((c) => el("td", { text: pct(r[`p_${c}`]) })))));
@@ -284,7 +284,7 @@ function drawOverlay() {
     if (!showBoxes || row.box_x0 == null || Number.isNaN(row.box_x0)) continue;
     const box = el("div", { class: "box", style: `left:${ox + row.box_x0 * w}px;top:${oy + row.box_y0 * h}px;` +
       `width:${(row.box_x1 - row.box_x0) * w}px;height:${(row.box_y1 - row.box_y0) * h}px;--c:${color(row.label)}` },
-    el("span", { class: "tag", "data-track": row.track_id ?? "", text: `${name} · ${labelText(row.label)}${row.confidence == null ? "" : ` ${pct(row.confidence)}`}` }));
+    el("span", { class: "tag", "data-track": trackOf(row) ?? "", text: `${name} · ${labelText(row.label)}${row.confidence == null ? "" : ` ${pct(row.confidence)}`}` }));
     items.push(box);
   }
   if (now.length && now.every(({ row }) => row && row.label === NO_FACE)) {
