@@ -19,7 +19,7 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
 from mmadfer import Recognizer  # noqa: E402
 from mmadfer.serve.app import STATIC, create_app  # noqa: E402
-from mmadfer.serve.jobs import DataDir  # noqa: E402
+from mmadfer.serve.datadir import DataDir  # noqa: E402
 from mmadfer.serve.upload import TooLarge, receive_upload  # noqa: E402
 
 from serve_helpers import tiny_checkpoint  # noqa: E402
@@ -230,7 +230,7 @@ def test_file_names_never_become_paths(rec, files, tmp_path):
         wait(c, r.json()["id"])
         stored = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
         job = r.json()["id"]
-        assert stored == ["data", "data/jobs", f"data/jobs/{job}", f"data/jobs/{job}/chart.png",
+        assert stored == ["data", "data/.owner.lock", "data/jobs", f"data/jobs/{job}", f"data/jobs/{job}/chart.png",
                           f"data/jobs/{job}/job.json", f"data/jobs/{job}/timeline.csv",
                           f"data/jobs/{job}/timeline.json", f"data/jobs/{job}/video"]
 
@@ -363,10 +363,10 @@ def test_serve_command_token(files, monkeypatch, capsys, host):
     base = f"http://{host}:{served['port']}"
     with TestClient(served["app"], base_url=base) as c:
         if host == "127.0.0.1":
-            assert url == base + "/" and served["app"].token is None
+            assert url == base + "/" and served["app"].state.guard.token is None
             assert c.get("/api/info").status_code == 200
         else:
-            token = served["app"].token
+            token = served["app"].state.guard.token
             assert token and url == f"{base}/?token={token}" and "access token" in err
             assert c.get("/api/info").status_code == 401
             assert c.get(url).status_code == 200  # the printed address sets the cookie and redirects to the page
