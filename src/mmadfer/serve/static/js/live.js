@@ -11,6 +11,7 @@ function status(text) { $("#l-status").textContent = text; }
 export function initLive() {
   $("#l-start").addEventListener("click", start);
   $("#l-stop").addEventListener("click", stop);
+  new ResizeObserver(() => { if (live.stream && exposed.last) overlay(exposed.last); }).observe(video);
 }
 
 async function start() {
