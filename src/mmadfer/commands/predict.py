@@ -44,6 +44,7 @@ from ..runtime.backends import BACKENDS
 from ._inputs import discover
 
 TABLE_FORMATS = ("csv", "json")
+SUMMARY = "summary.csv"  # over all videos of a run with several, in the output folder
 _CONVERSION_TIME = {"onnx-int8": "30 s", "openvino-int8": "2 min"}
 _STARTED = time.time()  # temporaries older than this process are stale: their writer is gone
 
@@ -97,6 +98,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, metavar="N",
                    help="processes that decode, detect faces and compute features while the model runs (default: "
                         "none for one short video, else one per spare core, up to 8)")
+    p.add_argument("--report", action="store_true",
+                   help="also write a one-page HTML report per video beside its timeline (summary, chart, every "
+                        "window, how to read it; self-contained and offline, to forward as one file)")
+    p.add_argument("--smooth", type=float, metavar="S",
+                   help="add a label_smoothed column: the top class of the probabilities averaged over S seconds "
+                        "around each window (no_face windows stay no_face); label, confidence and p_<class> are "
+                        "unchanged. summary.csv and --report then use the smoothed labels")
     p.add_argument("--index", action="store_true",
                    help="also write OUTPUT/index.csv: every video's status, output, rank, duration and error "
                         "(always written under torchrun/srun, where the videos are shared out between processes)")
@@ -111,9 +119,10 @@ class Job:
     plot: Path | None = None
     anonymized: Path | None = None
     faces: Path | None = None
+    report: Path | None = None
 
     def outputs(self) -> list[Path]:
-        return [p for p in (self.table, self.plot, self.anonymized) if p is not None]
+        return [p for p in (self.table, self.plot, self.anonymized, self.report) if p is not None]
 
 
 def plan_jobs(videos: list[tuple[Path, Path]], args: argparse.Namespace) -> list[Job]:
@@ -124,7 +133,8 @@ def plan_jobs(videos: list[tuple[Path, Path]], args: argparse.Namespace) -> list
     single_anon = anon is not None and anon.suffix != ""
     if len(videos) > 1 and (single_table or single_anon):
         raise ValueError("with several videos, --output and --anonymize must be folders, not file names")
-    jobs, taken = [], set()
+    taken = set() if single_table else {Path(SUMMARY).with_suffix("")}  # a video summary.mp4 gets summary_2.csv
+    jobs = []
     for video, name in videos:
         stem = name.with_suffix("")
         n = 1
@@ -136,6 +146,7 @@ def plan_jobs(videos: list[tuple[Path, Path]], args: argparse.Namespace) -> list
         jobs.append(Job(
             video=video, table=table,
             plot=table.with_suffix(".png") if args.plot else None,
+            report=table.with_suffix(".html") if args.report else None,
             anonymized=(anon if single_anon else anon / stem.with_name(f"{stem.name}.mp4")) if anon else None,
             faces=Path(args.save_faces) / stem if args.save_faces else None,
         ))
@@ -158,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for flag in ("window", "stride"):
+    for flag in ("window", "stride", "smooth"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
             print(f"error: --{flag} must be positive, got {value}", file=sys.stderr)
@@ -184,6 +195,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot load the model: {one_line(e)}", file=sys.stderr)
         return 2
     print(f"mmadfer: predicting with {ran_with(rec.runner)}", file=sys.stderr)
+    prov = rec.provenance
+    if prov["synthetic"]:
+        print(f"NOTE: {prov['note']}.", file=sys.stderr)
+    else:
+        print(f"mmadfer: model {prov['note']}", file=sys.stderr)
     if args.realtime:
         return _run_realtime(rec, args)
     return _run_batch(rec, args)
@@ -193,7 +209,9 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..media.probe import probe_duration
+    from ..predict.report import write_video_report
     from ..predict.shard import merge_index, my_share, write_rank_index
+    from ..predict.smoothing import add_smoothed_labels
     from ..predict.table import write_table
     from ..timing import stage
     from ..train import distributed as D
@@ -248,8 +266,12 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
             df = res.table
             if not len(df):
                 raise ValueError("no windows: the video has no decodable frames")
+            if args.smooth:
+                add_smoothed_labels(df, args.smooth, min_confidence=rec.min_confidence)
             with stage("write"):
                 write_table(df, job.table)  # format from the suffix: --format, or that of an --output file name
+                if job.report is not None:
+                    write_video_report(df, job.report, provenance=rec.provenance, video_name=job.video.name)
             if job.plot is not None:
                 from ..predict.timeline import plot_timeline
 
@@ -282,23 +304,45 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
                          "windows": "", "error": reason} for item, reason in bad]
             path = merge_index(out, planned, info.world_size)
             print(f"index of all {len(planned)} videos: {path}", file=sys.stderr)
+    summary = summary_path(jobs, args)
+    if summary is not None and info.is_main:  # after the barrier under torchrun: every rank's tables are written
+        _write_summary(summary, jobs, rec.labels)
     D.cleanup()
     return 1 if failed else 0
 
 
+def summary_path(jobs: list[Job], args: argparse.Namespace) -> Path | None:
+    """Where ``summary.csv`` goes: the output folder of a run with several videos (None for one video)."""
+    out = Path(args.output) if args.output else Path(".")
+    return None if len(jobs) < 2 or out.suffix.lower() in (".csv", ".json") else out / SUMMARY
+
+
+def _write_summary(path: Path, jobs: list[Job], labels) -> None:
+    """``summary.csv`` over every video of the run whose timeline is in the output folder (this run's or, resumed,
+    an earlier one's): :func:`mmadfer.predict.summary.summary_table`."""
+    from ..predict.summary import summary_table, write_summary
+    from ..predict.table import read_table
+
+    done = [(str(j.video), read_table(j.table)) for j in jobs if j.table.is_file()]
+    write_summary(summary_table(done, labels), path)
+    print(f"mmadfer: summary of {len(done)} video(s) in {path}", file=sys.stderr)
+
+
 def _unsafe_outputs(jobs: list[Job], args: argparse.Namespace) -> bool:
     """Check every output before any video is processed (``commands/_outputs.py``); print the problems. Also
-    removes what a killed earlier run left beside these outputs."""
+    removes what a killed earlier run left beside these outputs. ``summary.csv`` is one more output of the run,
+    rewritten when it resumes (``--skip-existing``)."""
     from ._outputs import clean_stale_outputs, output_problems, unwritable_folders
 
     todo = [j for j in jobs if not (args.skip_existing and all(p.exists() for p in j.outputs()))]
-    outputs = [p for j in todo for p in j.outputs()]
+    summary = summary_path(jobs, args)
+    outputs = [p for j in todo for p in j.outputs()] + ([summary] if summary and not args.skip_existing else [])
     problems = output_problems([j.video for j in jobs], outputs, overwrite=args.overwrite) \
         or unwritable_folders(outputs)
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
     if not problems:
-        clean_stale_outputs([p for j in jobs for p in j.outputs()], before=_STARTED)
+        clean_stale_outputs([p for j in jobs for p in j.outputs()] + ([summary] if summary else []), before=_STARTED)
     return bool(problems)
 
 

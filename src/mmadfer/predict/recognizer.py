@@ -36,6 +36,7 @@ from ..evaluation.selective import check_thresholds
 from ..media.decode import open_video
 from ..media.faces import make_detector
 from ..media.windows import DEFAULT_MAX_SIDE, count_windows, kept_windows
+from ..provenance import provenance, read_provenance
 from ..runtime.load import load_runner
 from ..runtime.runner import as_runner
 from ..timing import stage, timed_iter
@@ -99,6 +100,7 @@ class Recognizer:
         check_thresholds(min_confidence, min_face_coverage)
         self.min_face_coverage = min_face_coverage
         self.min_confidence = min_confidence
+        self._provenance: dict[str, Any] | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, device: str | torch.device | None = None,
@@ -138,6 +140,18 @@ class Recognizer:
     def preprocess(self) -> PreprocessConfig:
         """The preprocessing profile the model was trained with (from its checkpoint)."""
         return self.cfg.preprocess
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What the model was trained on (:func:`mmadfer.provenance.provenance`): ``dataset`` (None when not
+        recorded), ``classes``, ``synthetic``, ``demo``, ``recorded`` and ``note``, one sentence to show beside its
+        predictions (e.g. that a demo model's labels say nothing about real people)."""
+        if self._provenance is None:
+            if self.source is not None and Path(self.source).is_file():
+                self._provenance = read_provenance(self.source, self.labels)
+            else:
+                self._provenance = provenance(getattr(self.model, "trained_on", None), self.labels)
+        return self._provenance
 
     @property
     def window_s(self) -> float:
