@@ -27,7 +27,7 @@ import pytest
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from serve_helpers import LABELS, Server, artifacts_dir, tiny_checkpoint, write_voice_wav, write_y4m  # noqa: E402
+from serve_helpers import LABELS, Server, artifacts_dir, write_voice_wav, write_y4m  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -66,13 +66,23 @@ def _face_then_blank(path: Path, face_s: float, blank_s: float, *, blank_first: 
     return Path(write_video(path, np.stack(frames), fps, voice.astype(np.float32), rate))
 
 
+def _demo_checkpoint(path: Path) -> Path:
+    """The tiny random model recorded as a demo model (as ``mmadfer demo`` records its own)."""
+    from conftest import open_tiny_model
+    from mmadfer import save_checkpoint
+    from mmadfer.provenance import trained_on
+
+    save_checkpoint(open_tiny_model(LABELS), path, trained_on=trained_on("synthetic", LABELS, demo=True))
+    return path
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     from mmadfer.metrics import classification_metrics, write_evaluation
     from mmadfer.train.logger import RunLogger
 
     d = tmp_path_factory.mktemp("serve-browser")
-    ck = tiny_checkpoint(d / "tiny.safetensors")
+    ck = _demo_checkpoint(d / "tiny.safetensors")
     half = _face_then_blank(d / "interview.mp4", 4.0, 4.0)  # face for 4 s, then no face for 4 s
     long = _face_then_blank(d / "long.mp4", 30.0, 0.0, fps=4, size=96)  # many windows, for streaming and cancel
     camera = _face_then_blank(d / "camera.mp4", 6.0, 6.0, blank_first=True, fps=8)
@@ -161,6 +171,10 @@ def test_header_and_analyze(env):
     assert page.text_content("#m-checkpoint") == "tiny.safetensors"
     assert "deleted when the server stops" in page.text_content("#retention")
     assert page.locator("h1").count() == 1
+    # a demo model says so in the header, the Viewer and Live
+    for banner in ("#model-banner", "#viewer [data-banner]", "#live [data-banner]"):
+        assert page.text_content(banner).startswith("Demo model"), banner
+    assert page.is_visible("#model-banner")
     # a file that is not a video is refused with the reason mmadfer predict gives
     page.set_input_files("#files", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a video"}])
     page.wait_for_selector("#queue li.upload .error")
@@ -296,7 +310,7 @@ def test_windows_stream_focus_stays_and_cancel(env):
 def test_live_fake_camera(env):
     page = env["page"]
     page.click("#tab-live")
-    assert "Demo" not in (page.text_content("#live [data-banner]") or "")  # a plain tiny model: no banner
+    assert page.is_visible("#live [data-banner]")
     page.fill("#l-stride", "1")
     page.click("#l-start")
     # the fake camera starts without a face: "no face", no confidence

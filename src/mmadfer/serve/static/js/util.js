@@ -58,11 +58,5 @@ export function inkOn(hex) {
   return (lum + 0.05) / 0.05 > 1.05 / (lum + 0.05) ? "#000" : "#fff";
 }
 
-/** The one-line model banner for a demo or synthetic model, or "" for a real one. */
-export function modelBanner(info) {
-  const m = info.model || {};
-  if (m.banner) return m.banner;
-  if (m.demo) return "Demo model: trained for a minute on synthetic clips; its labels are not real expressions and mean nothing about these videos.";
-  if (m.synthetic) return `Synthetic-data model${m.dataset ? ` (${m.dataset})` : ""}: its labels are not real expressions.`;
-  return "";
-}
+/** The model banner the server writes for a demo, synthetic or unrecorded model ("" for none). */
+export const modelBanner = (info) => info.model?.banner || "";

@@ -238,13 +238,14 @@ function renderSummary(job) {
   box.hidden = false;
   const partial = job.status !== "done" ? " (so far)" : "";
   $("#v-summary-h").textContent = `Summary${partial}`;
+  const found = (v) => (v == null || Number.isNaN(v) ? "not measured" : `${v.toFixed(0)}% of the time`);
   $("#v-facts").replaceChildren(...[
-    ["dominant label", labelText(s.dominant)],
-    ["face found", `${pct(s.face_found)} of the time`],
-    ["audio found", `${pct(s.audio_found)} of the time`],
-    ...(s.seconds != null ? [["analysed", clock(s.seconds)]] : []),
+    ["dominant label", s.dominant_label == null ? "–" : `${labelText(s.dominant_label)} (${pct(s.dominant_share)} of the time)`],
+    ["face found", found(s.face_found_pct)],
+    ["audio found", found(s.audio_found_pct)],
+    ["windows", `${s.windows} over ${clock(s.duration_s ?? 0)}`],
   ].map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v }))));
-  const shares = Object.entries(s.share || {}).sort((a, b) => b[1] - a[1]);
+  const shares = Object.entries(s.shares || {}).filter(([, f]) => f > 0).sort((a, b) => b[1] - a[1]);
   $("#v-shares").replaceChildren(
     el("p", { class: "hint", text: "Time share of each label:" }),
     el("div", { class: "share-bar", "aria-hidden": "true" }, ...shares.map(([label, f]) =>
