@@ -15,10 +15,6 @@ Every request the page makes must go to the server itself. One server and one br
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,19 +23,13 @@ import pytest
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, axe_violations, overflow  # noqa: E402
 from serve_helpers import LABELS, Server, artifacts_dir, write_voice_wav, write_y4m  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-AXE = Path(os.environ.get("MMADFER_AXE") or ROOT / ".venv/axe/node_modules/axe-core/axe.min.js")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's)")]
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-default-apps", "--disable-domain-reliability", "--metrics-recording-only",
-                 "--no-pings", "--disable-features=MediaRouter,OptimizationHints,Translate",
-                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                 "--autoplay-policy=no-user-gesture-required"]
+MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+              "--autoplay-policy=no-user-gesture-required"]
 WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 
 
@@ -102,7 +92,7 @@ def env(tmp_path_factory):
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(d / "profile"), executable_path=CHROMIUM, headless=True, accept_downloads=True, viewport=WIDE,
-            args=CHROMIUM_ARGS + [f"--use-file-for-fake-video-capture={y4m}", f"--use-file-for-fake-audio-capture={wav}"])
+            args=CHROMIUM_ARGS + MEDIA_ARGS + [f"--use-file-for-fake-video-capture={y4m}", f"--use-file-for-fake-audio-capture={wav}"])
         context.on("request", lambda r: requests.append(r.url))
         page = context.new_page()
         page.on("websocket", lambda ws: requests.append(ws.url))
@@ -126,23 +116,6 @@ def tab_to(page, selector: str, limit: int = 60, back: bool = False) -> None:
         page.keyboard.press("Shift+Tab" if back else "Tab")
     raise AssertionError(f"Tab never reached {selector}; focus is on "
                          + page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)"))
-
-
-def axe_violations(page) -> list[dict]:
-    """axe-core's violations on the page as shown (injected through DevTools, so the page's CSP stays as it is)."""
-    if not AXE.is_file():
-        if os.environ.get("CI"):
-            raise AssertionError(f"axe-core not found at {AXE}: run tools/install-axe.sh")
-        pytest.skip("axe-core not installed (tools/install-axe.sh)")
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.evaluate(AXE.read_text() + "\n;0")
-    return page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-        .map(v => ({id: v.id, help: v.help, nodes: v.nodes.slice(0, 4).map(n => n.target.join(' ') + ': ' + n.failureSummary)}))""")
-
-
-def overflow(page) -> int:
-    """How many CSS pixels the page is wider than the viewport (0: no horizontal scrolling)."""
-    return page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) - window.innerWidth")
 
 
 def check_workspace(env, name: str) -> None:
@@ -175,6 +148,17 @@ def test_header_and_analyze(env):
     for banner in ("#model-banner", "#viewer [data-banner]", "#live [data-banner]"):
         assert page.text_content(banner).startswith("Demo model"), banner
     assert page.is_visible("#model-banner")
+    # the workspaces are WAI-ARIA tabs: arrow keys move the selection and the focus, one tab in the Tab order
+    page.focus("#tab-analyze")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("() => [document.activeElement.id, document.activeElement.getAttribute('aria-selected'),"
+                         " document.querySelector('#viewer').hidden, document.querySelector('#analyze').hidden]") == \
+        ["tab-viewer", "true", False, True]
+    assert page.evaluate("() => [...document.querySelectorAll('[role=tab]')].map(t => t.tabIndex)") == [-1, 0, -1, -1]
+    page.keyboard.press("End")
+    assert page.evaluate("() => document.activeElement.id") == "tab-runs"
+    page.keyboard.press("Home")
+    assert page.evaluate("() => document.activeElement.id") == "tab-analyze"
     # a file that is not a video is refused with the reason mmadfer predict gives
     page.set_input_files("#files", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a video"}])
     page.wait_for_selector("#queue li.upload .error")
@@ -216,6 +200,14 @@ def test_keyboard_upload_view_seek_delete(env, tmp_path):
     box = page.locator("#v-overlay .box").bounding_box()
     frame = page.locator("#v-video").bounding_box()
     assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1
+    # the track's thumbnail beside its lane, and its name, which can be changed
+    page.wait_for_function("() => document.querySelector('.head img')?.naturalWidth > 0")
+    page.fill(".head input[data-track='0']", "Eileen")
+    page.press(".head input[data-track='0']", "Enter")
+    page.wait_for_function("() => document.querySelector('#v-overlay .box .tag').textContent.startsWith('Eileen')")
+    page.wait_for_function("id => fetch('/api/jobs/' + id).then(r => r.json()).then(j => j.track_names['0'] === 'Eileen')",
+                           arg=job_id)
+    page.focus("#v-chart")
     # the face leaves at 4 s: "no face" in the readout, the overlay and the table; never a label there
     for _ in range(3):
         page.keyboard.press("ArrowRight")
@@ -244,6 +236,15 @@ def test_keyboard_upload_view_seek_delete(env, tmp_path):
     assert Path(dl.value.path()).read_bytes() == _cli_csv(env["half"], env["ck"], tmp_path, "--stride", "2",
                                                            "--window", "2")
     check_workspace(env, "viewer")
+    # the one-page report of this video: no accessibility violations either
+    report = page.get_attribute("#v-downloads a[data-file='report.html']", "href").split("?")[0]
+    html = page.evaluate("url => fetch(url).then(r => r.text())", report)
+    other = env["context"].new_page()
+    try:
+        other.set_content(html)
+        assert axe_violations(other) == [], "report.html"
+    finally:
+        other.close()
     # delete by keyboard, after a confirmation that defaults to keeping it
     tab_to(page, "#v-delete", back=True)
     page.keyboard.press("Enter")
@@ -292,6 +293,7 @@ def test_windows_stream_focus_stays_and_cancel(env):
                            arg=[job_id, first], timeout=60_000)
     assert page.evaluate("id => document.activeElement.matches(`#queue li[data-id='${id}'] button.cancel`)", job_id)
     # windows are in the Viewer before the job ends
+    page.screenshot(path=str(env["shots"] / "serve-analyze-running-1440.png"))
     li.locator("button.view").click()
     page.wait_for_function("() => window.__mmadfer.viewer.rows.length > 0")
     seen = page.evaluate("() => window.__mmadfer.viewer.rows.length")

@@ -126,6 +126,7 @@ async function update(job) {
     ...LINKS.filter(([f]) => job.files[f]).map(([f, text]) =>
       el("a", { href: `${job.files[f]}?download=1`, download: "", "data-file": f, text })));
   if (!view.source || (job.files.preview && view.source === job.files.video)) setSource();
+  if (job.playback_note) { $("#v-notice").textContent = job.playback_note; $("#v-notice").hidden = false; }
   if (view.loading) return;
   view.loading = true;
   try {
@@ -161,7 +162,8 @@ function setSource() {
   if (src === view.source) return;
   const t = video.currentTime || 0;
   view.source = src;
-  $("#v-notice").hidden = true;
+  $("#v-notice").hidden = !job.playback_note;
+  $("#v-notice").textContent = job.playback_note || "";
   video.src = src;
   video.addEventListener("loadedmetadata", () => { if (t) video.currentTime = Math.min(t, video.duration || t); }, { once: true });
 }
@@ -174,7 +176,7 @@ function checkPlayable(failed = false) {
   if (!noPicture) return;
   if (job.files.preview && view.source !== job.files.preview) { setSource(); return; }
   const notice = $("#v-notice");
-  notice.textContent = "This browser cannot play this video (its codec, e.g. HEVC from a phone camera, is not supported here)" +
+  notice.textContent = job.playback_note || "This browser cannot play this video (its codec, e.g. HEVC from a phone camera, is not supported here)" +
     (job.status === "done" ? "; the timeline below is complete" : "; a playable preview is being made") +
     (job.files["anonymized.mp4"] ? ", and the anonymised view plays." : ".");
   notice.hidden = false;
