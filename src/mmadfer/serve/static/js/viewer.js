@@ -102,6 +102,8 @@ export function closeViewer() {
   $("#v-delete").disabled = true;
   $("#v-downloads").replaceChildren();
   $("#v-overlay").replaceChildren();
+  $("#v-heads").replaceChildren();
+  heads.clear();
 }
 
 export async function loadViewer(id) {
@@ -208,18 +210,30 @@ function renderLegend() {
     el("span", { class: "hatched", text: "no face" }));
 }
 
+const heads = new Map();  // lane key -> its head element, kept across redraws so a focused name field keeps focus
+
 function renderHeads() {
   const job = jobs.byId.get(view.id);
   const thumbs = job?.files?.thumbs || {};
-  const heads = $("#v-heads");
-  heads.replaceChildren(...chart.lanes.map((lane) => {
-    const key = lane.id === null ? null : String(lane.id);
-    const head = el("div", { class: "head", style: `top:${lane.y}px;width:${chart.left - 8}px` },
-      key !== null && thumbs[key] ? el("img", { src: thumbs[key], alt: `face ${key}`, width: 40, height: 40 }) : null,
-      key === null ? el("span", { class: "lane-name", text: "expression" }) :
-        el("input", { type: "text", value: lane.name, "aria-label": `name of face ${key}`, "data-track": key, onchange: (e) => rename(key, e.target.value) }));
+  const wanted = chart.lanes.map((lane) => {
+    const key = lane.id === null ? "none" : String(lane.id);
+    let head = heads.get(key);
+    if (!head) {
+      head = el("div", { class: "head" }, lane.id === null ? el("span", { class: "lane-name", text: "expression" }) :
+        el("input", { type: "text", value: lane.name, "aria-label": `name of face ${key}`, "data-track": key,
+          onchange: (e) => rename(key, e.target.value) }));
+      heads.set(key, head);
+    }
+    head.style.top = `${lane.y}px`;
+    head.style.width = `${chart.left - 8}px`;
+    const input = head.querySelector("input");
+    if (input && input !== document.activeElement) input.value = lane.name;
+    if (thumbs[key] && !head.querySelector("img")) head.prepend(el("img", { src: thumbs[key], alt: `thumbnail of face ${key}`, width: 40, height: 40 }));
     return head;
-  }));
+  });
+  for (const [key, head] of heads) if (!wanted.includes(head)) { head.remove(); heads.delete(key); }
+  const box = $("#v-heads");
+  wanted.forEach((head, i) => { if (box.children[i] !== head) box.insertBefore(head, box.children[i] || null); });
 }
 
 async function rename(track, name) {
