@@ -371,3 +371,216 @@ def test_serve_command_token(files, monkeypatch, capsys, host):
             assert c.get("/api/info").status_code == 401
             assert c.get(url).status_code == 200  # the printed address sets the cookie and redirects to the page
             assert c.get("/api/info").status_code == 200
+
+
+# ------------------------------------------------------------------------------- retention after crashes (issue 22)
+def test_dead_runs_are_found_by_their_lock(tmp_path, monkeypatch):
+    """A run owns its folder through a lock held while it lives: an unlocked ``mmadfer-serve-*`` temp folder and the
+    unfinished or unkept job folders of a ``--data-dir`` are a dead run's; a live run's folder and kept finished
+    jobs are not. ``keep`` lists instead of deleting; a second server on the same folder and a planted link are
+    refused."""
+    from mmadfer.serve import datadir
+    from mmadfer.serve.datadir import OWNER_LOCK, DataDirError
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(datadir, "temp_root", lambda: temp)
+    live = DataDir()  # a live run in the temp location
+    dead = temp / "mmadfer-serve-dead1234"
+    (dead / "jobs" / ("a" * 32)).mkdir(parents=True)
+    (dead / OWNER_LOCK).touch()  # its process died: nobody holds the lock
+    (temp / "mmadfer-serve-old").mkdir()  # not made by a locking run: left alone
+    folder = tmp_path / "data"
+    (folder / "jobs").mkdir(parents=True)
+    jobs = {name: folder / "jobs" / (c * 32) for name, c in (("running", "b"), ("kept", "c"), ("unkept", "d"))}
+    for name, path in jobs.items():
+        path.mkdir()
+        (path / "video").write_bytes(b"upload")
+    (jobs["kept"] / "job.json").write_text(json.dumps({"status": "done", "kept": True}))
+    (jobs["unkept"] / "job.json").write_text(json.dumps({"status": "done", "kept": False}))
+
+    keeping = DataDir(folder, keep=True)
+    assert keeping.sweep() == sorted([dead, jobs["running"], jobs["unkept"]])  # listed, not deleted
+    assert dead.exists() and jobs["running"].exists()
+    with pytest.raises(DataDirError, match="in use by another mmadfer serve"):
+        DataDir(folder)
+    keeping.close()
+    data = DataDir(folder)
+    assert data.sweep() == sorted([dead, jobs["running"], jobs["unkept"]])
+    assert not dead.exists() and not jobs["running"].exists() and not jobs["unkept"].exists()
+    assert jobs["kept"].exists() and live.root.exists() and (temp / "mmadfer-serve-old").exists()
+    data.close()
+    live.close()
+    assert not live.root.exists()
+
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    os.symlink(tmp_path / "target", planted / OWNER_LOCK)
+    with pytest.raises(DataDirError, match="cannot open the lock file"):
+        DataDir(planted)
+    assert not (tmp_path / "target").exists()  # never followed
+
+
+def test_disk_full_job_fails_and_delete_removes_it(rec, files, tmp_path, monkeypatch):
+    """A write that raises ENOSPC (results, and then job.json too) ends the job as ``failed`` with the reason, and
+    DELETE removes every file of it."""
+    import errno
+
+    from mmadfer.serve import jobs
+
+    def full(df, path, *a, **kw):
+        Path(path).write_bytes(b"half a tim")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    def save(self, **final):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(jobs, "write_table", full)
+    monkeypatch.setattr(jobs.Job, "save", save)
+    with client(rec, files, tmp_path) as c:
+        job = wait(c, upload(c, files["video"]).json()["id"])
+        assert job["status"] == "failed" and "No space left on device" in job["error"]
+        assert job["error"].startswith("face.mp4: ")
+        folder = tmp_path / "data" / "jobs" / job["id"]
+        assert (folder / "video").is_file()
+        assert c.delete(f"/api/jobs/{job['id']}").json()["deleted"]
+        assert not folder.exists()
+
+
+def test_cancel_stops_the_anonymiser_at_the_next_frame(rec, files, tmp_path, monkeypatch):
+    """Cancel during the anonymised copy: the job shows ``cancelling`` and the copy stops at the next frame (the
+    anonymiser's per-frame hook), leaving no file or temporary; the timeline was viewable before the copy began."""
+    from mmadfer.serve import jobs
+
+    real = jobs.anonymize_video
+    seen = {}
+
+    def spy(*args, on_frame, **kw):
+        def hook(t):
+            seen["calls"] = seen.get("calls", 0) + 1
+            if seen["calls"] == 3:
+                job_id = next(iter(seen["app"].state.context.queue._jobs))
+                seen["during"] = seen["client"].get(f"/api/jobs/{job_id}").json()
+                seen["cancel"] = seen["client"].post(f"/api/jobs/{job_id}/cancel").json()
+            on_frame(t)
+
+        return real(*args, on_frame=hook, **kw)
+
+    monkeypatch.setattr(jobs, "anonymize_video", spy)
+    app = create_app(rec, data=DataDir(tmp_path / "data"))
+    with TestClient(app, base_url=BASE) as c:
+        seen.update(app=app, client=c)
+        job = wait(c, upload(c, files["video"], anonymize="true").json()["id"])
+        left = sorted(p.name for p in (tmp_path / "data" / "jobs" / job["id"]).iterdir())
+    assert left == ["chart.png", "job.json", "timeline.csv", "timeline.json", "video"]  # no half copy, no temporary
+    assert seen["calls"] == 3  # the frame after the cancel was never made
+    during = seen["during"]
+    assert during["status"] == "running" and during["stage"] == "anonymising" and during["viewable"]
+    assert "timeline.csv" in during["files"] and "anonymized.mp4" not in during["files"]
+    assert seen["cancel"]["status"] == "cancelling"
+    assert job["status"] == "cancelled" and job["stage"] == ""
+
+
+def test_beyond_loopback_accepts_own_names_only(rec, files):
+    """``--host 0.0.0.0``: the machine's own names and addresses (and ``--allowed-host``) pass, foreign Host headers
+    do not; the token landing redirects only to an encoded path of this server."""
+    import socket
+
+    from mmadfer.serve.security import Guard, same_origin_path
+
+    guard = Guard(host="0.0.0.0", port=8765, token="t", allowed_hosts=("mmadfer.lab.example",))
+    own = ["127.0.0.1:8765", "localhost:8765", "[::1]:8765", f"{socket.gethostname()}:8765",
+           "mmadfer.lab.example:8765", "0.0.0.0:8765"]
+    try:  # this machine's LAN address, if it has one (a UDP connect sends nothing)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))
+            own.append(f"{s.getsockname()[0]}:8765")
+    except OSError:
+        pass
+    for host in own:
+        assert guard.host_ok(host), host
+    for host in ("evil.example:8765", "203.0.113.5:8765", "127.0.0.1:9999", "localhost", "", "[::1", "a:b:c"):
+        assert not guard.host_ok(host), host
+    assert not Guard(host="127.0.0.1", port=8765).host_ok(f"{socket.gethostname()}.invalid:8765")
+    assert same_origin_path("/\\evil.com") == "/%5Cevil.com"
+    assert same_origin_path("//evil.com/x") == "/"
+    token = "t0ken"
+    with TestClient(create_app(rec, host="0.0.0.0", port=8765, token=token), base_url="http://0.0.0.0:8765") as c:
+        for host in ("127.0.0.1:8765", "localhost:8765"):
+            headers = {"host": host, "authorization": f"Bearer {token}"}
+            assert c.get("/api/info", headers=headers).status_code == 200
+        assert c.get("/api/info", headers={"host": "evil.example:8765",
+                                            "authorization": f"Bearer {token}"}).status_code == 403
+        for path in (f"/%5Cevil.com?token={token}", f"/%5C%5Cevil.com/?token={token}", f"/?token={token}&a=%5C"):
+            r = c.get(path, follow_redirects=False)
+            location = r.headers.get("location", "/")
+            assert location.startswith("/") and not location.startswith(("//", "/\\")), (path, location)
+
+
+def test_runs_links_are_encoded(rec, tmp_path):
+    runs = tmp_path / "runs"
+    odd = runs / "a #1 ?x %20"
+    odd.mkdir(parents=True)
+    (odd / "metrics.json").write_text(json.dumps({"uar": 0.5}))
+    (odd / "log.csv").write_text("epoch,loss\n1,0.5\n")
+    training = runs / "training"
+    training.mkdir()
+    (training / "log.csv").write_text("epoch,loss\n1,0.5\n")
+    with TestClient(create_app(rec, runs=runs), base_url=BASE) as c:
+        listed = {r["name"]: r for r in c.get("/api/runs").json()["runs"]}
+        assert listed["a #1 ?x %20"]["running"] is False and listed["training"]["running"] is True
+        url = next(t["url"] for t in listed["a #1 ?x %20"]["tables"] if t["name"] == "metrics.json")
+        assert "#" not in url and "?" not in url and " " not in url
+
+    async def fetch():  # httpx's own ASGI transport decodes the path once, as a server does (TestClient: twice)
+        import httpx
+
+        transport = httpx.ASGITransport(app=create_app(rec, runs=runs, data=data))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as ac:
+            return (await ac.get(url)).json()
+
+    import asyncio
+
+    data = DataDir(tmp_path / "data")
+    assert asyncio.run(fetch()) == {"uar": 0.5}
+    data.close()
+
+
+@pytest.mark.slow
+def test_sigkilled_serve_leaves_nothing_after_the_next_start(files, tmp_path):
+    """``mmadfer serve`` killed with SIGKILL while it holds an upload: its folder survives the crash (nothing can run
+    in a killed process), and the next start deletes it, in the default temporary location and in a ``--data-dir``;
+    with ``--keep`` the next start lists what it found instead."""
+    import signal
+
+    import httpx
+
+    from serve_helpers import Server
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {"TMPDIR": str(temp)}
+    common = ["-c", str(files["ck"]), "--backend", "torch", "--device", "cpu", "--no-faces"]
+
+    def crash(*args):
+        server = Server(*common, *args, env=env)
+        r = httpx.post(server.origin + "/api/jobs", files={"file": ("face.mp4", files["video"].read_bytes())},
+                       data={"stride": "0.25", "window": "2"}, headers={"origin": server.origin}, timeout=60)
+        assert r.status_code == 201, r.text
+        folder = server.data_dir / "jobs" / r.json()["id"]
+        assert (folder / "video").is_file()
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+        return server, folder
+
+    first, first_job = crash()  # the default private temporary folder
+    assert first.data_dir.parent == temp and first_job.exists()
+    second, second_job = crash("--data-dir", str(tmp_path / "data"), "--keep")
+    assert f"  {first.data_dir}\n" in second.lines and first_job.exists()  # --keep: listed, kept
+    third = Server(*common, "--data-dir", str(tmp_path / "data"), env=env)  # the same folder again
+    try:
+        assert "deleted what killed server runs left: 2 folder(s)" in "".join(third.lines)
+        assert not first.data_dir.exists() and not second_job.exists()
+    finally:
+        third.stop()
+    assert list(temp.iterdir()) == [] and list((tmp_path / "data" / "jobs").iterdir()) == []

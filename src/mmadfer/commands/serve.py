@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import CheckpointError
     from ..predict.recognizer import Recognizer
     from ..serve.app import create_app
-    from ..serve.datadir import DataDir, FolderInUse
+    from ..serve.datadir import DataDir, DataDirError
     from ..serve.runs import RunsFolder
     from ..serve.security import is_loopback, new_token
 
@@ -114,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
     token = None if is_loopback(args.host) else new_token()
     try:
         data = DataDir(args.data_dir, keep=args.keep)
-    except FolderInUse as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (DataDirError, OSError) as e:
+        print(f"error: {one_line(e, args.data_dir)}", file=sys.stderr)
         sock.close()
         return 2
     left = data.sweep()

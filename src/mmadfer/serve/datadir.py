@@ -24,7 +24,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-__all__ = ["DataDir", "FolderInUse", "dead_run_folders", "temp_root", "OWNER_LOCK", "JOB_ID"]
+__all__ = ["DataDir", "DataDirError", "dead_run_folders", "temp_root", "OWNER_LOCK", "JOB_ID"]
 
 OWNER_LOCK = ".owner.lock"
 _PREFIX = "mmadfer-serve-"
@@ -32,8 +32,8 @@ JOB_ID = re.compile(r"[0-9a-f]{32}")
 _FINISHED = ("done", "failed", "cancelled")
 
 
-class FolderInUse(Exception):
-    """Another live ``mmadfer serve`` holds the data folder."""
+class DataDirError(Exception):
+    """The data folder cannot be owned: another live ``mmadfer serve`` holds it, or its lock cannot be opened."""
 
 
 def temp_root() -> Path:
@@ -111,7 +111,7 @@ class DataDir:
     """The folder that holds uploads and results, owned by this run while it lives.
 
     ``path`` None: a new private temporary folder (mode 0700) in :func:`temp_root`. At :meth:`close` this run's jobs
-    are deleted (and a temporary folder with them) unless ``keep``. Raises :class:`FolderInUse` when another live
+    are deleted (and a temporary folder with them) unless ``keep``. Raises :class:`DataDirError` when another live
     server owns ``path``.
     """
 
@@ -120,10 +120,13 @@ class DataDir:
         root = Path(tempfile.mkdtemp(prefix=_PREFIX, dir=temp_root())) if path is None else Path(path)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.root = root.resolve()
-        self._lock_fd = _open_lock(self.root)
+        try:
+            self._lock_fd = _open_lock(self.root)
+        except OSError as e:  # ELOOP: a link planted in place of the lock file is never followed
+            raise DataDirError(f"{self.root / OWNER_LOCK}: cannot open the lock file ({e.strerror})") from None
         if not _try_lock(self._lock_fd):
             os.close(self._lock_fd)
-            raise FolderInUse(f"--data-dir {path}: in use by another mmadfer serve (each server needs its own folder)")
+            raise DataDirError(f"--data-dir {path}: in use by another mmadfer serve (each server needs its own folder)")
         self.jobs = self.root / "jobs"
         self.jobs.mkdir(exist_ok=True, mode=0o700)
         self.keep = keep

@@ -12,6 +12,7 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -35,7 +36,9 @@ class RunsFolder:
 
     def list(self) -> list[dict[str, Any]]:
         """Each run: ``name`` (its path under the root), ``metrics`` (numbers of ``metrics.json``), ``last_epoch``
-        (the last row of ``log.csv``), ``images``, ``tables`` and ``report`` (URLs)."""
+        (the last row of ``log.csv``), ``images``, ``tables`` and ``report`` (URLs, percent-encoded: a folder may be
+        named with ``#``, ``?`` or ``%``), ``modified`` (the newest file's time) and ``running`` (a training run
+        without its final ``metrics.json`` yet: still running, or stopped before the end, as ``modified`` tells)."""
         runs = []
         for folder in self._folders():
             files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SERVED)
@@ -43,7 +46,8 @@ class RunsFolder:
             if not names & set(_MARKERS):
                 continue
             rel = folder.relative_to(self.root).as_posix()
-            url = lambda p: f"/api/runs/file/{(folder / p.name).relative_to(self.root).as_posix()}"  # noqa: E731
+            url = lambda p: "/api/runs/file/" + quote((folder / p.name).relative_to(self.root).as_posix())  # noqa: E731
+            training = "log.csv" in names and "metrics.json" not in names
             runs.append({
                 "name": rel if rel != "." else self.root.name,
                 "metrics": _numbers(folder / "metrics.json"),
@@ -52,6 +56,7 @@ class RunsFolder:
                 "tables": [{"name": p.name, "url": url(p)} for p in files if p.suffix in (".csv", ".json", ".md")],
                 "report": url(folder / "report.html") if "report.html" in names else None,
                 "modified": max(p.stat().st_mtime for p in files),
+                "running": training,
             })
         return sorted(runs, key=lambda r: r["modified"], reverse=True)
 
