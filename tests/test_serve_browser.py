@@ -293,6 +293,8 @@ def test_windows_stream_focus_stays_and_cancel(env):
                            arg=[job_id, first], timeout=60_000)
     assert page.evaluate("id => document.activeElement.matches(`#queue li[data-id='${id}'] button.cancel`)", job_id)
     # windows are in the Viewer before the job ends
+    page.wait_for_function("id => /windows/.test(document.querySelector(`#queue li[data-id='${id}'] .line`).textContent)",
+                           arg=job_id)
     page.screenshot(path=str(env["shots"] / "serve-analyze-running-1440.png"))
     li.locator("button.view").click()
     page.wait_for_function("() => window.__mmadfer.viewer.rows.length > 0")
