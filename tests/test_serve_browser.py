@@ -227,6 +227,15 @@ def test_keyboard_upload_view_seek_delete(env, tmp_path):
     hovered = page.text_content("#v-readout")
     assert hovered.startswith("1.0 s") and all(f"{c} " in hovered for c in LABELS) and "confidence" in hovered
     page.mouse.move(0, 0)
+    # smoothing: the strip shows the server's smoothed labels (predict/smoothing.py); the probabilities stay raw
+    raw = page.evaluate("() => window.__mmadfer.viewer.rows.map(r => r.p_calm)")
+    page.select_option("#v-smooth", "3")
+    page.wait_for_function("() => window.__mmadfer.viewer.rows.every(r => 'label_smoothed' in r)")
+    assert page.evaluate("() => window.__mmadfer.viewer.rows.map(r => r.p_calm)") == raw
+    assert page.evaluate("() => window.__mmadfer.viewer.rows.map(r => r.label_smoothed)")[2:] == ["no_face", "no_face"]
+    page.focus("#v-chart")
+    assert "smoothed over 3 s" in page.text_content("#v-readout") or "no face" in page.text_content("#v-readout")
+    page.select_option("#v-smooth", "0")
     # the summary says how much of the video had a face
     summary = page.text_content("#v-summary")
     assert "face found" in summary and "50%" in summary

@@ -45,7 +45,7 @@ def main() -> int:
             sys.exit("mmadfer serve did not start")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=["--headless=new", "--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1440, "height": 1180})
+            page = browser.new_page(viewport={"width": 1440, "height": 1240})
             page.goto(url)
             page.wait_for_selector("body[data-ready=true]")
             page.uncheck("#opt-anon")
@@ -56,9 +56,10 @@ def main() -> int:
             page.wait_for_function("() => window.__mmadfer.viewer.rows.length > 0 && "
                                    "document.querySelector('#v-video').readyState >= 2")
             page.evaluate("t => { document.querySelector('#v-video').currentTime = t; }", args.at)
-            page.wait_for_function("() => !document.querySelector('#v-video').seeking")
+            page.wait_for_function("() => !document.querySelector('#v-video').seeking && "
+                                   "document.querySelector('#v-video').readyState >= 3")
             page.focus("#v-chart")
-            page.wait_for_timeout(300)
+            page.wait_for_timeout(1000)  # the player's controls settle
             page.screenshot(path=args.out)
             browser.close()
     finally:

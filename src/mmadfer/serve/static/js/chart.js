@@ -1,7 +1,7 @@
 // The Viewer's timeline chart: per face track a top-label strip (label written in it) over stacked class
 // probabilities on a 0–100% axis, then face coverage as a 0–100% lane with the no-face spans shaded and labelled,
 // audio presence and a time axis whose ticks never overlap. A playhead follows the video; hovering or focusing the
-// chart shows every value at that time. Smoothing is a display choice: the rows (and files) keep raw probabilities.
+// chart shows every value at that time. Smoothing changes only the strip (the server's label_smoothed).
 import { NO_FACE, color, inkOn, labelText, pct } from "./util.js";
 
 const INK = "#1d2330", MUTED = "#5b6475", GRID = "#d5d9e0", SHADE = "#eceef2";
@@ -17,30 +17,13 @@ const isNoFace = (r) => r.label === NO_FACE;
 /** A window's face track: its track_id (a file with one face has no such column: track 0); null without a face */
 export const trackOf = (r) => (r.track_id == null ? (isNoFace(r) ? null : 0) : r.track_id < 0 ? null : r.track_id);
 
-/** Centred moving average of the probabilities over k windows of a track (no-face windows left out); labels
- * re-derived from the averaged values. Returns new display rows; the originals are not touched. */
-export function smoothRows(rows, labels, k) {
-  if (k <= 1) return rows;
-  const half = Math.floor(k / 2);
-  return rows.map((r, i) => {
-    if (isNoFace(r)) return r;
-    const near = rows.slice(Math.max(0, i - half), i + half + 1).filter((q) => !isNoFace(q));
-    const out = { ...r };
-    let best = null;
-    for (const c of labels) {
-      out[`p_${c}`] = near.reduce((a, q) => a + (q[`p_${c}`] ?? 0), 0) / near.length;
-      if (best === null || out[`p_${c}`] > out[`p_${best}`]) best = c;
-    }
-    out.label = best;
-    out.confidence = out[`p_${best}`];
-    return out;
-  });
-}
+/** The label the strip shows: the server's smoothed label (predict/smoothing.py) when smoothing is on. */
+const shownLabel = (r, smooth) => (smooth && r.label_smoothed != null ? r.label_smoothed : r.label);
 
 export class TimelineChart {
   constructor(canvas) {
     this.canvas = canvas;
-    this.rows = []; this.labels = []; this.span = 1; this.smooth = 1; this.names = {}; this.threshold = null;
+    this.rows = []; this.labels = []; this.span = 1; this.smooth = 0; this.names = {}; this.threshold = null;
     this.time = 0; this.hoverTime = null; this.base = null; this.lanes = [];
   }
 
@@ -50,7 +33,7 @@ export class TimelineChart {
     const lanes = ids.length ? ids : [null];
     return lanes.map((id) => {
       const mine = this.rows.filter((r) => trackOf(r) === id || trackOf(r) === null);
-      return { id, rows: smoothRows(segments(mine).map((s) => s.row), this.labels, this.smooth) };
+      return { id, rows: segments(mine).map((s) => s.row) };
     });
   }
 
@@ -60,7 +43,7 @@ export class TimelineChart {
   }
 
   /** x in CSS pixels of time t */
-  x(t) { return this.left + (t / this.span) * (this.rightX - this.left); }
+  x(t) { return Math.round(this.left + (t / this.span) * (this.rightX - this.left)); }  // whole pixels: no seams
   t(x) { return Math.min(this.span, Math.max(0, ((x - this.left) / (this.rightX - this.left)) * this.span)); }
 
   draw() {
@@ -123,7 +106,7 @@ export class TimelineChart {
       }
     }
     // the top-label strip: runs of one label, the label written where it fits
-    for (const run of runs(segs, (s) => s.row.label)) {
+    for (const run of runs(segs, (s) => shownLabel(s.row, this.smooth))) {
       const x0 = this.x(run.from), w = Math.max(1, this.x(run.until) - x0);
       const label = run.value;
       const fill = isNoFace({ label }) ? "#6b7280" : color(label);
@@ -221,7 +204,7 @@ export class TimelineChart {
     ctx.fillStyle = "#c0392b"; ctx.fillRect(this.x(this.time) - 1, 0, 2, h);
   }
 
-  /** The rows at time t, one per lane (smoothed as drawn), with the lane's name */
+  /** The rows at time t, one per lane, with the lane's name */
   valuesAt(t) {
     return this.tracks().map((track) => {
       const seg = segments(track.rows).find((s) => s.from <= t && t < s.until) ||
@@ -240,7 +223,8 @@ export class TimelineChart {
       if (row.label === NO_FACE) { parts.push(`${name}: no face (no label)`); continue; }
       const probs = this.labels.map((c) => `${c} ${pct(row[`p_${c}`])}`).join(", ");
       const conf = row.confidence == null ? "" : ` at ${pct(row.confidence)} confidence`;
-      parts.push(`${name}: ${labelText(row.label)}${conf} (${probs})`);
+      const smoothed = this.smooth && row.label_smoothed != null ? `, smoothed over ${this.smooth} s: ${labelText(row.label_smoothed)}` : "";
+      parts.push(`${name}: ${labelText(row.label)}${conf}${smoothed} (${probs})`);
     }
     if (shared) parts.push(`face found in ${pct(shared.face_coverage)} of frames`, shared.has_audio ? "audio" : "no audio");
     return parts.join(" · ");

@@ -7,7 +7,7 @@ import { deleteJob, displayName, jobs } from "./analyze.js";
 
 const video = $("#v-video");
 const chart = new TimelineChart($("#v-chart"));
-const view = { id: null, rows: [], loading: false, source: null, streamed: false };
+const view = { id: null, rows: [], loading: false, source: null, final: false };
 export const viewerState = view;  // read by the browser tests through window.__mmadfer
 
 const LINKS = [["timeline.csv", "CSV"], ["timeline.json", "JSON"], ["chart.png", "chart PNG"],
@@ -20,7 +20,13 @@ export function initViewer() {
   $("#v-job").addEventListener("change", (e) => loadViewer(e.target.value));
   $("#v-anon").addEventListener("change", () => setSource());
   $("#v-boxes").addEventListener("change", drawOverlay);
-  $("#v-smooth").addEventListener("change", (e) => { chart.smooth = +e.target.value; redraw(); });
+  $("#v-smooth").addEventListener("change", async (e) => {
+    chart.smooth = +e.target.value;
+    view.final = false;  // fetch the rows again, with the server's smoothed labels
+    const job = jobs.byId.get(view.id);
+    if (job) await loadRows(job, { all: true });
+    redraw();
+  });
   $("#v-delete").addEventListener("click", async () => {
     if (view.id && (await deleteJob(view.id))) { closeViewer(); $("#v-job").focus(); }
   });
@@ -92,11 +98,11 @@ function onJobs(list) {
   $("#v-empty").hidden = shown.length > 0;
   if (view.id && !jobs.byId.has(view.id)) closeViewer();
   else if (view.id) update(jobs.byId.get(view.id));
-  else if (shown.length && document.body.dataset.tab !== "viewer") loadViewer(shown.at(-1).id, { quiet: true });
+  if (!view.id && shown.length) loadViewer(shown.at(-1).id);
 }
 
 export function closeViewer() {
-  Object.assign(view, { id: null, rows: [], source: null, streamed: false });
+  Object.assign(view, { id: null, rows: [], source: null, final: false });
   video.removeAttribute("src"); video.load();
   for (const id of ["#v-stage", "#v-chart-wrap", "#v-summary", "#v-notice"]) $(id).hidden = true;
   $("#v-delete").disabled = true;
@@ -124,7 +130,7 @@ export async function loadViewer(id) {
 async function update(job) {
   if (!job || job.id !== view.id) return;
   $("#v-anon").disabled = !job.files["anonymized.mp4"];
-  $("#v-downloads").replaceChildren(...(job.status === "done" ? ["Download:"] : [`${job.status}: ${job.windows_done} windows so far`]),
+  $("#v-downloads").replaceChildren(...(job.viewable ? [job.status === "done" ? "Download:" : `${job.stage || job.status}… Download:`] : [`${job.status}: ${job.windows_done} windows so far`]),
     ...LINKS.filter(([f]) => job.files[f]).map(([f, text]) =>
       el("a", { href: `${job.files[f]}?download=1`, download: "", "data-file": f, text })));
   if (!view.source || (job.files.preview && view.source === job.files.video)) setSource();
@@ -136,20 +142,22 @@ async function update(job) {
   } finally { view.loading = false; }
 }
 
-async function loadRows(job) {
+async function loadRows(job, { all = false } = {}) {
   const id = job.id;
+  if (view.final) { renderSummary(job); return; }
+  // the windows predicted so far; all of them again once the timeline is complete (its final order and columns)
+  // or with smoothing on (a smoothed label depends on its neighbours, which keep arriving)
+  const final = !!job.viewable;
+  const whole = final || all || chart.smooth > 0;
+  const smooth = chart.smooth > 0 ? `&smooth=${chart.smooth}` : "";
   let rows = null;
-  if (job.status !== "done" || view.streamed) {
-    try {  // the windows predicted so far
-      const got = await api(`/api/jobs/${id}/windows?since=${view.rows.length}`);
-      rows = view.rows.concat(got.windows);
-      view.streamed = true;
-    } catch { rows = null; }
-  }
-  if (rows === null && job.status === "done" && job.files["timeline.json"] && !view.rows.length) {
-    rows = (await api(job.files["timeline.json"])).windows;
-  }
-  if (view.id !== id || rows === null || rows.length === view.rows.length) { if (view.id === id) renderSummary(job); return; }
+  try {
+    const got = await api(`/api/jobs/${id}/windows?since=${whole ? 0 : view.rows.length}${smooth}`);
+    rows = whole ? got.windows : view.rows.concat(got.windows);
+  } catch { rows = null; }
+  if (view.id !== id) return;
+  if (final && rows !== null) view.final = true;
+  if (rows === null || (!whole && rows.length === view.rows.length)) { renderSummary(job); return; }
   view.rows = rows;
   redraw();
   renderSummary(job);
@@ -252,7 +260,7 @@ function renderSummary(job) {
   const box = $("#v-summary");
   if (!s) { box.hidden = true; return; }
   box.hidden = false;
-  const partial = job.status !== "done" ? " (so far)" : "";
+  const partial = job.viewable ? "" : " (so far)";
   $("#v-summary-h").textContent = `Summary${partial}`;
   const found = (v) => (v == null || Number.isNaN(v) ? "not measured" : `${v.toFixed(0)}% of the time`);
   $("#v-facts").replaceChildren(...[
