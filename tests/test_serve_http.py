@@ -231,7 +231,8 @@ def test_file_names_never_become_paths(rec, files, tmp_path):
         stored = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
         job = r.json()["id"]
         assert stored == ["data", "data/.owner.lock", "data/jobs", f"data/jobs/{job}", f"data/jobs/{job}/chart.png",
-                          f"data/jobs/{job}/job.json", f"data/jobs/{job}/timeline.csv",
+                          f"data/jobs/{job}/job.json", f"data/jobs/{job}/report.html", f"data/jobs/{job}/summary.json",
+                          f"data/jobs/{job}/timeline.csv",
                           f"data/jobs/{job}/timeline.json", f"data/jobs/{job}/video"]
 
 
@@ -472,7 +473,8 @@ def test_cancel_stops_the_anonymiser_at_the_next_frame(rec, files, tmp_path, mon
         seen.update(app=app, client=c)
         job = wait(c, upload(c, files["video"], anonymize="true").json()["id"])
         left = sorted(p.name for p in (tmp_path / "data" / "jobs" / job["id"]).iterdir())
-    assert left == ["chart.png", "job.json", "timeline.csv", "timeline.json", "video"]  # no half copy, no temporary
+    assert left == ["chart.png", "job.json", "report.html", "summary.json", "timeline.csv", "timeline.json",
+                    "video"]  # no half copy, no temporary
     assert seen["calls"] == 3  # the frame after the cancel was never made
     during = seen["during"]
     assert during["status"] == "running" and during["stage"] == "anonymising" and during["viewable"]

@@ -20,6 +20,7 @@ import argparse
 import sys
 import socket
 
+from ..config import DEFAULT_MIN_FACE_COVERAGE
 from ..runtime.backends import BACKENDS
 from ..errors import one_line
 
@@ -50,11 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="videos analysed at the same time (default %(default)s)")
     p.add_argument("--keep-audio", action="store_true", help="anonymised copies keep the audio track (voices identify)")
     p.add_argument("--runs", metavar="DIR", help="a folder of training/evaluation runs to show in the Runs workspace")
-    p.add_argument("--min-face-coverage", type=float, metavar="F",
-                   help="windows with less face than this fraction of their frames are labelled no_face (default: as "
-                        "for mmadfer predict)")
+    p.add_argument("--min-face-coverage", type=float, metavar="F", default=DEFAULT_MIN_FACE_COVERAGE,
+                   help="as for mmadfer predict: windows with a face in fewer than this fraction of their frames are "
+                        "labelled no_face in jobs and Live (default %(default)s; 0 turns it off)")
     p.add_argument("--min-confidence", type=float, metavar="P",
-                   help="windows whose top probability is below P are labelled uncertain (default: off)")
+                   help="as for mmadfer predict: windows whose top probability is below P are labelled uncertain")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from ..runtime.load import conversion_target, resolve_backend
     from ..errors import CheckpointError
+    from ..evaluation.selective import check_thresholds
     from ..predict.recognizer import Recognizer
     from ..serve.app import create_app
     from ..serve.datadir import DataDir, DataDirError
@@ -77,11 +79,11 @@ def run(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0 or args.workers < 1:
         print("error: --max-upload-mb must be positive and --workers at least 1", file=sys.stderr)
         return 2
-    for name in ("min_face_coverage", "min_confidence"):
-        value = getattr(args, name)
-        if value is not None and not 0 <= value <= 1:
-            print(f"error: --{name.replace('_', '-')} must be between 0 and 1, got {value:g}", file=sys.stderr)
-            return 2
+    try:
+        check_thresholds(args.min_confidence, args.min_face_coverage)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.runs:
         try:
             RunsFolder(args.runs)
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
                   f"kept in {target.parent}", file=sys.stderr)
         rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
                                          precision=args.precision, detector=None if args.no_faces else "auto",
-                                         cache_dir=args.cache_dir)
+                                         cache_dir=args.cache_dir, min_confidence=args.min_confidence,
+                                         min_face_coverage=args.min_face_coverage or None)
     except (CheckpointError, ValueError, ImportError) as e:
         print(f"error: cannot load the model: {one_line(e)}", file=sys.stderr)
         return 2
@@ -127,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"deleted what killed server runs left: {len(left)} folder(s)", file=sys.stderr)
     app = create_app(rec, host=args.host, port=port, data=data, token=token, max_upload_mb=args.max_upload_mb,
                      workers=args.workers, runs=args.runs, keep_audio=args.keep_audio,
-                     allowed_hosts=tuple(args.allowed_host), min_face_coverage=args.min_face_coverage,
-                     min_confidence=args.min_confidence)
+                     allowed_hosts=tuple(args.allowed_host))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"mmadfer serve: {rec.backend} on {rec.device}, {args.checkpoint}", file=sys.stderr)

@@ -26,20 +26,19 @@ __all__ = ["create_app", "STATIC"]
 
 def create_app(recognizer, *, host: str = "127.0.0.1", port: int = 8765, data: DataDir | None = None,
                token: str | None = None, max_upload_mb: float = 500, workers: int = 1, runs: str | Path | None = None,
-               keep_audio: bool = False, allowed_hosts: tuple[str, ...] = (), min_face_coverage: float | None = None,
-               min_confidence: float | None = None) -> FastAPI:
+               keep_audio: bool = False, allowed_hosts: tuple[str, ...] = ()) -> FastAPI:
     """The ASGI app for a loaded :class:`~mmadfer.Recognizer`.
 
     ``data``: where uploads and results go (default: a new private temporary folder); it is closed (deleted unless
     kept) when the app shuts down. ``runs``: a folder of training/evaluation runs to browse. ``host``, ``port``,
     ``token``, ``allowed_hosts``: what :class:`~mmadfer.serve.security.Guard` checks. The model's forward passes
-    take turns (:func:`~mmadfer.serve.runner.serialised`); ``recognizer`` itself is left as it is.
+    take turns (:func:`~mmadfer.serve.runner.serialised`); ``recognizer`` itself is left as it is. Its
+    ``min_face_coverage`` and ``min_confidence`` label the windows of jobs and Live (``no_face``, ``uncertain``).
     """
     data = data or DataDir()
     rec = serialised(recognizer)
     ctx = AppContext(recognizer=rec, queue=JobQueue(rec, data, workers=workers, keep_audio=keep_audio),
-                     data=data, runs=RunsFolder(runs) if runs else None, slot=LiveSlot(), max_upload_mb=max_upload_mb,
-                     min_face_coverage=min_face_coverage, min_confidence=min_confidence)
+                     data=data, runs=RunsFolder(runs) if runs else None, slot=LiveSlot(), max_upload_mb=max_upload_mb)
     guard = Guard(host=host, port=port, token=token, allowed_hosts=allowed_hosts)
 
     @asynccontextmanager

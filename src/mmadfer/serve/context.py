@@ -23,8 +23,6 @@ class AppContext:
     runs: RunsFolder | None
     slot: LiveSlot
     max_upload_mb: float
-    min_face_coverage: float | None = None
-    min_confidence: float | None = None
 
     @property
     def max_bytes(self) -> int:

@@ -8,7 +8,9 @@ its folder: deleting the job deletes it all, also after a failure (a full disk i
 A job runs in stages: ``preview`` (only for an upload the browser cannot play: an H.264 copy,
 :mod:`~mmadfer.serve.preview`), ``predicting`` (rows appear in :attr:`Job.rows` as they are predicted, and a small
 JPEG per face track in ``thumbs/``), then the job is *viewable*: ``timeline.csv`` (the same bytes as ``mmadfer
-predict`` writes for the same file and options), ``timeline.json`` and ``chart.png`` are there; then, when asked,
+predict`` writes for the same file and options), ``timeline.json``, ``chart.png``, ``summary.json`` (the numbers of
+:func:`mmadfer.predict.summary.summarize`, as in ``summary.csv``) and ``report.html`` (``predict --report``'s page) are
+there; then, when asked,
 ``anonymising`` (``anonymized.mp4``) while the timeline can already be viewed. Cancel is checked at every window and
 every frame, so it takes effect within a second; the job shows ``cancelling`` until it has stopped.
 """
@@ -33,11 +35,13 @@ from ..io import atomic_path, atomic_write
 from ..media.decode import open_video
 from ..media.windows import window_spans
 from ..predict.anonymize import anonymize_video
+from ..predict.report import write_video_report
+from ..predict.summary import summarize
 from ..predict.table import write_table
 from ..predict.timeline import plot_timeline
 from .datadir import JOB_ID, DataDir
 from .preview import make_preview, playback
-from .rows import json_row
+from .rows import json_safe
 
 __all__ = ["Job", "JobQueue", "Cancelled", "JOB_FILES", "STATUSES", "display_name"]
 
@@ -51,6 +55,7 @@ JOB_FILES = {
     "timeline.json": ("timeline.json", "application/json"),
     "chart.png": ("chart.png", "image/png"),
     "anonymized.mp4": ("anonymized.mp4", "video/mp4"),
+    "report.html": ("report.html", "text/html; charset=utf-8"),  # served sandboxed (REPORT_CSP)
 }
 _THUMB_SIDE = 96
 _MAX_TRACK_NAME = 60
@@ -188,12 +193,10 @@ class JobQueue:
     ``keep_audio``: anonymised copies keep the audio track (off by default, as in ``mmadfer predict``).
     """
 
-    def __init__(self, recognizer, data: DataDir, *, workers: int = 1, keep_audio: bool = False,
-                 summarize=None):
+    def __init__(self, recognizer, data: DataDir, *, workers: int = 1, keep_audio: bool = False):
         self.recognizer = recognizer
         self.data = data
         self.keep_audio = keep_audio
-        self.summarize = summarize
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mmadfer-job")
@@ -343,7 +346,7 @@ class JobQueue:
             if tid not in job.tracks:
                 job.tracks.append(tid)
             thumbs.offer(tid, row.get("face_coverage"), prepared.get("video"))
-            job.rows.append(json_row(row))
+            job.rows.append(json_safe(row))
             job.windows_done = len(seen)
             if job.windows_total:
                 job.progress = share * min(1.0, job.windows_done / job.windows_total)
@@ -357,13 +360,13 @@ class JobQueue:
         df.attrs["video"] = job.name
         write_table(df, job.folder / "timeline.json")
         job.rows = json.loads((job.folder / "timeline.json").read_text())["windows"]  # the final rows
-        if self.summarize is not None:
-            with atomic_write(job.folder / "summary.json") as f:
-                json.dump(json_row(self.summarize(df)), f, indent=1)
+        with atomic_write(job.folder / "summary.json") as f:
+            json.dump(json_safe(summarize(df)), f, indent=1)
         try:
             plot_timeline(df, job.folder / "chart.png")
+            write_video_report(df, job.folder / "report.html", provenance=rec.provenance, video_name=job.name)
         except ImportError as e:
-            job.notes.append(f"no chart.png: {e}")
+            job.notes.append(f"no chart.png or report.html: {e}")
         job.viewable = True
         job.progress = share
         if job.anonymize:

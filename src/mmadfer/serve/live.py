@@ -32,7 +32,7 @@ from PIL import Image
 from ..errors import one_line
 from ..media.live import LiveBuffer
 from ..predict.realtime import predict_buffer
-from .rows import json_row
+from .rows import json_safe
 
 __all__ = ["live_session", "LiveSlot"]
 
@@ -60,7 +60,7 @@ class LiveSlot:
 
 def _clean(row: dict[str, Any], labels) -> dict[str, Any]:
     """A prediction row as JSON-safe values (NaN becomes null), with its class probabilities gathered."""
-    out = json_row(row)
+    out = json_safe(row)
     out["probs"] = {c: out.get(f"p_{c}") for c in labels}
     return out
 

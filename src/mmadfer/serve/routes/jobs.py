@@ -18,6 +18,7 @@ from ...errors import MmadferError
 from ...media.decode import open_video
 from ..context import AppContext, context
 from ..jobs import JOB_FILES, Job, display_name
+from ..security import REPORT_CSP
 from ..upload import BadUpload, TooLarge, receive_upload
 
 __all__ = ["router"]
@@ -110,8 +111,9 @@ def job_file(name: str, download: bool = False, job: Job = Depends(_job)):
     file, media_type = JOB_FILES[name]
     stem = Path(job.name).stem or "video"
     filename = job.name if name == "video" else f"{stem}_{name}" if name != "preview" else f"{stem}_preview.mp4"
+    headers = {"content-security-policy": REPORT_CSP} if name == "report.html" else None
     return FileResponse(job.folder / file, media_type=media_type or job.media_type, filename=filename,
-                        content_disposition_type="attachment" if download else "inline")
+                        content_disposition_type="attachment" if download else "inline", headers=headers)
 
 
 def _flag(value: str | None, name: str) -> bool:

@@ -17,26 +17,21 @@ router = APIRouter(prefix="/api")
 
 
 def model_info(ctx: AppContext) -> dict[str, Any]:
-    """The model as the page and Live show it: checkpoint, classes, provenance and a banner for demo or synthetic
-    models (None for a model trained on recorded real data)."""
+    """The model as the page and Live show it: checkpoint, classes, its provenance
+    (:attr:`mmadfer.Recognizer.provenance`: ``dataset``, ``synthetic``, ``demo``, ``recorded``, ``note``) and
+    ``banner``: the provenance's sentence when the labels cannot be trusted as they are (a demo or synthetic model,
+    or training data not recorded), else None."""
     rec = ctx.recognizer
-    prov = dict(getattr(rec, "provenance", None) or {})  # TEMP until issue-20core merges
-    if prov.get("demo"):
-        banner = ("Demo model: trained on synthetic clips, so its labels say nothing about real expressions; "
-                  "use a trained checkpoint for real results.")
-    elif prov.get("synthetic"):
-        banner = "Trained on synthetic data: its labels are not evidence of real expressions."
-    elif not prov.get("dataset"):
-        banner = "This checkpoint does not record what it was trained on: judge its labels with care."
-    else:
-        banner = None
-    return {"checkpoint": Path(rec.source or "model").name, "dataset": prov.get("dataset"),
-            "synthetic": bool(prov.get("synthetic")), "demo": bool(prov.get("demo")),
-            "classes": list(rec.labels), "banner": banner}
+    prov = rec.provenance
+    doubtful = prov["synthetic"] or prov["demo"] or not prov["recorded"]
+    return {"checkpoint": Path(rec.source or "model").name, "dataset": prov["dataset"],
+            "synthetic": prov["synthetic"], "demo": prov["demo"], "recorded": prov["recorded"], "note": prov["note"],
+            "classes": list(rec.labels), "banner": prov["note"][:1].upper() + prov["note"][1:] if doubtful else None}
 
 
 def thresholds(ctx: AppContext) -> dict[str, Any]:
-    return {"min_face_coverage": ctx.min_face_coverage, "min_confidence": ctx.min_confidence}
+    """The thresholds that label windows ``no_face`` and ``uncertain`` (None: off)."""
+    return {"min_face_coverage": ctx.recognizer.min_face_coverage, "min_confidence": ctx.recognizer.min_confidence}
 
 
 @router.get("/info")
