@@ -291,6 +291,9 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
             record(k, "failed", one_line(e, job.video), res.windows)
         bar.update(1)
     bar.close()
+    summary = summary_path(jobs, args)
+    if summary is not None and not info.distributed:
+        _write_summary(summary, jobs, rec.labels)
     where = f"; outputs in {out.resolve()}" if ok else ""
     extra = f", {skipped} skipped (outputs exist)" if skipped else ""
     who = f"rank {info.rank}: " if info.distributed else ""
@@ -304,8 +307,7 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
                          "windows": "", "error": reason} for item, reason in bad]
             path = merge_index(out, planned, info.world_size)
             print(f"index of all {len(planned)} videos: {path}", file=sys.stderr)
-    summary = summary_path(jobs, args)
-    if summary is not None and info.is_main:  # after the barrier under torchrun: every rank's tables are written
+    if summary is not None and info.distributed and info.is_main:  # after the barrier: every rank's tables are there
         _write_summary(summary, jobs, rec.labels)
     D.cleanup()
     return 1 if failed else 0

@@ -4,8 +4,8 @@ time a face and audio were found; and one table over all the videos of a run (``
 Pure functions of timeline tables (:meth:`mmadfer.Recognizer.predict_video`'s output, or the files ``mmadfer
 predict`` wrote), so ``predict``, its HTML report and the web app give the same numbers.
 
-**Time.** Each window stands for the part of the video it owns: from its start to the next window's start (its
-``stride``), or to its end when shorter. With overlapping windows (a stride under the window) every moment is
+**Time.** Each window stands for the part of the video it owns: from its start to the next window's start, or to its
+end when that comes first. With overlapping windows (a stride under the window) every moment is
 counted once; with several faces in view each face's windows count, so shares are of person-time.
 
 **Labels.** Shares are of the timeline's ``label`` column, or of ``label_smoothed`` when it has one (``predict
@@ -38,15 +38,13 @@ def label_column(table: pd.DataFrame) -> str:
 
 
 def window_weights(table: pd.DataFrame) -> np.ndarray:
-    """Seconds of video each row stands for: its own span up to the stride (``table.attrs['stride_s']``, else the
-    gap to the next window start), so overlapping windows count each moment once."""
+    """Seconds of video each row stands for: from its start to the next window's start, or to its end when that
+    comes first (the last window: to its end), so overlapping windows count each moment once."""
     start = table["start_s"].to_numpy(float)
     end = table["end_s"].to_numpy(float)
-    stride = table.attrs.get("stride_s")
-    if not stride:
-        starts = np.unique(start)
-        stride = float(np.min(np.diff(starts))) if len(starts) > 1 else math.inf
-    return np.clip(np.minimum(end - start, float(stride)), 0.0, None)
+    starts = np.unique(start)
+    following = np.append(starts[1:], np.inf)[np.searchsorted(starts, start)]  # the next distinct start
+    return np.clip(np.minimum(end, following) - start, 0.0, None)
 
 
 def _pct(values: np.ndarray, weights: np.ndarray) -> float:
