@@ -17,9 +17,15 @@ export function initAnalyze({ onView }) {
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); uploadAll(e.dataTransfer.files); });
   $("#choose").addEventListener("click", () => $("#files").click());
   $("#files").addEventListener("change", (e) => { uploadAll(e.target.files); e.target.value = ""; });
-  setInterval(() => {
-    if (jobs.list.some((j) => ["queued", "running", "cancelling"].includes(j.status)) || uploads.size) refreshJobs();
-  }, 700);
+  poll();
+}
+
+/** Refresh the queue while anything moves: every 0.7 s, every 0.2 s while a job is being cancelled. */
+async function poll() {
+  const busy = jobs.list.some((j) => ["queued", "running", "cancelling"].includes(j.status)) || uploads.size;
+  if (busy) await refreshJobs();
+  const cancelsPending = cancelling.size > 0 || jobs.list.some((j) => j.status === "cancelling");
+  setTimeout(poll, cancelsPending ? 200 : 700);
 }
 
 function uploadAll(files) { for (const f of files) upload(f); }
