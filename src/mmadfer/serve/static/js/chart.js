@@ -124,9 +124,9 @@ export class TimelineChart {
     ctx.textAlign = "left";
     ctx.strokeStyle = GRID; ctx.lineWidth = 1;
     ctx.strokeRect(this.left + 0.5, areaTop + 0.5, plotW - 1, H.area - 1);
-    ctx.beginPath(); ctx.setLineDash([3, 3]);
+    ctx.strokeStyle = "rgba(255,255,255,.7)"; ctx.beginPath();  // the 50% gridline (the dashed line is the face threshold)
     ctx.moveTo(this.left, areaBottom - 0.5 * H.area + 0.5); ctx.lineTo(this.rightX, areaBottom - 0.5 * H.area + 0.5);
-    ctx.stroke(); ctx.setLineDash([]);
+    ctx.stroke();
   }
 
   coverageRows() {
