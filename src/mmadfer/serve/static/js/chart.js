@@ -152,7 +152,7 @@ export class TimelineChart {
     }
     for (const run of runs(segs, (s) => s.row.label === NO_FACE || (s.row.face_coverage ?? 0) === 0)) {
       const x0 = this.x(run.from), w = this.x(run.until) - x0;
-      if (run.value && w > 50) { ctx.fillStyle = INK; ctx.textAlign = "center"; ctx.fillText("no face", x0 + w / 2, y + H.coverage / 2); }
+      if (run.value && w > 50) { ctx.fillStyle = INK; ctx.textAlign = "center"; ctx.fillText("no face", x0 + w / 2, y + H.coverage * 0.75); }
     }
     ctx.textAlign = "left";
     if (this.threshold != null) {
