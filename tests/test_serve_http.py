@@ -65,7 +65,7 @@ def wait(c, job_id, timeout=120):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         job = c.get(f"/api/jobs/{job_id}").json()
-        if job["status"] not in ("queued", "running"):
+        if job["status"] not in ("queued", "running", "cancelling"):
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish")
@@ -319,6 +319,7 @@ def test_live_protocol(rec, files):
         ws.send_text(json.dumps({"type": "start", "fps": 5, "sample_rate": 16000, "stride": 1}))
         ready = json.loads(ws.receive_text())
         assert ready["type"] == "ready" and ready["window_s"] == rec.window_s
+        assert ready["model"]["classes"] == list(rec.labels) and ready["min_face_coverage"] == rec.min_face_coverage
         rng = np.random.default_rng(0)
 
         def send(frames):
@@ -586,3 +587,132 @@ def test_sigkilled_serve_leaves_nothing_after_the_next_start(files, tmp_path):
     finally:
         third.stop()
     assert list(temp.iterdir()) == [] and list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------- issue 20: the jobs API
+class _Gate:
+    """A runner that lets the first forward pass through and holds the next ones until :attr:`go` is set."""
+
+    def __init__(self, inner):
+        self.inner, self.calls, self.go = inner, 0, __import__("threading").Event()
+
+    def __call__(self, video, audio):
+        self.calls += 1
+        if self.calls > 1:
+            self.go.wait(120)
+        return self.inner(video, audio)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@__import__("contextlib").contextmanager
+def _opens(event):
+    """Set ``event`` on the way out, also when an assertion fails (so a held worker never blocks the shutdown)."""
+    try:
+        yield
+    finally:
+        event.set()
+
+
+def test_windows_stream_while_running_and_cancel_shows_cancelling(rec, files, tmp_path):
+    """Rows can be read as they are predicted (before the job ends), with stage and elapsed time; a cancel shows
+    ``cancelling`` until the worker stops; same-name uploads get numbered display names."""
+    import copy
+
+    gated = copy.copy(rec)
+    gated.runner, gated.batch_size = _Gate(rec.runner), 1
+    with client(gated, files, tmp_path) as c, _opens(gated.runner.go):
+        job_id = upload(c, files["video"], name="clip.mp4", stride="0.5", window="2").json()["id"]
+        end = time.monotonic() + 120
+        while not (rows := c.get(f"/api/jobs/{job_id}/windows").json())["windows"] and time.monotonic() < end:
+            time.sleep(0.05)
+        job = c.get(f"/api/jobs/{job_id}").json()
+        assert job["status"] == "running" and job["stage"] == "predicting" and not job["viewable"]
+        assert job["windows_done"] == 1 and job["windows_total"] == 5 and job["elapsed_s"] >= 0
+        assert set(job["files"]) == {"video", "thumbs"}  # the upload plays while the rest is predicted
+        assert rows["next"] == 1 and not rows["done"] and rows["labels"] == list(rec.labels)
+        first = rows["windows"][0]
+        assert first["start_s"] == 0 and first["label"] in rec.labels and first["box_x0"] is None
+        assert c.get(f"/api/jobs/{job_id}/windows?since=1").json()["windows"] == []
+        second = upload(c, files["video"], name="clip.mp4").json()
+        assert (job["display_name"], second["display_name"]) == ("clip.mp4", "clip.mp4 (2)")
+        assert c.post(f"/api/jobs/{job_id}/cancel").json()["status"] == "cancelling"
+        assert c.get(f"/api/jobs/{job_id}").json()["status"] == "cancelling"
+        gated.runner.go.set()
+        job = wait(c, job_id)
+        assert job["status"] == "cancelled" and job["eta_s"] is None and job["windows_done"] < 5
+        done = wait(c, second["id"])
+        rows = c.get(f"/api/jobs/{second['id']}/windows").json()
+        assert rows["done"] and rows["windows"] == c.get(f"/api/jobs/{second['id']}/timeline.json").json()["windows"]
+        summary = done["summary"]
+        assert summary["windows"] == 1 and summary["dominant_label"] in rec.labels and summary["face_found_pct"] is None
+        report = c.get(done["files"]["report.html"])
+        assert report.status_code == 200 and "sandbox" in report.headers["content-security-policy"]
+
+
+def test_tracks_thumbnails_and_names(rec, files, tmp_path):
+    """With a face detector: the face track gets a small JPEG from the job's video and a box per window; it can be
+    renamed (stored in job.json); both go with the job."""
+    import copy
+
+    from PIL import Image
+
+    from mmadfer.media.faces import FaceDetector
+
+    faces = copy.copy(rec)
+    faces.detector = FaceDetector("cpu")
+    with client(faces, files, tmp_path) as c:
+        job = wait(c, upload(c, files["video"], window="2", stride="1").json()["id"])
+        assert job["status"] == "done" and job["tracks"] == [0], job
+        thumb = c.get(job["files"]["thumbs"]["0"])
+        assert thumb.headers["content-type"] == "image/jpeg"
+        assert max(Image.open(io.BytesIO(thumb.content)).size) <= 96
+        rows = c.get(f"/api/jobs/{job['id']}/windows").json()["windows"]
+        assert all(0 <= r["box_x0"] < r["box_x1"] <= 1 and r["face_coverage"] > 0.5 for r in rows)
+        url = f"/api/jobs/{job['id']}/tracks/0"
+        assert c.put(url, json={"name": "Ada\x1b[31m"}).json()["track_names"] == {"0": "Ada[31m"}
+        assert json.loads((tmp_path / "data" / "jobs" / job["id"] / "job.json").read_text())["track_names"] == \
+            {"0": "Ada[31m"}
+        assert c.put(f"/api/jobs/{job['id']}/tracks/7", json={"name": "x"}).status_code == 404
+        assert c.put(url, json={"name": "x"}, headers={"origin": "http://evil.example"}).status_code == 403
+        assert c.put(url, json={"name": ""}).json()["track_names"] == {}
+        assert c.get(f"/api/jobs/{job['id']}/thumbs/..%2f..%2fjob.json").status_code in (404, 422)
+        c.delete(f"/api/jobs/{job['id']}")
+        assert not (tmp_path / "data" / "jobs" / job["id"]).exists()
+
+
+def test_unplayable_upload_gets_an_h264_preview(rec, files, tmp_path):
+    """A HEVC ``.mov`` (what phones record; Chromium cannot play it) gets a playable H.264 preview, made locally and
+    deleted with the job; an H.264 upload needs none."""
+    import av
+
+    mov = tmp_path / "phone.mov"
+    with av.open(str(files["video"])) as src, av.open(str(mov), "w") as out:
+        vs = out.add_stream("libx265", rate=8, options={"log-level": "error"})
+        vs.width, vs.height, vs.pix_fmt = 96, 96, "yuv420p"
+        for frame in src.decode(video=0):
+            out.mux(vs.encode(frame.reformat(format="yuv420p")))
+        out.mux(vs.encode())
+    with client(rec, files, tmp_path) as c:
+        job = wait(c, upload(c, mov, name="phone.mov").json()["id"])
+        assert job["status"] == "done" and not job["playable"] and "hevc" in job["playback_note"]
+        preview = c.get(job["files"]["preview"])
+        assert preview.headers["content-type"] == "video/mp4"
+        (tmp_path / "p.mp4").write_bytes(preview.content)
+        with av.open(str(tmp_path / "p.mp4")) as p:
+            assert p.streams.video[0].codec_context.name == "h264" and p.streams.video[0].frames == 24
+        plain = wait(c, upload(c, files["video"]).json()["id"])
+        assert plain["playable"] and plain["playback_note"] is None and "preview" not in plain["files"]
+        c.delete(f"/api/jobs/{job['id']}")
+        assert not (tmp_path / "data" / "jobs" / job["id"]).exists()
+
+
+def test_model_info_says_what_the_model_is(rec, files):
+    with client(rec, files) as c:
+        info = c.get("/api/info").json()
+        model = c.get("/api/model").json()
+    assert info["model"] == {k: model[k] for k in info["model"]}
+    assert model["classes"] == list(rec.labels) and model["min_face_coverage"] == rec.min_face_coverage
+    assert model["min_confidence"] is None and model["window_s"] == rec.window_s
+    assert model["recorded"] is False and model["banner"].startswith("Training data not recorded")

@@ -105,6 +105,7 @@ class Job:
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     deleted: bool = False
     active: bool = False  # a worker is on it (its folder goes when the worker stops)
+    _summary: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def video(self) -> Path:
@@ -168,14 +169,13 @@ class Job:
                 "tracks": self.tracks, "track_names": self.track_names, "summary": self.summary(), "files": files}
 
     def summary(self) -> dict[str, Any] | None:
-        """The per-video summary of the finished timeline, read from ``summary.json`` (None until viewable)."""
-        path = self.folder / "summary.json"
-        if not self.viewable or not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
+        """The per-video summary of the finished timeline, from ``summary.json`` (None until viewable)."""
+        if self._summary is None and self.viewable:
+            try:
+                self._summary = json.loads((self.folder / "summary.json").read_text())
+            except (OSError, ValueError):
+                return None
+        return self._summary
 
     def windows(self, since: int = 0) -> list[dict[str, Any]]:
         """Rows ``since`` on: those predicted so far while running, the finished timeline's afterwards."""
