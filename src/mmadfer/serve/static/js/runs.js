@@ -27,7 +27,7 @@ export async function loadRuns() {
   $("#r-list").replaceChildren(...runs.map((run) => {
     const last = run.last_epoch ? Object.entries(run.last_epoch).filter(([, v]) => typeof v === "number").slice(0, 8) : [];
     return el("article", { class: "run", "data-run": run.name },
-      el("h3", {}, run.name, run.running ? el("span", { class: "badge running", text: "running" }) : null),
+      el("h3", {}, run.name, run.running ? el("span", { class: "badge running", text: "running", title: "no final metrics.json yet: still training, or stopped early" }) : null),
       run.verdict ? el("p", { class: "verdict", text: run.verdict }) : null,
       el("div", { class: "tables" }, metricsTable(run),
         last.length ? el("table", {}, el("caption", { text: "last epoch (log.csv)" }),
