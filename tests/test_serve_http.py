@@ -635,7 +635,7 @@ def test_windows_stream_while_running_and_cancel_shows_cancelling(rec, files, tm
         first = rows["windows"][0]
         assert first["start_s"] == 0 and first["label"] in rec.labels and first["box_x0"] is None
         assert c.get(f"/api/jobs/{job_id}/windows?since=1").json()["windows"] == []
-        second = upload(c, files["video"], name="clip.mp4").json()
+        second = upload(c, files["video"], name="clip.mp4", stride="0.5", window="2").json()
         assert (job["display_name"], second["display_name"]) == ("clip.mp4", "clip.mp4 (2)")
         assert c.post(f"/api/jobs/{job_id}/cancel").json()["status"] == "cancelling"
         assert c.get(f"/api/jobs/{job_id}").json()["status"] == "cancelling"
@@ -645,8 +645,18 @@ def test_windows_stream_while_running_and_cancel_shows_cancelling(rec, files, tm
         done = wait(c, second["id"])
         rows = c.get(f"/api/jobs/{second['id']}/windows").json()
         assert rows["done"] and rows["windows"] == c.get(f"/api/jobs/{second['id']}/timeline.json").json()["windows"]
+        smoothed = c.get(f"/api/jobs/{second['id']}/windows?smooth=3&since=1").json()["windows"]
+        raw = rows["windows"]
+        assert len(raw) == 5
+        assert [{k: v for k, v in r.items() if k != "label_smoothed"} for r in smoothed] == raw[1:]
+        from mmadfer.predict.smoothing import smooth_labels
+
+        table = __import__("pandas").DataFrame(raw)
+        table.attrs["labels"] = list(rec.labels)
+        assert [r["label_smoothed"] for r in smoothed] == list(smooth_labels(table, 3))[1:]
+        assert c.get(f"/api/jobs/{job_id}/windows?smooth=0").status_code == 400
         summary = done["summary"]
-        assert summary["windows"] == 1 and summary["dominant_label"] in rec.labels and summary["face_found_pct"] is None
+        assert summary["windows"] == 5 and summary["dominant_label"] in rec.labels and summary["face_found_pct"] is None
         report = c.get(done["files"]["report.html"])
         assert report.status_code == 200 and "sandbox" in report.headers["content-security-policy"]
 

@@ -86,7 +86,8 @@ def _kept_job(folder: Path) -> bool:
         record = json.loads((folder / "job.json").read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and record.get("kept") is True and record.get("status") in _FINISHED
+    # a record without "kept" was written by an older mmadfer, which wrote job.json only for finished jobs: kept
+    return isinstance(record, dict) and record.get("kept", True) is True and record.get("status") in _FINISHED
 
 
 def dead_run_folders(data_dir: Path | None = None) -> list[Path]:
@@ -147,7 +148,7 @@ class DataDir:
     def sweep(self) -> list[Path]:
         """Find what dead runs left (:func:`dead_run_folders`) and delete it, unless ``keep`` (then only list it).
         Returns the folders found."""
-        found = [p for p in dead_run_folders(self.root) if p != self.root]
+        found = [p for p in dead_run_folders(self.root) if p != self.root and p not in self._created]
         if not self.keep:
             for path in found:
                 shutil.rmtree(path, ignore_errors=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hmac
 import ipaddress
+import re
 import secrets
 import socket
 from http.cookies import SimpleCookie
@@ -28,6 +29,7 @@ from starlette.requests import HTTPConnection
 __all__ = ["Guard", "SecurityHeaders", "is_loopback", "is_local_address", "new_token", "TOKEN_COOKIE", "REPORT_CSP"]
 
 TOKEN_COOKIE = "mmadfer_token"
+_HOST_CHARS = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}")  # a Host header fit to be written into the CSP
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "media-src 'self' blob:; font-src 'self'; connect-src 'self' {ws}; object-src 'none'; base-uri 'none'; "
@@ -171,7 +173,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-        csp = CSP.format(ws=f"ws://{host}" if host else "").encode()
+        csp = CSP.format(ws=f"ws://{host}" if _HOST_CHARS.fullmatch(host) else "").encode()
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":

@@ -10,12 +10,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import MmadferError
 from ...media.decode import open_video
+from ...predict.smoothing import smooth_labels
 from ..context import AppContext, context
 from ..jobs import JOB_FILES, Job, display_name
 from ..security import REPORT_CSP
@@ -68,10 +70,22 @@ def get_job(job: Job = Depends(_job)) -> dict[str, Any]:
 
 
 @router.get("/{job_id}/windows")
-def windows(since: int = 0, job: Job = Depends(_job), ctx: AppContext = Depends(context)) -> dict[str, Any]:
-    """The timeline rows from ``since`` on: while the job runs, those predicted so far."""
-    rows = job.windows(since)
-    return {"windows": rows, "next": max(0, since) + len(rows), "labels": list(ctx.recognizer.labels),
+def windows(since: int = 0, smooth: float | None = None, job: Job = Depends(_job),
+            ctx: AppContext = Depends(context)) -> dict[str, Any]:
+    """The timeline rows from ``since`` on: while the job runs, those predicted so far. ``smooth`` (seconds): each
+    row also gets ``label_smoothed`` (:func:`mmadfer.predict.smoothing.smooth_labels` over all rows so far); the
+    raw columns are unchanged."""
+    labels = list(ctx.recognizer.labels)
+    rows = job.windows(0)
+    if smooth is not None:
+        if not (math.isfinite(smooth) and smooth > 0):
+            raise HTTPException(400, f"smooth must be a positive number of seconds, got {smooth!r}")
+        table = pd.DataFrame(rows)
+        table.attrs["labels"] = labels
+        smoothed = smooth_labels(table, smooth, min_confidence=ctx.recognizer.min_confidence) if rows else []
+        rows = [{**row, "label_smoothed": s} for row, s in zip(rows, smoothed)]
+    rows = rows[max(0, since):]
+    return {"windows": rows, "next": max(0, since) + len(rows), "labels": labels,
             "done": job.viewable or job.status in ("done", "failed", "cancelled")}
 
 
