@@ -38,6 +38,7 @@ from pathlib import Path
 
 from ..errors import one_line
 from ..runtime.backends import BACKENDS
+from ._detectors import add_detector_argument, detector_name
 from ._inputs import discover
 
 TABLE_FORMATS = ("csv", "json")
@@ -85,8 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-confidence", type=float, metavar="P",
                    help="label a window 'uncertain' when its top probability is below P (probabilities are kept)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default %(default)s)")
-    p.add_argument("--no-faces", action="store_true",
-                   help="skip face detection (for videos that are face crops already, like DFEW's)")
+    add_detector_argument(p)
     p.add_argument("--workers", type=int, metavar="N",
                    help="processes that decode, detect faces and compute features while the model runs (default: "
                         "none for one short video, else one per spare core, up to 8)")
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
             job_windows([v for v, _ in discover(args.inputs)[0]], args.window, args.stride)
         rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
                                          batch_size=args.batch_size, precision=args.precision, compile=args.compile,
-                                         detector=None if args.no_faces else "auto", cache_dir=args.cache_dir,
+                                         detector=detector_name(args), cache_dir=args.cache_dir,
                                          job_windows=size)
     except (CheckpointError, ValueError, ImportError) as e:
         print(f"error: cannot load the model: {one_line(e)}", file=sys.stderr)

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..errors import MediaError, MmadferError
 from ..hardware import usable_cores
 from ..media.decode import open_video
+from ..media.detectors import detect_clips
 from ..media.pipeline import sample_window
 from ..media.probe import probe_duration
 from ..media.windows import kept_windows
@@ -224,11 +225,7 @@ def iter_videos(rec: "Recognizer", paths: Sequence[str | os.PathLike], window_s:
             by_shape.setdefault(w.frames.shape[1:], []).append(k)
         found: dict[int, list] = {}
         for ks in by_shape.values():
-            boxes, _ = detector.detect(np.concatenate([to_detect[k][2].frames for k in ks]))
-            at = 0
-            for k in ks:
-                m = len(to_detect[k][2].frames)
-                found[k], at = boxes[at:at + m], at + m
+            found.update(zip(ks, detect_clips(detector, [to_detect[k][2].frames for k in ks])))
         waiting = to_detect[:]
         to_detect.clear()
         for k, (i, span, w) in enumerate(waiting):
