@@ -110,13 +110,13 @@ def test_detect_clips_never_tracks_from_one_clip_into_the_next():
 def test_fast_detector_against_mtcnn_on_real_codec_footage(tmp_path_factory):
     """The issue's bar on generated H.264 footage of a face sliding across the frame and zooming by ±25%: median box
     IoU against full MTCNN ≥ 0.9 and no face lost for more than one window; then ``predict`` runs with it."""
-    video = moving_face_video(tmp_path_factory.mktemp("faces") / "moving.mp4", seconds=8, height=270, width=480,
-                              fps=10)
+    video = moving_face_video(tmp_path_factory.mktemp("faces") / "moving.mp4", seconds=6, height=216, width=384,
+                              fps=8)
     r = compare_detectors(video, "mtcnn", "mtcnn-fast", stride_s=2.56)
-    assert r["windows"] == 3 and r["frames"] == 48 and r["face_iou"]["n"] == 48  # the reference sees every face
+    assert r["windows"] == 2 and r["frames"] == 32 and r["face_iou"]["n"] >= 32  # the reference sees every face
     assert r["face_iou"]["median"] >= 0.9 and r["face_iou"]["share_ge_0.5"] == 1.0, r
     assert r["longest_lost_run"] <= 1 and r["windows_lost"] == 0 and r["extra_faces"] == 0, r
     assert r["crop_iou"]["median"] >= 0.9, r  # the crop the model sees
     rec = Recognizer(open_tiny_model(), device="cpu", detector="mtcnn-fast", prefetch=False)
     table = rec.predict_video(video)
-    assert len(table) == 2 and (table["face_coverage"] == 1.0).all()
+    assert len(table) == 1 and (table["face_coverage"] == 1.0).all()
