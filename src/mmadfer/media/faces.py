@@ -5,6 +5,8 @@ makes it square around its centre and clamps it to the frame (:func:`union_squar
 ``mode='union'``. For footage where the face moves a lot or several people appear, ``mode='track'`` follows one face
 with a temporally smoothed square box (:func:`track_boxes`), and :func:`split_tracks` separates several people.
 
+Detectors are chosen by name in :mod:`mmadfer.media.detectors` (``mtcnn``, ``mtcnn-fast``, ``none``).
+
 Boxes are ``(x1, y1, x2, y2)`` in pixels. Detector output is a list with one float ``[k, 4]`` array per frame
 (``k = 0`` when no face was found); crop boxes are integer ``[T, 4]`` arrays whose squares have equal sides, so a
 whole clip is cropped by one gather and resized by one batched call.
