@@ -22,9 +22,10 @@ def add_detector_argument(p: argparse.ArgumentParser, default: str = "auto") -> 
     from ..media.detectors import DETECTORS
 
     names = "; ".join(f"{k}: {v}" for k, v in DETECTORS.items())
+    means = ": mtcnn, or whole frames with a warning if facenet-pytorch is missing" if default == "auto" else ""
     p.add_argument("--detector", type=_spec, default=default, metavar="NAME",
-                   help=f"face detector ({names}; default {default}: mtcnn, or whole frames with a warning if "
-                        "facenet-pytorch is missing). Options after a colon, e.g. mtcnn-fast:every=3,max_side=256")
+                   help=f"face detector ({names}; default {default}{means}). Options after a colon, e.g. "
+                        "mtcnn-fast:every=3,max_side=256")
     p.add_argument("--no-faces", action="store_true",
                    help="skip face detection (for videos that are face crops already, like DFEW's): --detector none")
 
