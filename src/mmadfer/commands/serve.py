@@ -23,6 +23,7 @@ import socket
 from ..config import DEFAULT_MIN_FACE_COVERAGE
 from ..runtime.backends import BACKENDS
 from ..errors import one_line
+from ._detectors import add_detector_argument, detector_name
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--precision", help="torch backend arithmetic: fp32, bf16, ... (as for mmadfer predict)")
     p.add_argument("--cache-dir", metavar="DIR", help="where the int8 backends keep converted models")
-    p.add_argument("--no-faces", action="store_true", help="skip face detection (videos that are face crops already)")
+    add_detector_argument(p)
     p.add_argument("--data-dir", metavar="DIR",
                    help="where uploads and results go (default: a private temporary folder); this server's jobs are "
                         "deleted when it stops, unless --keep; one server per folder")
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"converting {args.checkpoint} for the {backend} backend, once (minutes for the reference model); "
                   f"kept in {target.parent}", file=sys.stderr)
         rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
-                                         precision=args.precision, detector=None if args.no_faces else "auto",
+                                         precision=args.precision, detector=detector_name(args),
                                          cache_dir=args.cache_dir, min_confidence=args.min_confidence,
                                          min_face_coverage=args.min_face_coverage or None)
     except (CheckpointError, ValueError, ImportError) as e:

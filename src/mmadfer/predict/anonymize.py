@@ -134,7 +134,9 @@ def anonymize_video(src: str | os.PathLike, dst: str | os.PathLike, timeline=Non
 
     Args:
         timeline: a :meth:`Recognizer.predict_video` DataFrame, or None for no captions.
-        detector: a :class:`~mmadfer.media.faces.FaceDetector` (default: a new one on the best device).
+        detector: a :class:`~mmadfer.media.faces.FaceDetector` (default: a new one on the best device). A detector
+            that tracks faces between keyframes (``per_frame`` false, such as ``mtcnn-fast``) is replaced by MTCNN
+            on every frame looked at: a face the copy must hide is never left to interpolation.
         detect_fps: detections per second of video (every frame if the video is slower).
         no_face: ``'frame'`` pixelates frames with no face detected nearby; ``'keep'`` leaves them.
         keep_audio: copy the audio track (off by default: voices identify people too).
@@ -146,8 +148,8 @@ def anonymize_video(src: str | os.PathLike, dst: str | os.PathLike, timeline=Non
     """
     if no_face not in ("frame", "keep"):
         raise ValueError(f"no_face must be 'frame' or 'keep', got {no_face!r}")
-    if detector is None:
-        detector = FaceDetector()
+    if not getattr(detector, "per_frame", False):  # none given, or one that tracks between keyframes
+        detector = FaceDetector(getattr(detector, "device", None))
     dst = Path(dst)
     with open_video(src, max_side=max_side) as reader:
         fps = reader.fps or 25.0
