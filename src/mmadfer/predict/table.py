@@ -7,13 +7,26 @@ import math
 import os
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import quote_from_bytes
 
 import torch
 from PIL import Image
 
-from ..io import atomic_path, atomic_write
+from ..io import atomic_path, atomic_write, write_frame_csv
+from ..text import printable_name
 
-__all__ = ["table_columns", "write_table", "save_crops"]
+__all__ = ["table_columns", "write_table", "save_crops", "name_fields"]
+
+
+def name_fields(name: str, key: str) -> dict[str, str]:
+    """A file name for a CSV row or a JSON document, losslessly: ``{key: name}`` when it is valid UTF-8; else
+    ``{key: the name with its undecodable bytes as \\xNN, key + "_bytes": its bytes percent-encoded}`` (read back
+    with ``urllib.parse.unquote_to_bytes``). Python keeps such bytes in a ``str`` as surrogate escapes, which no
+    UTF-8 writer accepts."""
+    shown = printable_name(name)
+    if shown == name:
+        return {key: name}
+    return {key: shown, f"{key}_bytes": quote_from_bytes(os.fsencode(name), safe="/")}
 
 
 def table_columns(labels: Iterable[str], tracks: bool = False) -> list[str]:
@@ -25,15 +38,20 @@ def table_columns(labels: Iterable[str], tracks: bool = False) -> list[str]:
 def write_table(df, path: str | os.PathLike, fmt: str | None = None) -> Path:
     """Write a timeline atomically as CSV or JSON (``fmt`` from the suffix by default).
 
-    JSON is ``{"video", "model", "window_s", "stride_s", "labels", ..., "windows": [row, ...]}``.
+    JSON is ``{"video", "model", "window_s", "stride_s", "labels", ..., "windows": [row, ...]}``. CSV text cells
+    (labels) are escaped for spreadsheets by :func:`mmadfer.io.write_frame_csv` (a leading ``'`` before ``=`` ``+``
+    ``-`` ``@``...). A ``video`` whose name is not valid UTF-8 (undecodable bytes from the file system) is written
+    with those bytes as ``\\xNN``, and the exact name goes in ``video_bytes``, percent-encoded (:func:`name_fields`).
     """
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".") or "csv").lower()
     if fmt == "csv":
-        with atomic_write(path, newline="") as f:
-            df.to_csv(f, index=False, float_format="%.6g")
+        write_frame_csv(df, path, index=False, float_format="%.6g")
     elif fmt == "json":
-        doc = {**df.attrs, "windows": json.loads(df.to_json(orient="records", double_precision=6))}
+        attrs = dict(df.attrs)
+        if "video" in attrs:
+            attrs.update(name_fields(os.fspath(attrs["video"]), "video"))
+        doc = {**attrs, "windows": json.loads(df.to_json(orient="records", double_precision=6))}
         with atomic_write(path) as f:
             json.dump(doc, f, indent=1)
     else:
