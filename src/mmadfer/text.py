@@ -34,5 +34,5 @@ def terminal_text(text: object) -> str:
 
 
 def chart_text(text: object) -> str:
-    """``text`` as a matplotlib label drawn literally: no mathtext, undecodable bytes as ``\\xNN``."""
-    return printable_name(str(text)).replace("$", r"\$")
+    """``text`` as a matplotlib label drawn literally: no mathtext, escaped as :func:`terminal_text` escapes."""
+    return terminal_text(text).replace("$", r"\$")

@@ -13,17 +13,18 @@ import torch
 from PIL import Image
 
 from ..io import atomic_path, atomic_write, write_frame_csv
-from ..text import printable_name
+from ..text import terminal_text
 
 __all__ = ["table_columns", "write_table", "save_crops", "name_fields"]
 
 
 def name_fields(name: str, key: str) -> dict[str, str]:
-    """A file name for a CSV row or a JSON document, losslessly: ``{key: name}`` when it is valid UTF-8; else
-    ``{key: the name with its undecodable bytes as \\xNN, key + "_bytes": its bytes percent-encoded}`` (read back
-    with ``urllib.parse.unquote_to_bytes``). Python keeps such bytes in a ``str`` as surrogate escapes, which no
-    UTF-8 writer accepts."""
-    shown = printable_name(name)
+    """A file name for a CSV row or a JSON document, losslessly: ``{key: name}`` for a printable UTF-8 name; else
+    ``{key: the name with undecodable bytes and control characters escaped (\\xNN, as on the terminal), key +
+    "_bytes": its bytes percent-encoded}`` (read back with ``urllib.parse.unquote_to_bytes``). Python keeps
+    undecodable bytes in a ``str`` as surrogate escapes, which no UTF-8 writer accepts; control characters (a
+    carriage return, ESC) would break a CSV row or a terminal."""
+    shown = terminal_text(name)
     if shown == name:
         return {key: name}
     return {key: shown, f"{key}_bytes": quote_from_bytes(os.fsencode(name), safe="/")}
@@ -40,8 +41,8 @@ def write_table(df, path: str | os.PathLike, fmt: str | None = None) -> Path:
 
     JSON is ``{"video", "model", "window_s", "stride_s", "labels", ..., "windows": [row, ...]}``. CSV text cells
     (labels) are escaped for spreadsheets by :func:`mmadfer.io.write_frame_csv` (a leading ``'`` before ``=`` ``+``
-    ``-`` ``@``...). A ``video`` whose name is not valid UTF-8 (undecodable bytes from the file system) is written
-    with those bytes as ``\\xNN``, and the exact name goes in ``video_bytes``, percent-encoded (:func:`name_fields`).
+    ``-`` ``@``...). A ``video`` whose name is not printable UTF-8 (undecodable bytes from the file system, control
+    characters) is written escaped, and the exact name goes in ``video_bytes``, percent-encoded (:func:`name_fields`).
     """
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".") or "csv").lower()
