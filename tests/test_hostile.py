@@ -224,7 +224,6 @@ def test_hostile_names_never_stop_a_batch(tmp_path, capsys):
     import torch
 
     from mmadfer import MMADFER, ModelConfig
-    from mmadfer.io import read_csv
 
     torch.manual_seed(0)
     labels = ("=HYPERLINK(1)", "cost $5 or $6", r"$x^$", "@calm")  # r"$x^$" is invalid mathtext
@@ -246,6 +245,8 @@ def test_hostile_names_never_stop_a_batch(tmp_path, capsys):
     assert "3 succeeded, 2 failed" in err
     made = sorted(os.listdir(os.fsencode(out)))
     assert made == sorted([b"index.csv"] + [n[:-4] + ext for n in names[:3] for ext in (b".json", b".png")])
+
+    from mmadfer.io import read_csv
 
     rows = read_csv(out / "index.csv")
     by_name = {os.path.basename(unquote_to_bytes(r["video_bytes"]) if r["video_bytes"] else
