@@ -19,11 +19,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mmadfer"
 
 #: Lowest first; a module may import from its own layer and the ones below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("", "config", "errors", "io", "text", "_optional", "_privacy", "_cache", "_memory", "testing", "hardware",
+    ("base", ("", "config", "errors", "io", "text", "_optional", "_privacy", "_cache", "_memory", "_html", "testing", "hardware",
               "timing")),
     ("model", ("model", "accel")),
     ("media", ("media",)),
-    ("data", ("data", "checkpoints", "checkpoint_checks", "metrics", "evaluation")),
+    ("data", ("data", "checkpoints", "checkpoint_checks", "provenance", "metrics", "evaluation")),
     ("export", ("export",)),
     ("runtime", ("runtime",)),
     ("application", ("predict", "train", "bench")),

@@ -13,7 +13,7 @@ from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
 
 from .text import printable_name
 
-__all__ = ["atomic_write", "atomic_path", "publish", "write_csv", "write_frame_csv", "read_csv", "csv_cell",
+__all__ = ["atomic_write", "atomic_path", "publish", "write_csv", "write_frame_csv", "frame_csv_text", "read_frame_csv", "read_csv", "csv_cell",
            "sha256_file", "file_lock", "remove_stale_temporaries", "name_max", "FORMULA_TRIGGERS"]
 
 #: First characters that make a spreadsheet (Excel, LibreOffice, Google Sheets) read a cell as a formula; OWASP's
@@ -168,9 +168,9 @@ def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Ma
     return Path(path)
 
 
-def write_frame_csv(frame, path: str | os.PathLike, **to_csv) -> Path:
-    """Write a pandas DataFrame as CSV (``to_csv``'s options), atomically, its text cells, index and header
-    through :func:`csv_cell`, as :func:`write_csv` does."""
+def frame_csv_text(frame, **to_csv) -> str:
+    """A pandas DataFrame as CSV text (``to_csv``'s options, ``\\n`` line ends), its text cells, index and header
+    through :func:`csv_cell`, as :func:`write_csv` writes them."""
     from pandas.api.types import is_numeric_dtype
 
     frame = frame.copy()
@@ -180,9 +180,28 @@ def write_frame_csv(frame, path: str | os.PathLike, **to_csv) -> Path:
     frame.columns = [csv_cell(c) for c in frame.columns]
     if not is_numeric_dtype(frame.index):
         frame.index = frame.index.map(csv_cell)
+    return frame.to_csv(lineterminator="\n", **to_csv)
+
+
+def write_frame_csv(frame, path: str | os.PathLike, **to_csv) -> Path:
+    """Write :func:`frame_csv_text` atomically."""
     with atomic_write(path, "w", encoding="utf-8", newline="") as f:
-        frame.to_csv(f, **to_csv)
+        f.write(frame_csv_text(frame, **to_csv))
     return Path(path)
+
+
+def read_frame_csv(path: str | os.PathLike, **read_csv):
+    """A CSV that :func:`write_frame_csv` wrote, as a DataFrame (``pandas.read_csv`` options), with
+    :func:`csv_cell`'s escape undone in its text cells and header."""
+    import pandas as pd
+    from pandas.api.types import is_numeric_dtype
+
+    frame = pd.read_csv(path, **read_csv)
+    frame.columns = [uncsv_cell(c) for c in frame.columns]
+    for c in frame.columns:
+        if not is_numeric_dtype(frame[c]):
+            frame[c] = frame[c].map(lambda v: uncsv_cell(v) if isinstance(v, str) else v)
+    return frame
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -33,7 +33,7 @@ from torchvision.transforms.v2.functional import resize, resized_crop
 from tqdm.auto import tqdm
 
 from .._optional import require
-from ..io import write_csv
+from ..io import atomic_write, write_csv
 from ..media.decode import Clip
 from ..media.encode import write_video
 from ..media.pipeline import prepare_window
@@ -44,7 +44,10 @@ if TYPE_CHECKING:
     from ..config import ModelConfig
 
 __all__ = ["SYNTH_CLASSES", "SYNTH_SAMPLE_RATE", "SynthClip", "render_clip", "rendered_inputs",
-           "write_synthetic_dataset", "make_astronaut_video"]
+           "write_synthetic_dataset", "make_astronaut_video", "SYNTHETIC_MARKER", "is_synthetic_dataset"]
+
+#: The file that marks a dataset folder as written by :func:`write_synthetic_dataset` (so models trained on it say so).
+SYNTHETIC_MARKER = "SYNTHETIC.txt"
 
 #: Class names in label order: ``label = 2 * visual_bit + audio_bit``.
 SYNTH_CLASSES = ("calm-low", "calm-high", "animated-low", "animated-high")
@@ -166,7 +169,7 @@ def write_synthetic_dataset(out: str | os.PathLike, num_clips: int, *, num_frame
                             seed: int = 0, folds: int = 5, raw: bool = True, progress: bool = False) -> dict:
     """Write ``num_clips`` synthetic clips (labels balanced: clip ``i`` has label ``i % 4``) in mmadfer's layout:
     frame folders, 16 kHz WAVs, ``annotations/set_<k>_{train,test}.txt`` for a stratified ``folds``-fold split
-    (``all.txt`` if ``folds < 2``) and ``classes.txt``; with ``raw``, also ``raw/<clip_id>.mp4`` (H.264 + AAC) and
+    (``all.txt`` if ``folds < 2``) ``classes.txt`` and the marker ``SYNTHETIC.txt``; with ``raw``, also ``raw/<clip_id>.mp4`` (H.264 + AAC) and
     ``raw.csv`` (``video,label`` with class names).
 
     Resumable: a clip whose frame folder (and mp4, with ``raw``) exists is kept; clip ``i`` is always rendered from
@@ -195,9 +198,18 @@ def write_synthetic_dataset(out: str | os.PathLike, num_clips: int, *, num_frame
         raw_rows.append((f"raw/{mp4.name}", SYNTH_CLASSES[label]))
     write_fold_annotations(root, entries, num_folds=folds if folds and folds >= 2 else None, seed=seed)
     write_classes(root / CLASSES_FILE, SYNTH_CLASSES)
+    with atomic_write(root / SYNTHETIC_MARKER) as f:
+        f.write("Synthetic clips written by mmadfer synth: cartoon faces and tones, not people. A model trained on "
+                "them records that it is synthetic.\n")
     if raw:
         write_csv(root / "raw.csv", ["video", "label"], raw_rows)
     return {"written": written, "skipped": num_clips - written}
+
+
+def is_synthetic_dataset(root: str | os.PathLike) -> bool:
+    """Whether ``root`` (a dataset folder, or a file inside one) was written by :func:`write_synthetic_dataset`."""
+    root = Path(root)
+    return any((d / SYNTHETIC_MARKER).is_file() for d in (root, root.parent))
 
 
 def make_astronaut_video(path: str | os.PathLike, seconds: float = 3.0, fps: float = 25, audio: bool = True,

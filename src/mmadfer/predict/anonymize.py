@@ -24,11 +24,12 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..config import NO_FACE
 from ..media.decode import open_video
 from ..media.encode import write_video
 from ..media.faces import FaceDetector
 
-__all__ = ["anonymize_video", "pixelate", "label_at"]
+__all__ = ["anonymize_video", "pixelate", "label_at", "caption"]
 
 _HOLD_S = 0.3
 _CHUNK_S = 2.0
@@ -71,10 +72,17 @@ def label_at(timeline, t: float) -> list[str]:
     rows = rows.assign(_dist=(centre - t).abs())
     if "track_id" in rows:
         rows = rows.sort_values("_dist").drop_duplicates("track_id").sort_values("track_id")
-        return [f"face {int(r.track_id)}: {r.label} {r.confidence:.2f}" if r.track_id >= 0 else
-                f"no face: {r.label} {r.confidence:.2f}" for r in rows.itertuples()]
+        return [f"face {int(r.track_id)}: {caption(r.label, r.confidence)}" if r.track_id >= 0 else
+                caption(r.label, r.confidence) if r.label == NO_FACE else
+                f"no face: {caption(r.label, r.confidence)}" for r in rows.itertuples()]
     r = rows.sort_values("_dist").iloc[0]
-    return [f"{r['label']} {r['confidence']:.2f}"]
+    return [caption(r["label"], r["confidence"])]
+
+
+def caption(label: str, confidence: float) -> str:
+    """A row's label as written on a frame: ``'no face'`` for ``no_face`` (no confidence: nothing was read), else
+    the label and its confidence."""
+    return "no face" if label == NO_FACE else f"{label} {confidence:.2f}"
 
 
 def _draw_caption(frame: np.ndarray, lines: list[str]) -> np.ndarray:

@@ -8,7 +8,8 @@ fraction of making it again, and needs no marker files beside the user's outputs
 
 * a timeline CSV: the header a timeline starts with, at least one window, every row as long as the header, and
   a final line end; a timeline JSON: a document with a non-empty ``windows`` list;
-* a chart (PNG): Pillow's ``verify`` (every chunk's CRC, up to the closing ``IEND``);
+* a chart (PNG): Pillow's ``verify`` (every chunk's CRC, up to the closing ``IEND``); a report (HTML): it ends
+  with ``</html>``;
 * an anonymised copy: the container opens and every packet of its video stream demuxes, at least one of them;
 * a ``--save-faces`` folder: one image per window of the (complete) timeline.
 """
@@ -37,6 +38,8 @@ def output_problem(path: str | os.PathLike) -> str | None:
             return _json_problem(path)
         if suffix == ".png":
             return _png_problem(path)
+        if suffix == ".html":
+            return None if path.read_text(encoding="utf-8").rstrip().endswith("</html>") else "cut short (no </html>)"
         return _video_problem(path)
     except (OSError, ValueError) as e:  # UnicodeDecodeError, JSONDecodeError, csv.Error are ValueErrors
         return f"unreadable ({type(e).__name__}: {e})"

@@ -30,17 +30,20 @@ import torch
 from tqdm.auto import tqdm
 
 from ..accel import default_device
-from ..config import ModelConfig, PreprocessConfig
+from ..config import DEFAULT_MIN_FACE_COVERAGE, ModelConfig, PreprocessConfig
 from ..evaluation.calibration import probabilities
+from ..evaluation.selective import check_thresholds
 from ..media.decode import open_video
 from ..media.faces import make_detector
 from ..media.windows import DEFAULT_MAX_SIDE, count_windows, kept_windows
+from ..provenance import provenance, read_provenance
 from ..runtime.load import load_runner
 from ..runtime.runner import as_runner
 from ..timing import stage, timed_iter
 from .archive import iter_videos
 from .prefetch import prefetch
 from .prepare import MIN_TRACK_PRESENCE, Preparer, WindowInfo
+from .rows import window_row
 from .table import save_crops, table_columns
 from .tracks import TrackLinker
 
@@ -69,12 +72,18 @@ class Recognizer:
         prefetch: prepare windows in a background thread while the model runs.
         multi_face: when several people are in view, recognise each one (rows get a ``track_id``) instead of one
             crop around all faces (the reference's union box).
+        min_face_coverage: a window whose face was found in fewer than this fraction of its sampled frames is
+            labelled ``no_face``, with no confidence (default :data:`~mmadfer.config.DEFAULT_MIN_FACE_COVERAGE`,
+            half; None: always the top class). Without a detector the frames count as faces.
+        min_confidence: a window whose top probability is below this is labelled ``uncertain`` (None: off).
+            Either way the ``p_<class>`` columns keep the model's probabilities.
     """
 
     def __init__(self, model, *, device: str | torch.device | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  detector: Any = "auto", precision: str | None = None, compile: bool = False,
                  max_side: int | None = DEFAULT_MAX_SIDE, prefetch: bool = True, multi_face: bool = True,
-                 source: str | None = None):
+                 source: str | None = None, min_face_coverage: float | None = DEFAULT_MIN_FACE_COVERAGE,
+                 min_confidence: float | None = None):
         self.device = torch.device(device or default_device())
         self.runner = as_runner(model, device=self.device, precision=precision, compile=compile)
         self.backend = self.runner.backend
@@ -88,6 +97,10 @@ class Recognizer:
         self.prefetch = prefetch
         self.multi_face = multi_face
         self.source = source
+        check_thresholds(min_confidence, min_face_coverage)
+        self.min_face_coverage = min_face_coverage
+        self.min_confidence = min_confidence
+        self._provenance: dict[str, Any] | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, device: str | torch.device | None = None,
@@ -127,6 +140,18 @@ class Recognizer:
     def preprocess(self) -> PreprocessConfig:
         """The preprocessing profile the model was trained with (from its checkpoint)."""
         return self.cfg.preprocess
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What the model was trained on (:func:`mmadfer.provenance.provenance`): ``dataset`` (None when not
+        recorded), ``classes``, ``synthetic``, ``demo``, ``recorded`` and ``note``, one sentence to show beside its
+        predictions (e.g. that a demo model's labels say nothing about real people)."""
+        if self._provenance is None:
+            if self.source is not None and Path(self.source).is_file():
+                self._provenance = read_provenance(self.source, self.labels)
+            else:
+                self._provenance = provenance(getattr(self.model, "trained_on", None), self.labels)
+        return self._provenance
 
     @property
     def window_s(self) -> float:
@@ -240,16 +265,9 @@ class Recognizer:
 
     def window_row(self, clip: "WindowInfo", prepared: dict[str, Any], probs: np.ndarray,
                    track: int | None = None) -> dict[str, Any]:
-        """One timeline row: the window's span, ``track_id`` if given, top label, confidence, probabilities."""
-        top = int(np.argmax(probs))
-        row: dict[str, Any] = {"start_s": round(float(clip.start_s), 6), "end_s": round(float(clip.end_s), 6)}
-        if track is not None:
-            row["track_id"] = track
-        row.update(label=self.labels[top], confidence=float(probs[top]))
-        row.update({f"p_{c}": float(v) for c, v in zip(self.labels, probs)})
-        row.update(face_coverage=float(prepared.get("face_coverage", float("nan"))),
-                   has_audio=bool(prepared.get("has_audio", clip.has_audio)))
-        return row
+        """One timeline row (:func:`mmadfer.predict.rows.window_row`) under this recogniser's thresholds."""
+        return window_row(clip, prepared, probs, self.labels, track, min_confidence=self.min_confidence,
+                          min_face_coverage=self.min_face_coverage)
 
     def predict_video(self, path: str | os.PathLike, window_s: float | None = None, stride_s: float | None = None,
                       *, start_s: float = 0.0, end_s: float | None = None, progress: bool | dict = False,
@@ -257,8 +275,11 @@ class Recognizer:
         """A timeline of ``path``: a :class:`pandas.DataFrame` with one row per window (and per face track).
 
         Columns: ``start_s``, ``end_s``, ``track_id`` (only when several faces are tracked), ``label`` (the most likely
-        class), ``confidence`` (its probability), ``p_<class>`` for every class (they sum to 1), ``face_coverage``
-        (fraction of the sampled frames with a detected face; 0 means the frames were used whole) and ``has_audio``.
+        class; ``no_face`` below ``min_face_coverage``, ``uncertain`` below ``min_confidence``), ``confidence`` (its
+        probability; NaN for ``no_face``), ``p_<class>`` for every class (the model's probabilities, summing to 1,
+        whatever the label), ``face_coverage`` (fraction of the sampled frames with a detected face; 0 means the frames
+        were used whole), ``has_audio`` and ``box_x0, box_y0, box_x1, box_y1`` (the face crop as fractions of the
+        frame; NaN without a face).
         ``df.attrs`` records the file, model source, window, stride and classes.
 
         Args:
