@@ -244,7 +244,8 @@ def test_hostile_names_never_stop_a_batch(tmp_path, capsys):
     assert len(lines) == 1 and "256 bytes, over this file system's limit of 255" in lines[0]
     assert "3 succeeded, 2 failed" in err
     made = sorted(os.listdir(os.fsencode(out)))
-    assert made == sorted([b"index.csv"] + [n[:-4] + ext for n in names[:3] for ext in (b".json", b".png")])
+    assert made == sorted([b"index.csv", b"summary.csv"] + [n[:-4] + ext for n in names[:3] for ext in (b".json", b".png")])
+    assert "caf\\xe9 \\x1b[31m.mp4" in (out / "summary.csv").read_text(encoding="utf-8")  # escaped there too
 
     from mmadfer.io import read_csv
 
@@ -295,13 +296,13 @@ def test_csv_cells_lock_files_and_terminal_text(tmp_path):
     from mmadfer.io import csv_cell, file_lock, read_csv, write_csv
     from mmadfer.text import terminal_text
 
-    cells = ["=1+1", "+x", "-x", "@x", "\tx", "'x", "-0.5", "+3e-2", "plain", "a=b"]
+    cells = ["=1+1", "+x", "-x", "@x", "\tx", "'x", "-0.5", "+3e-2", "plain", "a=b"]  # control characters escaped
     write_csv(tmp_path / "c.csv", ["v"], [[c] for c in cells])
     with open(tmp_path / "c.csv", newline="") as f:
         written = [row[0] for row in csv.reader(f)][1:]
-    assert written == ["'=1+1", "'+x", "'-x", "'@x", "'\tx", "''x", "-0.5", "+3e-2", "plain", "a=b"]
-    assert csv_cell("\rx") == "'\rx" and csv_cell(-1) == -1
-    assert [r["v"] for r in read_csv(tmp_path / "c.csv")] == cells  # lossless
+    assert written == ["'=1+1", "'+x", "'-x", "'@x", "'\\tx", "''x", "-0.5", "+3e-2", "plain", "a=b"]
+    assert csv_cell("\rx") == "'\\rx" and csv_cell("a\rb") == "a\\rb" and csv_cell(-1) == -1
+    assert [r["v"] for r in read_csv(tmp_path / "c.csv")] == [c.replace("\t", "\\t") for c in cells]
 
     target = tmp_path / "victim"
     (tmp_path / "lock").symlink_to(target)  # planted where a lock file will be opened

@@ -13,7 +13,8 @@ bounds, before any memory is committed to it:
 * :func:`check_finite`: NaN or infinite weights would give empty predictions: the first such tensor is named.
 * :func:`check_class_names` (part of :func:`check_config`): class names end up in CSV cells, charts, terminals and
   web pages, so each must be non-empty, printable (no control or format characters such as ESC or a bidirectional
-  override), unique, and not one of the labels mmadfer writes itself (:data:`RESERVED_LABELS`).
+  override), unique, and not one of the labels mmadfer writes itself (``no_face``, ``uncertain``:
+  :data:`mmadfer.config.RESERVED_LABELS`).
 
 Each failure is a :class:`~mmadfer.CheckpointError` naming the file and the field or tensor.
 """
@@ -27,17 +28,12 @@ from typing import Mapping
 
 import torch
 
-from .config import ModelConfig
+from .config import RESERVED_LABELS, ModelConfig
 from .errors import CheckpointError
-from .evaluation.selective import UNCERTAIN
 from .model.mmadfer import MMADFER
 
 __all__ = ["check_zip_sizes", "check_config", "check_fits", "check_keys", "check_finite", "check_class_names",
-           "CONFIG_BOUNDS", "MAX_ZIP_RATIO", "RESERVED_LABELS"]
-
-#: Labels a timeline writes in place of a class: ``no_face`` (too few frames with a face) and ``uncertain`` (below
-#: ``--min-confidence``); a class of the same name could not be told apart from them.
-RESERVED_LABELS = ("no_face", UNCERTAIN)
+           "CONFIG_BOUNDS", "MAX_ZIP_RATIO"]
 #: Longest class name accepted (in characters): a label is a word or a short phrase.
 MAX_CLASS_NAME = 200
 
@@ -124,8 +120,8 @@ def check_config(cfg: ModelConfig, path: str | os.PathLike | None) -> None:
 def check_class_names(names, path: str | os.PathLike | None) -> None:
     """Each class name is a non-empty string of at most :data:`MAX_CLASS_NAME` printable characters (``str.
     isprintable``: no control, format or separator character but the space), without leading or trailing spaces,
-    unique and not in :data:`RESERVED_LABELS`; otherwise a CheckpointError names the class (by number, and in
-    ``ascii()`` form, so the message itself is safe to print)."""
+    unique and not in :data:`~mmadfer.config.RESERVED_LABELS`; otherwise a CheckpointError names the class (by
+    number, and in ``ascii()`` form, so the message itself is safe to print)."""
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
         def bad(why: str) -> CheckpointError:

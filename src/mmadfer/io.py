@@ -11,14 +11,14 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping, Sequence
 
-from .text import printable_name
+from .text import terminal_text
 
 __all__ = ["atomic_write", "atomic_path", "publish", "write_csv", "write_frame_csv", "frame_csv_text", "read_frame_csv", "read_csv", "csv_cell",
            "sha256_file", "file_lock", "remove_stale_temporaries", "name_max", "FORMULA_TRIGGERS"]
 
 #: First characters that make a spreadsheet (Excel, LibreOffice, Google Sheets) read a cell as a formula; OWASP's
-#: "CSV injection" guidance: such a cell gets a leading ``'``. A leading ``'`` is escaped too, so reading back is
-#: lossless (:func:`read_csv` removes exactly one).
+#: "CSV injection" guidance: such a cell gets a leading ``'``. A leading ``'`` is escaped too, so that
+#: :func:`read_csv` can remove exactly one and give the text back.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 #: Characters :func:`atomic_path` adds to a name for its temporary: ``.`` + ``.`` + 8 random + ``.tmp`` or a suffix.
@@ -124,14 +124,15 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kw) -> Iterato
 def csv_cell(value: Any) -> Any:
     """A value as a CSV cell safe to open in a spreadsheet: text starting with one of :data:`FORMULA_TRIGGERS`
     gets a leading ``'`` (OWASP, CSV injection), so ``=HYPERLINK(...)`` in a class or file name stays text. Numbers,
-    and text that is a plain decimal number (``-0.5``, ``+3e-2``), are left as they are. Text that cannot be
-    encoded as UTF-8 (a file name's undecodable bytes, kept by Python as surrogates) gets its bytes escaped as
-    ``\\xNN`` (the lossless bytes go in a column of their own where it matters: see ``predict/shard.py``)."""
+    and text that is a plain decimal number (``-0.5``, ``+3e-2``), are left as they are. Control characters (a
+    bare carriage return would end a CSV row early) and undecodable bytes of a file name are written as ``\\xNN``
+    (:func:`mmadfer.text.terminal_text`); where a file name must survive exactly, its bytes go in a column of their
+    own (``predict/shard.py``)."""
     if not isinstance(value, str):
         return value
     if value.startswith(FORMULA_TRIGGERS) and not _NUMBER.fullmatch(value):
         value = "'" + value
-    return printable_name(value)
+    return terminal_text(value)
 
 
 def uncsv_cell(value: str) -> str:

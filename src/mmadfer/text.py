@@ -26,8 +26,9 @@ def printable_name(text: str) -> str:
 
 
 def terminal_text(text: object) -> str:
-    """``text`` (a ``str`` or a path) safe to print: undecodable bytes as ``\\xNN`` and control, format and line-
-    or paragraph-separator characters as ``\\xNN`` / ``\\uNNNN``; printable text unchanged."""
+    """``text`` (a ``str`` or a path) safe to print: undecodable bytes as ``\\xNN``, and control, format and line-
+    or paragraph-separator characters as Python escapes them (``\\t``, ``\\x1b``, ``\\u202e``); printable text
+    unchanged."""
     text = printable_name(os.fspath(text) if isinstance(text, os.PathLike) else str(text))
     return "".join(ch if unicodedata.category(ch)[0] != "C" and ch not in "\u2028\u2029"
                    else ascii(ch)[1:-1] for ch in text)
