@@ -64,7 +64,7 @@ def test_torchrun_matches_one_process_and_resumes_a_killed_rank(setup, tmp_path,
     summaries = sorted(ln.split("]:")[-1].strip() for ln in run.stderr.splitlines() if "succeeded" in ln)
     assert len(summaries) == 2 and sum(int(s.split(": ")[1].split()[0]) for s in summaries) == 5, run.stderr
     assert "mmadfer/" not in run.stderr  # no traceback from mmadfer itself (torchrun reports the exit status 1)
-    assert _tables(out) == _tables(single) and len(_tables(out)) == 5  # byte-equal timelines
+    assert _tables(out) == _tables(single) and len(_tables(out)) == 6  # byte-equal timelines and summary.csv
     assert len(list(out.rglob("*.png"))) == 5  # --plot: the non-UTF-8 name's chart too
     assert not (out / ".index").exists()
 

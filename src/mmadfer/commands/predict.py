@@ -11,9 +11,9 @@ Outputs go to --output: a folder (default: the current one), mirroring the input
 one video. A video that cannot be read gets one line on stderr and the others go on; the exit status is 1 if any
 failed. --skip-existing resumes an interrupted batch: an output that exists and reads back complete is kept, and
 only the missing or incomplete ones are made (a video is predicted again when any of its outputs is missing). Every
-output is checked before the first video is decoded: an
-output that is an input (under any name) is refused, an existing file is replaced only with --overwrite, and every
-output folder must be writable; hidden temporaries a killed run left beside the outputs are removed. Decoding and
+output is checked before the first video is decoded: an output that is an input (under any name) is refused, an
+existing file is replaced only with --overwrite (or, incomplete, with --skip-existing), and every output folder must
+be writable; hidden temporaries a killed run left beside the outputs are removed. Decoding and
 face detection run in --workers processes while the model scores batches (the timelines are the same as one
 process's, bit for bit).
 
@@ -355,10 +355,11 @@ def summary_path(jobs: list[Job], args: argparse.Namespace) -> Path | None:
 def _write_summary(path: Path, jobs: list[Job], labels) -> None:
     """``summary.csv`` over every video of the run whose timeline is in the output folder (this run's or, resumed,
     an earlier one's): :func:`mmadfer.predict.summary.summary_table`."""
+    from ..predict.complete import output_problem
     from ..predict.summary import summary_table, write_summary
     from ..predict.table import read_table
 
-    done = [(str(j.video), read_table(j.table)) for j in jobs if j.table.is_file()]
+    done = [(str(j.video), read_table(j.table)) for j in jobs if output_problem(j.table) is None]
     write_summary(summary_table(done, labels), path)
     print(f"mmadfer: summary of {len(done)} video(s) in {path}", file=sys.stderr)
 
