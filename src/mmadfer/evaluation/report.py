@@ -1,4 +1,10 @@
-"""``report.html``: one self-contained page with everything an evaluation found.
+"""``report.html``: one self-contained page with everything an evaluation found, in plain language.
+
+It opens with a verdict (:func:`mmadfer.evaluation.glossary.verdict`: UAR against chance, classes never predicted,
+whether confidences can be trusted), then every metric with its interval, its chance level where it has one and a
+one-line meaning (:func:`~mmadfer.evaluation.glossary.metric_rows`). Sections without data (no cost matrix, no
+groups file) are left out, and the operating cost says what it covers: the model on prepared clips, not decoding
+and face detection.
 
 Self-contained means it opens offline in any browser: the CSS is inline, the charts are PNGs inlined as base64
 ``data:`` URIs, and there is no script, font, or link to anything outside the file. Every value shown is escaped
@@ -13,15 +19,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .._html import esc, image, num, page, section, table, write_html
+from .glossary import chance_levels, describe_metric, metric_rows, verdict
 
 __all__ = ["SECTIONS", "write_report", "write_cv_report"]
 
-#: The section headings of an evaluation report, in order.
+#: The section headings of an evaluation report, in order ("Cost matrix", "Subgroups" and "Operating cost (model
+#: only)" only when there is something to show).
 SECTIONS = ("Summary", "Per-class results", "Confusion matrix", "Calibration", "Risk–coverage", "Cost matrix",
-            "Subgroups", "Operating cost", "Provenance")
-
-_HEADLINE = (("uar", "UAR"), ("war", "WAR"), ("macro_f1", "Macro-F1"), ("ece", "ECE"), ("nll", "NLL"),
-             ("brier", "Brier"), ("aurc", "AURC"))
+            "Subgroups", "Operating cost (model only)", "Provenance")
 
 
 def _ci(ci: Sequence[Any] | None) -> str:
@@ -35,21 +40,18 @@ def _provenance(prov: dict[str, Any]) -> str:
     return f"<dl>{rows}</dl>"
 
 
-def _cards(m: dict[str, Any]) -> str:
-    ci = m.get("ci95", {})
-    cards = []
-    for key, name in _HEADLINE:
-        if m.get(key) is None:
-            continue
-        c = _ci(ci.get(key))
-        cards.append(f'<div class="card"><div class="k">{esc(name)}</div><div class="v">{num(m[key])}</div>'
-                     f'<div class="ci">{esc("95% CI " + c if c else "")}</div></div>')
-    return f'<div class="cards">{"".join(cards)}</div>'
+def _metrics_table(m: dict[str, Any]) -> str:
+    rows = [[r["name"], num(r["value"]), _ci(r["ci95"]), num(r["chance"]) if r["chance"] is not None else "",
+             f'{r["meaning"]} ({r["better"]} is better)'] for r in metric_rows(m)]
+    return table(["metric", "value", "95% CI", "chance", "what it means"], rows,
+                 caption="Every metric, with its bootstrap interval and what guessing would score")
 
 
-def _subgroups_html(sub: dict[str, Any] | None, files: dict[str, str]) -> str:
-    if not sub:
-        return '<p class="note">No groups file given (<code>--groups groups.csv</code>).</p>'
+def _verdict(lines: Sequence[str]) -> str:
+    return '<ul class="verdict">' + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>" if lines else ""
+
+
+def _subgroups_html(sub: dict[str, Any], files: dict[str, str]) -> str:
     parts = [f'<p class="note">{sub["matched"]} clip id(s) matched; {len(sub["unmatched"])} unmatched, '
              f'{len(sub["ambiguous"])} ambiguous. Groups with fewer than {sub["min_group_n"]} clips are shown but '
              f'never enter a gap. A gap is flagged when its 95% bootstrap interval excludes 0.</p>']
@@ -71,24 +73,32 @@ def _subgroups_html(sub: dict[str, Any] | None, files: dict[str, str]) -> str:
     return "".join(parts)
 
 
-def _cost_html(oc: dict[str, Any] | None) -> str:
-    if not oc:
-        return '<p class="note">Not measured.</p>'
+def _cost_html(oc: dict[str, Any]) -> str:
     rows = [["clips scored", oc["clips"]], ["wall time (s)", num(oc["seconds"], 2)],
             ["throughput (clips/s)", num(oc["clips_per_s"], 2)], ["device", oc["device"]],
             ["backend", oc["backend"]], ["batch size", oc.get("batch_size")],
             ["window / stride (s)", f"{oc['window_s']:g} / {oc['stride_s']:g}"],
             ["windows per hour of video", oc["windows_per_video_hour"]],
-            ["hours of video per hour", num(oc["video_hours_per_hour"], 1)]]
+            [f"hours of video per hour ({oc.get('scope', 'model only')})", num(oc["video_hours_per_hour"], 1)]]
     if "cost_per_video_hour" in oc:
         cur = oc.get("currency") or ""
         rows += [["price per machine hour", f"{oc['price_per_hour']:g} {cur}".strip()],
                  ["cost per hour of video", f"{oc['cost_per_video_hour']:.4g} {cur}".strip()]]
     else:
         rows.append(["cost per hour of video", "pass --price-per-hour"])
-    note = ('<p class="note">Measured on this evaluation: loading prepared clips plus the model. Predicting on raw '
-            'video also decodes it and detects faces; <code>mmadfer bench</code> measures that pipeline.</p>')
+    note = ('<p class="note">Model only: measured on this evaluation, loading prepared clips plus the model. '
+            'Predicting on raw video also decodes it and detects faces, which can take longer than the model; '
+            '<code>mmadfer bench --what predict</code> measures that whole pipeline on your machine.</p>')
     return table(None, rows) + note
+
+
+def _cost_headline(oc: dict[str, Any] | None) -> str:
+    if not oc:
+        return ""
+    cost = f", {oc['cost_per_video_hour']:.3g} {oc.get('currency') or ''} per hour of video".rstrip() \
+        if "cost_per_video_hour" in oc else ""
+    return (f'<p>Operating cost, <strong>model only</strong> (decoding and face detection not included): '
+            f'{num(oc["video_hours_per_hour"], 1)} hours of video per machine-hour{esc(cost)}.</p>')
 
 
 def write_report(path: str | os.PathLike, metrics: dict[str, Any], *, provenance: dict[str, Any],
@@ -97,8 +107,10 @@ def write_report(path: str | os.PathLike, metrics: dict[str, Any], *, provenance
     m = metrics
     files = m.get("files", {})
     names = m["class_names"]
-    summary = _cards(m) + table(None, [["clips", m["num_clips"]], ["skipped", len(m.get("skipped", []))],
-                                            ["temperature", num(m.get("temperature"), 3)]])
+    summary = (_verdict(verdict(m)) + _metrics_table(m)
+               + table(None, [["clips", m["num_clips"]], ["skipped", len(m.get("skipped", []))],
+                              ["temperature", num(m.get("temperature"), 3)]])
+               + _cost_headline(m.get("operating_cost")))
     if m.get("bootstrap"):
         b = m["bootstrap"]
         summary += (f'<p class="note">Intervals: {b["method"]} bootstrap over clips, {b["resamples"]} resamples, '
@@ -118,19 +130,21 @@ def write_report(path: str | os.PathLike, metrics: dict[str, Any], *, provenance
         risk += (f'<p>With confidence ≥ {s["min_confidence"]:g}: coverage {num(s["coverage"])} '
                  f'({s["covered_clips"]} clips), accuracy on covered clips {num(s["covered_accuracy"])}.</p>')
     risk += image(files.get("risk_coverage_png"), "risk-coverage curve")
-    if "expected_cost" in m:
-        cost = (f'<p>Expected cost per clip: <b>{num(m["expected_cost"])}</b></p>'
-                + table(["true \\ predicted", *names], [[n, *(f"{v:g}" for v in row)]
-                                                         for n, row in zip(names, m["cost_matrix"])]))
-    else:
-        cost = '<p class="note">No cost matrix given (<code>--cost-matrix cost.csv</code>).</p>'
     sections = [section("Summary", summary), section("Per-class results", per_class),
                 section("Confusion matrix", confusion), section("Calibration", calib),
-                section("Risk–coverage", risk), section("Cost matrix", cost),
-                section("Subgroups", _subgroups_html(m.get("subgroups"), files)),
-                section("Operating cost", _cost_html(m.get("operating_cost"))),
-                section("Provenance", _provenance(provenance))]
-    subtitle = f"{provenance.get('dataset', '')} · {m['num_clips']} clips · UAR {num(m['uar'])}"
+                section("Risk–coverage", risk)]
+    if "expected_cost" in m:  # sections without data are left out
+        sections.append(section("Cost matrix", f'<p>Expected cost per clip: <b>{num(m["expected_cost"])}</b></p>'
+                                + table(["true \\ predicted", *names],
+                                        [[n, *(f"{v:g}" for v in row)] for n, row in zip(names, m["cost_matrix"])])))
+    if m.get("subgroups"):
+        sections.append(section("Subgroups", _subgroups_html(m["subgroups"], files)))
+    if m.get("operating_cost"):
+        sections.append(section("Operating cost (model only)", _cost_html(m["operating_cost"])))
+    sections.append(section("Provenance", _provenance(provenance)))
+    chance = chance_levels(m).get("uar")
+    subtitle = (f"{provenance.get('dataset', '')} · {m['num_clips']} clips · UAR {num(m['uar'])}"
+                + (f" (chance {num(chance, 2)})" if chance is not None else ""))
     return write_html(path, page(title, subtitle, sections))
 
 
@@ -147,12 +161,15 @@ def write_cv_report(path: str | os.PathLike, folds: Sequence[dict[str, Any]], *,
                     title: str = "mmadfer cross-validation") -> Path:
     """Render the folds of a cross-validation: each fold's ``metrics`` (with ``fold``) as rows, and mean ± sample sd
     (ddof=1) over folds, in the same sections as :func:`write_report`."""
-    keys = [k for k, _ in _HEADLINE] + ["mce", "expected_cost"]
-    label = dict(_HEADLINE, mce="MCE", expected_cost="expected cost")
+    keys = ["uar", "war", "macro_f1", "ece", "nll", "brier", "aurc", "mce", "expected_cost"]
+    label = {k: describe_metric(k)["name"] for k in keys}
     present = [k for k in keys if any(f.get(k) is not None for f in folds)]
-    summary = table(["metric", "mean ± sd over folds", *(f"fold {f['fold']}" for f in folds)],
-                     [[label[k], _mean_sd([f.get(k) for f in folds]), *(num(f.get(k)) for f in folds)]
-                      for k in present])
+    summary = table(["metric", "mean ± sd over folds", *(f"fold {f['fold']}" for f in folds), "what it means"],
+                    [[label[k], _mean_sd([f.get(k) for f in folds]), *(num(f.get(k)) for f in folds),
+                      describe_metric(k)["meaning"]] for k in present])
+    chance = chance_levels(folds[0]).get("uar")
+    if chance is not None:
+        summary += f'<p>UAR by chance: {num(chance, 2)} (every fold\'s test split has the same classes).</p>'
     summary += '<p class="note">Each fold\'s final checkpoint on its test split; sd is the sample sd (ddof=1).</p>'
     names = folds[0]["class_names"]
     per_class = table(["class", "recall mean ± sd", "precision mean ± sd"],
@@ -166,17 +183,20 @@ def write_cv_report(path: str | os.PathLike, folds: Sequence[dict[str, Any]], *,
                     for f in folds)
     calib = f'<div class="grid">{cells}</div>'
     risk = table(["fold", "AURC"], [[f["fold"], num(f.get("aurc"))] for f in folds])
-    cost = (table(["fold", "expected cost per clip"], [[f["fold"], num(f.get("expected_cost"))] for f in folds])
-            if any("expected_cost" in f for f in folds) else '<p class="note">No cost matrix in the runs.</p>')
-    sub = '<p class="note">Per-fold subgroup analyses: run <code>mmadfer evaluate --groups</code> on a fold.</p>'
     rates = [f.get("throughput", {}).get("clips_per_s") for f in folds]
     oc = table(["fold", "clips/s", "device", "backend"],
-                [[f["fold"], num(f.get("throughput", {}).get("clips_per_s"), 2), f.get("throughput", {}).get(
-                    "device", ""), f.get("throughput", {}).get("backend", "")] for f in folds])
-    oc += f'<p>Mean throughput: {esc(_mean_sd(rates))} clips/s (test-split evaluation after training).</p>'
+               [[f["fold"], num(f.get("throughput", {}).get("clips_per_s"), 2), f.get("throughput", {}).get(
+                   "device", ""), f.get("throughput", {}).get("backend", "")] for f in folds])
+    oc += (f'<p>Mean throughput: {esc(_mean_sd(rates))} clips/s, model only (the test-split evaluation after '
+           f'training: prepared clips through the model; decoding and face detection not included).</p>')
     sections = [section("Summary", summary), section("Per-class results", per_class),
                 section("Confusion matrix", confusion), section("Calibration", calib),
-                section("Risk–coverage", risk), section("Cost matrix", cost), section("Subgroups", sub),
-                section("Operating cost", oc), section("Provenance", _provenance(provenance))]
+                section("Risk–coverage", risk)]
+    if any("expected_cost" in f for f in folds):  # sections without data are left out
+        sections.append(section("Cost matrix", table(["fold", "expected cost per clip"],
+                                                     [[f["fold"], num(f.get("expected_cost"))] for f in folds])))
+    if any(f.get("throughput") for f in folds):
+        sections.append(section("Operating cost (model only)", oc))
+    sections.append(section("Provenance", _provenance(provenance)))
     subtitle = f"{len(folds)} fold(s) · UAR {_mean_sd([f.get('uar') for f in folds])}"
     return write_html(path, page(title, subtitle, sections))
