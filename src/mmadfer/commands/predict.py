@@ -42,8 +42,8 @@ from pathlib import Path
 
 from ..config import DEFAULT_MIN_FACE_COVERAGE
 from ..errors import one_line
-from ..text import terminal_text
 from ..runtime.backends import BACKENDS
+from ..text import terminal_text
 from ._inputs import discover
 
 TABLE_FORMATS = ("csv", "json")
