@@ -189,7 +189,7 @@ def test_report_speaks_plain_language_and_leaves_out_empty_sections(tmp_path):
                                          backend="torch")
     assert chance_levels(m) == {"uar": pytest.approx(1 / 3), "war": pytest.approx(3 / 8)}
     lines = verdict(m)
-    assert lines[0].startswith(f"UAR {m['uar']:.2f} is ") and "(0.33 for 3 classes)" in lines[0]
+    assert lines[0].startswith(f"UAR {m['uar']:.2f} against 0.33 by chance (3 classes): ")
     assert "1 class never predicted: c." in lines
     assert any(x.startswith("Confidences overstate accuracy") for x in lines)  # mean confidence 0.87, accuracy 0.5
     assert lines[-1] == "Only 8 clips: every number here is uncertain; read the intervals."

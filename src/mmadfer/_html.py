@@ -25,13 +25,14 @@ CSS = """
 color:#1a202c;background:#f7fafc;margin:0}main{max-width:1100px;margin:0 auto;padding:24px 32px 48px}
 header{background:#1a365d;color:#fff;padding:20px 32px}header h1{margin:0;font-size:22px;font-weight:600}
 header p{margin:4px 0 0;color:#bee3f8;font-size:13px}
-section{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:16px 20px;margin:18px 0;overflow-x:auto}
+section{background:#fff;border:1px solid #e2e8f0;border-radius:8px;padding:16px 20px;margin:18px 0}
+.scroll{overflow-x:auto;max-width:100%}
 h2{font-size:17px;margin:0 0 10px;color:#1a365d;border-bottom:2px solid #e2e8f0;padding-bottom:6px}
 h3{font-size:14px;margin:14px 0 6px;color:#2d3748}
 table{border-collapse:collapse;margin:6px 0;font-variant-numeric:tabular-nums}
 caption{text-align:left;color:#4a5568;font-size:13px;padding:2px 0 4px}
 th,td{padding:4px 10px;border-bottom:1px solid #edf2f7;text-align:right}thead th{background:#f7fafc;color:#2d3748;
-font-weight:600}td:first-child,th:first-child{text-align:left}tbody th{font-weight:400}
+font-weight:600}td:first-child,th:first-child,th.l,td.l{text-align:left}tbody th{font-weight:400}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(130px,1fr));gap:12px}
 .card{border:1px solid #e2e8f0;border-radius:6px;
 padding:10px 12px;background:#f7fafc}.card .k{font-size:12px;color:#4a5568;text-transform:uppercase;
@@ -74,14 +75,23 @@ def image(source: str | os.PathLike | bytes | None, alt: str) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
 
 
-def table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]], caption: str | None = None) -> str:
-    """A table whose first column heads its rows (``<th scope="row">``); ``header=None`` for a key/value list."""
+def table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]], caption: str | None = None,
+          text_columns: Sequence[int] = ()) -> str:
+    """A table whose first column heads its rows (``<th scope="row">``); ``header=None`` for a key/value list. It
+    scrolls sideways on its own when wider than the page (a focusable region, so keyboards can scroll it too).
+    Numbers align right; ``text_columns`` (indices) hold prose and align left."""
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    head = "" if header is None else (
-        "<thead><tr>" + "".join(f'<th scope="col">{esc(h)}</th>' for h in header) + "</tr></thead>")
-    body = "".join("<tr>" + "".join(f'<th scope="row">{esc(c)}</th>' if i == 0 else f"<td>{esc(c)}</td>"
+    left = set(text_columns)
+    align = ' class="l"'
+    head = "" if header is None else ("<thead><tr>" + "".join(
+        f'<th scope="col"{align if i in left else ""}>{esc(h)}</th>' for i, h in enumerate(header)) + "</tr></thead>")
+    body = "".join("<tr>" + "".join(f'<th scope="row">{esc(c)}</th>' if i == 0 else
+                                    f'<td class="l">{esc(c)}</td>' if i in left else f"<td>{esc(c)}</td>"
                                     for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table>{cap}{head}<tbody>{body}</tbody></table>"
+    keys = list(header) if header else [str(row[0]) for row in rows if len(row)]
+    name = esc(caption or f"table: {', '.join(keys[:4])}")  # region names must differ within a page
+    return (f'<div class="scroll" tabindex="0" role="region" aria-label="{name}">'
+            f"<table>{cap}{head}<tbody>{body}</tbody></table></div>")
 
 
 def section(title: str, body: str) -> str:

@@ -44,6 +44,7 @@ from ..config import DEFAULT_MIN_FACE_COVERAGE
 from ..errors import one_line
 from ..runtime.backends import BACKENDS
 from ..text import terminal_text
+from ._detectors import add_detector_argument, detector_name
 from ._inputs import discover
 
 TABLE_FORMATS = ("csv", "json")
@@ -98,8 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "fraction of its sampled frames (default %(default)s: at least 8 of 16; 0 turns it off; "
                         "probabilities are kept)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default %(default)s)")
-    p.add_argument("--no-faces", action="store_true",
-                   help="skip face detection (for videos that are face crops already, like DFEW's)")
+    add_detector_argument(p)
     p.add_argument("--workers", type=int, metavar="N",
                    help="processes that decode, detect faces and compute features while the model runs (default: "
                         "none for one short video, else one per spare core, up to 8)")
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
             job_windows([v for v, _ in discover(args.inputs)[0]], args.window, args.stride)
         rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
                                          batch_size=args.batch_size, precision=args.precision, compile=args.compile,
-                                         detector=None if args.no_faces else "auto", cache_dir=args.cache_dir,
+                                         detector=detector_name(args), cache_dir=args.cache_dir,
                                          job_windows=size, min_confidence=args.min_confidence,
                                          min_face_coverage=args.min_face_coverage or None)
     except (CheckpointError, ValueError, ImportError) as e:

@@ -214,7 +214,7 @@ def is_synthetic_dataset(root: str | os.PathLike) -> bool:
 
 def make_astronaut_video(path: str | os.PathLike, seconds: float = 3.0, fps: float = 25, audio: bool = True,
                          size: int = 256, seed: int = 0, sample_rate: int = 44100, channels: int = 2,
-                         width: int | None = None) -> str:
+                         width: int | None = None, zoom: float = 0.06, travel: float = 0.0) -> str:
     """Write an mp4 of a real face: scikit-image's ``astronaut()`` photo (Eileen Collins) with a slow zoom, pan and
     brightness drift, and, with ``audio``, a voice-like track (harmonic tone with a pitch contour and syllable
     envelope) at ``sample_rate`` with ``channels`` channels (44.1 kHz stereo by default, to exercise channel and
@@ -222,21 +222,28 @@ def make_astronaut_video(path: str | os.PathLike, seconds: float = 3.0, fps: flo
 
     Frames are ``size`` pixels high and ``width`` wide (default ``size``: square); a wider frame shows the moving
     ``size``-square picture in the middle of a dimmed still of the whole photo (``size=720, width=1280``: 720p).
-    Frames are streamed to the encoder, so long high-resolution videos never sit in memory."""
+    Frames are streamed to the encoder, so long high-resolution videos never sit in memory.
+
+    ``zoom``: the face's size varies by this fraction either way (slowly, 0.35 Hz). ``travel``: in a wide frame the
+    picture also slides sideways, over this fraction of the free width either side of the middle (0.15 Hz): faces
+    that move and change scale, for checking face tracking."""
     data = require("skimage.data", "the astronaut demo video")
     image = torch.from_numpy(np.ascontiguousarray(data.astronaut())).permute(2, 0, 1)  # [3, 512, 512]
     rng = np.random.default_rng(seed)
     n = max(1, round(seconds * fps))
     t = np.arange(n) / fps
     p = rng.uniform(0, 2 * np.pi, size=4)
-    side = 360 * (1 + 0.06 * np.sin(2 * np.pi * 0.35 * t + p[0]))  # crop window around the face (x~225, y~115)
+    side = 360 * (1 + zoom * np.sin(2 * np.pi * 0.35 * t + p[0]))  # crop window around the face (x~225, y~115)
     cx = 228 + 14 * np.sin(2 * np.pi * 0.25 * t + p[1])
     cy = 170 + 10 * np.sin(2 * np.pi * 0.3 * t + p[2])
     gain = 1 + 0.08 * np.sin(2 * np.pi * 0.5 * t + p[3])
     width = width or size
+    if not 0 <= zoom <= 0.4 or not 0 <= travel <= 1:
+        raise ValueError(f"zoom must be in [0, 0.4] and travel in [0, 1], got {zoom} and {travel}")
     if width < size:
         raise ValueError(f"width must be at least size ({size}), got {width}")
-    left0 = (width - size) // 2
+    middle = (width - size) // 2
+    lefts = np.clip(np.round(middle + travel * middle * np.sin(2 * np.pi * 0.15 * t + p[1])), 0, width - size)
     backdrop = None
     if width > size:
         backdrop = (resize(image, [size, width], antialias=True).float() * 0.5).to(torch.uint8).permute(1, 2, 0)
@@ -251,6 +258,7 @@ def make_astronaut_video(path: str | os.PathLike, seconds: float = 3.0, fps: flo
                 yield face.numpy()
             else:
                 frame = backdrop.clone()
+                left0 = int(lefts[i])
                 frame[:, left0:left0 + size] = face
                 yield frame.numpy()
 

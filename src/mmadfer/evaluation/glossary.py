@@ -5,7 +5,7 @@ web app's Runs view, so a number is explained the same way wherever it is shown:
 
     describe_metric("uar")   # {'key': 'uar', 'name': 'UAR', 'meaning': '...', 'better': 'higher'}
     chance_levels(metrics)   # {'uar': 0.25, 'war': 0.31}: what guessing would score
-    verdict(metrics)         # ['UAR 0.52 is above chance (0.25, 4 classes).', '1 class never predicted: fear.', ...]
+    verdict(metrics)         # ['UAR 0.52 against 0.25 by chance (4 classes): above chance.', ...]
 """
 from __future__ import annotations
 
@@ -87,12 +87,12 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
         if _finite(lo) and lo > c:
             how = "above chance"
         elif _finite(lo) and lo <= c <= hi:
-            how = "not clearly above chance (its 95% interval includes it)"
+            how = "not clearly above chance (its 95% interval includes chance)"
         elif uar > c:
             how = "above chance (no interval computed)"
         else:
             how = "at or below chance: the model does not tell the classes apart"
-        out.append(f"UAR {uar:.2f} is {how} ({c:.2f} for {n_classes} classes).")
+        out.append(f"UAR {uar:.2f} against {c:.2f} by chance ({n_classes} classes): {how}.")
     names = metrics.get("class_names", [])
     confusion = metrics.get("confusion") or []
     never: list[str] = []

@@ -44,7 +44,7 @@ def _metrics_table(m: dict[str, Any]) -> str:
     rows = [[r["name"], num(r["value"]), _ci(r["ci95"]), num(r["chance"]) if r["chance"] is not None else "",
              f'{r["meaning"]} ({r["better"]} is better)'] for r in metric_rows(m)]
     return table(["metric", "value", "95% CI", "chance", "what it means"], rows,
-                 caption="Every metric, with its bootstrap interval and what guessing would score")
+                 caption="Every metric, with its bootstrap interval and what guessing would score", text_columns=[4])
 
 
 def _verdict(lines: Sequence[str]) -> str:
@@ -166,7 +166,7 @@ def write_cv_report(path: str | os.PathLike, folds: Sequence[dict[str, Any]], *,
     present = [k for k in keys if any(f.get(k) is not None for f in folds)]
     summary = table(["metric", "mean ± sd over folds", *(f"fold {f['fold']}" for f in folds), "what it means"],
                     [[label[k], _mean_sd([f.get(k) for f in folds]), *(num(f.get(k)) for f in folds),
-                      describe_metric(k)["meaning"]] for k in present])
+                      describe_metric(k)["meaning"]] for k in present], text_columns=[len(folds) + 2])
     chance = chance_levels(folds[0]).get("uar")
     if chance is not None:
         summary += f'<p>UAR by chance: {num(chance, 2)} (every fold\'s test split has the same classes).</p>'

@@ -19,7 +19,7 @@ import collections
 import math
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -128,23 +128,28 @@ class _Faces:
 
 def anonymize_video(src: str | os.PathLike, dst: str | os.PathLike, timeline=None, *, detector=None,
                     detect_fps: float = 5.0, hold_s: float = _HOLD_S, margin: float = 0.2, blocks: int = 8,
-                    no_face: str = "frame", keep_audio: bool = False, max_side: int | None = None) -> Path:
+                    no_face: str = "frame", keep_audio: bool = False, max_side: int | None = None,
+                    on_frame: Callable[[float], None] | None = None) -> Path:
     """Write ``dst``: ``src`` with faces pixelated and ``timeline``'s labels drawn (see the module docstring).
 
     Args:
         timeline: a :meth:`Recognizer.predict_video` DataFrame, or None for no captions.
-        detector: a :class:`~mmadfer.media.faces.FaceDetector` (default: a new one on the best device).
+        detector: a :class:`~mmadfer.media.faces.FaceDetector` (default: a new one on the best device). A detector
+            that tracks faces between keyframes (``per_frame`` false, such as ``mtcnn-fast``) is replaced by MTCNN
+            on every frame looked at: a face the copy must hide is never left to interpolation.
         detect_fps: detections per second of video (every frame if the video is slower).
         no_face: ``'frame'`` pixelates frames with no face detected nearby; ``'keep'`` leaves them.
         keep_audio: copy the audio track (off by default: voices identify people too).
         max_side: downscale the output so its longer side is at most this.
+        on_frame: called with each frame's time in seconds before it is made (progress); an exception it raises
+            stops the copy at once and leaves no output (how the web app cancels within a frame).
     Returns:
         ``dst``. Raises :class:`~mmadfer.MediaError` if ``src`` cannot be read.
     """
     if no_face not in ("frame", "keep"):
         raise ValueError(f"no_face must be 'frame' or 'keep', got {no_face!r}")
-    if detector is None:
-        detector = FaceDetector()
+    if not getattr(detector, "per_frame", False):  # none given, or one that tracks between keyframes
+        detector = FaceDetector(getattr(detector, "device", None))
     dst = Path(dst)
     with open_video(src, max_side=max_side) as reader:
         fps = reader.fps or 25.0
@@ -161,6 +166,8 @@ def anonymize_video(src: str | os.PathLike, dst: str | os.PathLike, timeline=Non
                 own = np.flatnonzero(clip.frame_times < c1 - 1e-6)  # the chunk's frames; the rest is look-ahead
                 for i in own:
                     t = float(clip.frame_times[i])
+                    if on_frame is not None:
+                        on_frame(t)
                     frame = clip.frames[i].copy()
                     boxes = faces.near(t)
                     for box in boxes:

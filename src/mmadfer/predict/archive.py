@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..errors import MmadferError
 from ..hardware import usable_cores
 from ..media.decode import open_video
+from ..media.detectors import detect_clips
 from ..media.pipeline import sample_window
 from ..media.probe import probe_duration
 from ..media.windows import kept_windows
@@ -166,11 +167,7 @@ def detect_in_batches(items: Iterable[Window | Sampled | End], preparer: Prepare
             by_shape.setdefault(w.frames.shape[1:], []).append(k)
         found: dict[int, list] = {}
         for ks in by_shape.values():
-            boxes, _ = preparer.detector.detect(np.concatenate([waiting[k].window.frames for k in ks]))
-            at = 0
-            for k in ks:
-                m = len(waiting[k].window.frames)
-                found[k], at = boxes[at:at + m], at + m
+            found.update(zip(ks, detect_clips(preparer.detector, [waiting[k].window.frames for k in ks])))
         ready = waiting[:]
         waiting.clear()
         for k, item in enumerate(ready):

@@ -34,7 +34,7 @@ from ..config import DEFAULT_MIN_FACE_COVERAGE, ModelConfig, PreprocessConfig
 from ..evaluation.calibration import probabilities
 from ..evaluation.selective import check_thresholds
 from ..media.decode import open_video
-from ..media.faces import make_detector
+from ..media.detectors import make_detector
 from ..media.windows import DEFAULT_MAX_SIDE, count_windows
 from ..provenance import provenance, read_provenance
 from ..runtime.load import load_runner
@@ -64,8 +64,9 @@ class Recognizer:
             :class:`~mmadfer.runtime.runner.Runner`, e.g. from :func:`mmadfer.runtime.load.load_runner`.
         device: ``'cuda'`` if available, else ``'cpu'``.
         batch_size: windows per forward pass.
-        detector: ``'auto'`` (MTCNN on ``device``), ``None`` (no detection: frames are used whole, for footage that is
-            already face-cropped), or a :class:`mmadfer.media.faces.FaceDetector`.
+        detector: ``'auto'`` (MTCNN on ``device``), a name of :data:`mmadfer.media.detectors.DETECTORS` (e.g.
+            ``'mtcnn-fast'``), ``None`` (no detection: frames are used whole, for footage that is already
+            face-cropped), or any :class:`mmadfer.media.detectors.Detector`.
         precision: ``'fp32'``, ``'bf16'`` (autocast) or ``'fp8'`` (see :mod:`mmadfer.accel`; torch backend only).
             Default: :func:`mmadfer.accel.default_precision` (bf16 on CUDA and on CPUs with native bf16, else fp32).
         compile: ``torch.compile`` the model (worth it for long videos on a GPU: the first batch pays the compile).

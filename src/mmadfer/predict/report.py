@@ -69,12 +69,10 @@ def video_report_html(table: pd.DataFrame, *, provenance: Mapping[str, Any] | No
     name = video_name or Path(str(table.attrs.get("video") or "video")).name
     s = summarize(table, labels)
     sections = []
-    if provenance is not None:
+    if provenance is not None:  # what the model is, first: a banner when its labels mean little or nothing is known
         cls = "banner" if provenance.get("synthetic") or not provenance.get("recorded") else "note"
-        lead = "Demo model. " if provenance.get("demo") else "Synthetic-data model. " if provenance.get(
-            "synthetic") else ""
-        sections.append(f'<section aria-label="About the model"><p class="{cls}"><strong>{esc(lead)}</strong>'
-                        f'Model: {esc(provenance.get("note", ""))}.</p></section>')
+        sections.append(f'<section aria-label="About the model"><p class="{cls}"><strong>About the model:</strong> '
+                        f'{esc(provenance.get("note", ""))}.</p></section>')
     dominant = s["dominant_label"]
     if dominant is None:
         verdict = "No windows: nothing was predicted."
