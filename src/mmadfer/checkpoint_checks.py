@@ -22,13 +22,14 @@ import zipfile
 from pathlib import Path
 from typing import Mapping
 
+import timm
 import torch
 
-from .config import ModelConfig
+from .config import EncoderConfig, ModelConfig
 from .errors import CheckpointError
 from .model.mmadfer import MMADFER
 
-__all__ = ["check_zip_sizes", "check_config", "check_fits", "check_keys", "check_finite", "CONFIG_BOUNDS", "MAX_ZIP_RATIO"]
+__all__ = ["check_zip_sizes", "check_config", "check_encoder_config", "check_fits", "check_keys", "check_finite", "CONFIG_BOUNDS", "MAX_ZIP_RATIO"]
 
 #: An archive may declare at most this many times its own size uncompressed (plus :data:`_ZIP_SLACK`).
 #: ``torch.save`` stores entries uncompressed (ratio 1); weights deflate by less than 2×.
@@ -99,13 +100,32 @@ def check_config(cfg: ModelConfig, path: str | os.PathLike | None) -> None:
             raise bad(field, f"is not a number in {low}..{high}")
     if cfg.embed_dim % cfg.num_heads:
         raise bad("embed_dim", f"is not divisible by num_heads={cfg.num_heads}")
-    if cfg.audio_frames % cfg.patch_size or cfg.audio_mel_bins % cfg.patch_size:
+    for side in ("vision_encoder", "audio_encoder"):
+        check_encoder_config(getattr(cfg, side), side, path)
+    if cfg.audio.is_vit and (cfg.audio_frames % cfg.audio.patch_size or cfg.audio_mel_bins % cfg.audio.patch_size):
         raise bad("patch_size", f"does not divide audio_frames={cfg.audio_frames} and "
                                 f"audio_mel_bins={cfg.audio_mel_bins}")
     tokens = max(math.prod(cfg.vision_grid), math.prod(cfg.audio_grid)) + cfg.n_prompt_tokens + 1
     if tokens > _MAX_TOKENS:
         raise bad("img_size", f"with patch_size={cfg.patch_size} gives {tokens} tokens per layer "
                               f"(at most {_MAX_TOKENS})")
+
+
+def check_encoder_config(enc: EncoderConfig | None, side: str, path: str | os.PathLike | None) -> None:
+    """A named encoder's sizes are integers within :data:`CONFIG_BOUNDS` and a ``timm`` name is one timm knows
+    (so a checkpoint can only build a model from timm's registry, never an arbitrary one)."""
+    if enc is None:
+        return
+    for field in ("embed_dim", "depth", "num_heads", "patch_size"):
+        value, (low, high) = getattr(enc, field), CONFIG_BOUNDS[field]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise CheckpointError(path, f"invalid model config: {side}.{field}={value!r} is not an integer in "
+                                        f"{low}..{high}")
+    if enc.embed_dim % enc.num_heads:
+        raise CheckpointError(path, f"invalid model config: {side}.embed_dim={enc.embed_dim} is not divisible by "
+                                    f"num_heads={enc.num_heads}")
+    if enc.timm is not None and not timm.is_model(enc.timm):
+        raise CheckpointError(path, f"invalid model config: {side}.timm={enc.timm!r} is not a timm model")
 
 
 def check_fits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], path: str | os.PathLike | None, *,
