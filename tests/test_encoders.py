@@ -89,7 +89,7 @@ def student_checkpoint(tmp_path_factory):
     """The ``vit-tiny`` student preset, a few optimisation steps on rendered synthetic clips, saved."""
     from mmadfer.data.synthetic import SYNTH_CLASSES, rendered_inputs
 
-    cfg = ModelConfig.student("vit-tiny", num_classes=4, class_names=SYNTH_CLASSES)
+    cfg = ModelConfig.student("vit-tiny", num_classes=4, class_names=SYNTH_CLASSES, img_size=48)  # 48 px: fast
     torch.manual_seed(0)
     model = MMADFER(cfg).set_trainable("all").train()
     inputs = rendered_inputs(cfg, 4)
@@ -114,7 +114,7 @@ def test_student_is_an_ordinary_checkpoint_predict_onnx_and_auto(student_checkpo
     from mmadfer.predict import Recognizer
 
     model = load_checkpoint(student_checkpoint)
-    assert model.cfg.num_frames == 8 and model.cfg.img_size == 112 and model.cfg.vision.depth == 6
+    assert model.cfg.num_frames == 8 and model.cfg.preprocess.img_size == 48 and model.cfg.vision.depth == 6
     video = make_astronaut_video(tmp_path / "v.mp4", seconds=6.0, fps=10, size=96)
     torch_rec = Recognizer.from_checkpoint(student_checkpoint, device="cpu", detector=None, backend="torch",
                                            precision="fp32")

@@ -279,7 +279,7 @@ class ModelConfig:
         kw = {k: dataclasses.replace(v) if isinstance(v, EncoderConfig) else v for k, v in STUDENTS[name].items()}
         kw.update(num_classes=num_classes, **overrides)
         kw.setdefault("preprocess", PreprocessConfig(img_size=kw["img_size"], num_frames=kw["num_frames"]))
-        return cls(**kw)
+        return _from_dict(cls, kw)  # an unknown field is a ValueError naming it
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

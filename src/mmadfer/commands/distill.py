@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", required=True, nargs="+", metavar="VIDEO_OR_DIR",
                    help="unlabelled videos and/or folders (recursive)")
     p.add_argument("--student", default="vit-tiny", help="student preset (mmadfer.config.STUDENTS; default %(default)s)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a field of the student's ModelConfig, e.g. --set img_size=64 (repeatable)")
     p.add_argument("--out", required=True, metavar="PATH", help="the student checkpoint (.safetensors)")
     p.add_argument("--work", metavar="DIR", help="cache, training states and report (default: <out>.distill/)")
     p.add_argument("--labels", metavar="CSV", help="video,label CSV: also report held-out UAR/WAR of both")
@@ -65,7 +67,16 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("error: --videos: no video found", file=sys.stderr)
         return 2
-    settings = DistillSettings(student=args.student, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    from ..train.config import parse_value
+
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"error: --set {item}: expected FIELD=VALUE", file=sys.stderr)
+            return 2
+        overrides[key.strip()] = parse_value(value)
+    settings = DistillSettings(student=args.student, student_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                temperature=args.temperature, feature_weight=args.features, augment=args.augment,
                                heldout=args.heldout, seed=args.seed)
     work = Path(args.work) if args.work else out.with_name(out.name + ".distill")
@@ -74,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         backend = "torch" if args.features and args.backend == "auto" else args.backend
         teacher = Recognizer.from_checkpoint(args.teacher, device=args.device, backend=backend, multi_face=False,
                                              detector=None if args.no_faces else "auto")
-        cfg = student_config(args.student, teacher.cfg)
+        cfg = student_config(args.student, teacher.cfg, **overrides)
         durations = [probe_duration(p) for p in paths] if info.distributed else None
         result = teacher_pass(teacher, args.teacher, paths, cfg.preprocess, work / "cache",
                               features=args.features > 0, rank=info.rank, world_size=info.world_size,
