@@ -54,6 +54,7 @@ SETTINGS = DistillSettings(student="vit-tiny", student_overrides={"img_size": 32
                            heldout=0.4, seed=0)
 
 
+@pytest.mark.slow
 def test_distill_resumes_after_a_kill_and_reports_true_agreement(setup, monkeypatch):
     d, videos, ck, labels = setup
     teacher = _teacher(ck)

@@ -66,6 +66,7 @@ def test_encoder_weights_from_timm_mae_and_safetensors_layouts_strictly(tmp_path
         load_encoder_weights(MMADFER(cfg), vision=tmp_path / "short.safetensors")
 
 
+@pytest.mark.slow
 def test_timm_frame_encoder_weights_and_checkpoint_round_trip(tmp_path):
     cfg = ModelConfig.tiny(num_classes=3, vision_encoder="mobilenetv3-small", audio_encoder="mobilenetv3-small")
     net = timm.create_model("mobilenetv3_small_100", pretrained=False)  # what a timm checkpoint holds (classifier too)
@@ -107,6 +108,7 @@ def student_checkpoint(tmp_path_factory):
     return save_checkpoint(model.eval(), tmp_path_factory.mktemp("student") / "student.safetensors")
 
 
+@pytest.mark.slow
 def test_student_is_an_ordinary_checkpoint_predict_onnx_and_auto(student_checkpoint, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     from mmadfer.data.synthetic import make_astronaut_video
