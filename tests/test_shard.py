@@ -62,7 +62,7 @@ def test_torchrun_matches_one_process_and_resumes_a_killed_rank(setup, tmp_path,
     summaries = sorted(ln.split("]:")[-1].strip() for ln in run.stderr.splitlines() if "succeeded" in ln)
     assert len(summaries) == 2 and sum(int(s.split(": ")[1].split()[0]) for s in summaries) == 4, run.stderr
     assert not package_frames(run.stderr), run.stderr  # no traceback from mmadfer itself (torchrun reports exit 1)
-    assert _tables(out) == _tables(single) and len(_tables(out)) == 4  # byte-equal timelines
+    assert _tables(out) == _tables(single) and len(_tables(out)) == 5  # byte-equal timelines and summary.csv
     assert not (out / ".index").exists()
 
     rows = {Path(r["video"]).name: r for r in read_index(out / "index.csv")}

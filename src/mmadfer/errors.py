@@ -14,6 +14,9 @@ class MmadferError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path is not None else reason)
 
+    def __reduce__(self):  # pickles with both arguments (worker processes send these to the main one)
+        return type(self), (self.path, self.reason)
+
 
 class MediaError(MmadferError):
     """A video or audio file that cannot be decoded (empty, not media, truncated, no video, bad codec)."""

@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,8 @@ from .mafw_reference import (
     faces_dir, faces_wav, reference_crop_box, rewrite_authors_annotations, write_face_frames, write_faces_annotations,
     write_reference_wav,
 )
-from ..media.faces import FaceDetector, crop_faces
+from ..media.detectors import make_detector
+from ..media.faces import crop_faces
 from ..media.decode import open_video
 from ..errors import MmadferError
 from ..config import MAFW_CLASSES
@@ -128,14 +129,14 @@ def assign_clip_ids(videos: Sequence[Path]) -> list[str]:
 
 
 # -- one clip (runs in a worker process) ---------------------------------------------------------------------------
-_DETECTOR = None  # one face detector per process, created on first use
+_DETECTORS: dict[str, Any] = {}  # one face detector per name and process, created on first use
 
 
-def _detector():
-    global _DETECTOR
-    if _DETECTOR is None:
-        _DETECTOR = FaceDetector()
-    return _DETECTOR
+def _detector(name: str):
+    """The face detector named ``name`` (:data:`~mmadfer.media.detectors.DETECTORS`), None for ``'none'``."""
+    if name not in _DETECTORS:
+        _DETECTORS[name] = make_detector(name)
+    return _DETECTORS[name]
 
 
 def _meta_path(root: Path, clip_id: str) -> Path:
@@ -155,21 +156,25 @@ def _read_whole(video: Path, max_seconds: float | None):
 
 
 def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str, *, size: int = 224,
-                 face_crop: str = "union", faces: bool = True, max_seconds: float | None = 600.0) -> PrepareResult:
+                 face_crop: str = "union", faces: bool = True, max_seconds: float | None = 600.0,
+                 detector: str = "mtcnn") -> PrepareResult:
     """Prepare one video into ``ROOT/clips/<clip_id>/`` (JPEG face crops, ``size`` x ``size``, every frame) and
     ``ROOT/clips/<clip_id>.wav`` (all channels at the native rate; empty if the video has no audio), plus a
     ``<clip_id>.json`` with the clip's statistics. Never raises for a bad input: returns a ``failed`` result.
 
-    ``faces=False`` skips detection and takes the centre square of each frame (for videos that are face crops
-    already). Videos longer than ``max_seconds`` fail, because a clip is decoded whole: cut long recordings into
+    ``detector`` names the face detector (:data:`~mmadfer.media.detectors.DETECTORS`; default the reference's
+    MTCNN on every frame). ``faces=False`` (or ``detector='none'``) skips detection and takes the centre square of
+    each frame (for videos that are face crops already). Videos longer than ``max_seconds`` fail, because a clip is decoded whole: cut long recordings into
     clips first (``mmadfer predict`` streams long videos instead).
     """
     root, video = Path(root), Path(video)
     result = PrepareResult(str(video), clip_id, "failed")
     try:
         clip = _read_whole(video, max_seconds)
+        det = _detector(detector) if faces else None
+        faces = det is not None
         if faces:
-            boxes, _ = _detector().detect(clip.frames)  # one float [k, 4] array per frame
+            boxes, _ = det.detect(clip.frames)  # one float [k, 4] array per frame
         else:  # no boxes: crop_faces takes the centre square of every frame
             boxes = [np.zeros((0, 4), np.float32)] * clip.num_frames
         crops = crop_faces(clip.frames, boxes, face_crop, size)  # frames uint8 [T, size, size, 3]
@@ -191,7 +196,7 @@ def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str
 
 
 def prepare_mafw_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str, *, faces: bool = True,
-                      max_seconds: float | None = 600.0, **_) -> PrepareResult:
+                      max_seconds: float | None = 600.0, detector: str = "mtcnn", **_) -> PrepareResult:
     """Prepare one video as the authors' ``extract_faces_mfaw.py`` and ``mp42wav.sh`` did: every decoded frame
     cropped with its own box (:func:`~mmadfer.data.mafw_reference.reference_crop_box` of that frame's MTCNN boxes)
     into ``ROOT/clips_faces/<clip_id>/0.jpg ...`` and the audio into ``ROOT/clips_wav/<clip_id>.wav`` (none when the
@@ -201,7 +206,8 @@ def prepare_mafw_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id
     try:
         clip = _read_whole(video, max_seconds)
         T, H, W = clip.frames.shape[:3]
-        found = _detector().detect(clip.frames)[0] if faces else [np.zeros((0, 4), np.float32)] * T
+        faces = faces and _detector(detector) is not None
+        found = _detector(detector).detect(clip.frames)[0] if faces else [np.zeros((0, 4), np.float32)] * T
         picked = [reference_crop_box(b, W, H) for b in found]
         boxes = [box for box, _ in picked]
         coverage = float(np.mean([len(b) > 0 for b in found]))
@@ -274,7 +280,7 @@ def _run_parallel(jobs: list[tuple[Path, str]], kw: dict, workers: int, progress
 # -- the whole run ---------------------------------------------------------------------------------------------------
 def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, labels: str | os.PathLike | None = None,
                    folds: int | None = None, workers: int = 1, size: int = 224, face_crop: str = "union",
-                   faces: bool = True, max_seconds: float | None = 600.0, seed: int = 0,
+                   faces: bool = True, detector: str = "mtcnn", max_seconds: float | None = 600.0, seed: int = 0,
                    progress: bool = True, profile: str = "default",
                    annotations: Sequence[str | os.PathLike] = ()) -> PrepareSummary:
     """Prepare every video in ``inputs`` (files and folders) into mmadfer's layout under ``out``.
@@ -304,7 +310,7 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
     label_rows = read_label_table(labels) if labels is not None else None  # fail early on a bad CSV
     root.mkdir(parents=True, exist_ok=True)
 
-    kw = dict(root=root, size=size, face_crop=face_crop, faces=faces, max_seconds=max_seconds)
+    kw = dict(root=root, size=size, face_crop=face_crop, faces=faces, detector=detector, max_seconds=max_seconds)
     results: dict[str, PrepareResult] = {}
     jobs = []
     for video, cid in zip(videos, ids):

@@ -8,18 +8,22 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+import pandas as pd
 import torch
 from PIL import Image
 
 from ..io import atomic_path, atomic_write
 
-__all__ = ["table_columns", "write_table", "save_crops"]
+__all__ = ["table_columns", "write_table", "read_table", "save_crops", "BOX_COLUMNS"]
+
+#: The face crop of a window's track as fractions of the frame's width and height (NaN: no face found).
+BOX_COLUMNS = ("box_x0", "box_y0", "box_x1", "box_y1")
 
 
 def table_columns(labels: Iterable[str], tracks: bool = False) -> list[str]:
     """Columns of a timeline table, in order."""
     return (["start_s", "end_s"] + (["track_id"] if tracks else []) + ["label", "confidence"]
-            + [f"p_{c}" for c in labels] + ["face_coverage", "has_audio"])
+            + [f"p_{c}" for c in labels] + ["face_coverage", "has_audio", *BOX_COLUMNS])
 
 
 def write_table(df, path: str | os.PathLike, fmt: str | None = None) -> Path:
@@ -39,6 +43,18 @@ def write_table(df, path: str | os.PathLike, fmt: str | None = None) -> Path:
     else:
         raise ValueError(f"unknown table format {fmt!r} (csv or json)")
     return path
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A timeline :func:`write_table` wrote, back as a DataFrame (JSON: with its header in ``attrs``; CSV: only
+    empty cells are missing values, so a class named ``NA`` stays a name)."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        df = pd.DataFrame(doc.pop("windows"))
+        df.attrs.update(doc)
+        return df
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
 def save_crops(folder: str | os.PathLike, row: dict[str, Any], video: Any, with_track: bool = False) -> Path:

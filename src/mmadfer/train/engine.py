@@ -36,12 +36,13 @@ from tqdm.auto import tqdm
 from .. import accel
 from ..checkpoints import load_encoder_weights, save_checkpoint
 from ..data.datasets import build_dataset
-from ..data.synthetic import write_synthetic_dataset
+from ..data.synthetic import is_synthetic_dataset, write_synthetic_dataset
 from ..errors import CheckpointError, MmadferError
 from ..evaluation.analysis import analyze, write_files
 from ..evaluation.calibration import probabilities
 from ..metrics import classification_metrics, write_evaluation, write_json
 from ..model.mmadfer import MMADFER
+from ..provenance import trained_on
 from ..runtime.runner import as_runner
 from . import distributed as D
 from .config import TrainConfig
@@ -584,11 +585,23 @@ class _Trainer:
                 model.load_state_dict({n: p.detach().cpu() for n, p in self.model.trainable_parameters().items()},
                                       strict=False)
             save_checkpoint(model, ckpt, extra={"uar": metrics.get("uar"), "war": metrics.get("war"),
-                                                "epochs": self.cfg.train.epochs, "train_config": self.cfg.to_dict()})
+                                                "epochs": self.cfg.train.epochs, "train_config": self.cfg.to_dict()},
+                            trained_on=training_record(self.cfg, self.class_names))
             write_json(self.run_dir / "metrics.json", metrics)
         D.barrier()
         self.log.close()
         return {"run_dir": str(self.run_dir), "checkpoint": str(ckpt), "metrics": metrics, "history": self.history}
+
+
+def training_record(cfg: TrainConfig, class_names) -> dict[str, Any]:
+    """What a run trains on, for its checkpoint (:func:`mmadfer.provenance.trained_on`): the dataset kind (the
+    benchmark's name, or the folder or CSV for one's own data), the classes, the data root and fold, and whether
+    the clips are synthetic (the ``synthetic`` preset, or a folder written by ``mmadfer synth``)."""
+    d = cfg.data
+    named = d.dataset in ("dfew", "mafw", "synthetic") or not d.root
+    synthetic = d.dataset == "synthetic" or (d.root is not None and is_synthetic_dataset(d.root))
+    return trained_on(d.dataset if named else f"{d.dataset}:{Path(d.root).name}", class_names, synthetic=synthetic,
+                      data=d.root, fold=d.fold if d.dataset != "csv" else None)
 
 
 def _row_text(row: dict[str, Any]) -> str:
