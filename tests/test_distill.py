@@ -119,6 +119,7 @@ def test_distill_resumes_after_a_kill_and_reports_true_agreement(setup, monkeypa
     assert len(held) == 2 and rep["heldout"]["windows"] == 6
     student = Recognizer.from_checkpoint(d / "student.safetensors", device="cpu", backend="torch", precision="fp32",
                                          detector=None)
+    assert student.provenance["distilled_from"] == str(ck) and "distilled from" in student.provenance["dataset"]
     probs = [f"p_{c}" for c in SYNTH_CLASSES]  # the top class from the raw probabilities (labels may say no_face)
     t_labels = np.concatenate([np.asarray(SYNTH_CLASSES)[_teacher(ck).predict_video(v)[probs].to_numpy().argmax(1)]
                                for v in held])

@@ -37,6 +37,7 @@ from ..io import atomic_write, write_csv
 from ..metrics import classification_metrics, write_json
 from ..model.mmadfer import MMADFER
 from ..predict.recognizer import Recognizer
+from ..provenance import trained_on
 from ..runtime.runner import as_runner
 from ..train.state import (STATE_FORMAT, capture_rng, latest_state, load_state, prune_states, restore_rng, save_state,
                            state_path)
@@ -289,7 +290,11 @@ def distill(teacher: Recognizer, teacher_path: str | os.PathLike, videos: Sequen
     model = MMADFER(cfg)
     history = train_student(model, data, train_rows, settings, work_dir / "state", progress=progress)
     model.eval()
-    save_checkpoint(model, out, include_frozen=True,
+    parent = teacher.provenance  # a student of a synthetic or demo teacher is one too
+    record = trained_on(f"distilled from {Path(teacher_path).name} on {len(train_v)} unlabelled videos", cfg.labels,
+                        synthetic=bool(parent.get("synthetic")), demo=bool(parent.get("demo")),
+                        teacher_dataset=parent.get("dataset"), distilled_from=os.fspath(teacher_path))
+    save_checkpoint(model, out, include_frozen=True, trained_on=record,
                     extra={"distilled_from": os.fspath(teacher_path), "student": settings.student,
                            "note": "trained on the teacher's outputs: it carries the teacher checkpoint's terms"})
     label_map = read_labels(labels, data.paths, teacher.labels) if labels else None
