@@ -2,7 +2,7 @@
 import of another module's ``_private`` name, and imports that run one way down the layers of docs/ARCHITECTURE.md:
 
     commands/cli -> serve -> predict | train | bench -> runtime -> export -> data, checkpoints, metrics, evaluation -> media
-    -> model, accel -> base (config, errors, io, _optional, _privacy, _cache, hardware, testing, the package root)
+    -> model, accel -> base (config, errors, io, text, _optional, _privacy, _cache, hardware, testing, the package root)
 
 Function-level imports count for the layers and the private names (they run too, just later); only module-level
 imports can form an import cycle. Imports under ``if TYPE_CHECKING:`` never run, but they are dependencies all the
@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mmadfer"
 
 #: Lowest first; a module may import from its own layer and the ones below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("", "config", "errors", "io", "_optional", "_privacy", "_cache", "_memory", "_html", "testing", "hardware",
+    ("base", ("", "config", "errors", "io", "text", "_optional", "_privacy", "_cache", "_memory", "_html", "testing", "hardware",
               "timing")),
     ("model", ("model", "accel")),
     ("media", ("media",)),

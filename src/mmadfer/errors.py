@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from .text import terminal_text
+
 __all__ = ["MmadferError", "MediaError", "CheckpointError", "one_line"]
 
 
@@ -28,10 +30,11 @@ class CheckpointError(MmadferError):
 
 def one_line(error: BaseException, path: str | os.PathLike | None = None) -> str:
     """``path: reason`` on one line, as the commands report a failed file (a :class:`MmadferError` names its own
-    file)."""
+    file), safe to print and to write as UTF-8: control characters and a file name's undecodable bytes escaped
+    (:func:`mmadfer.text.terminal_text`)."""
     if isinstance(error, MmadferError) and error.path is not None:
         text = str(error)
     else:
         reason = error.reason if isinstance(error, MmadferError) else f"{type(error).__name__}: {error}"
         text = f"{path}: {reason}" if path is not None else reason
-    return " ".join(text.split())
+    return terminal_text(" ".join(text.split()))

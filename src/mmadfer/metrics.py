@@ -23,8 +23,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_score, recall_score
 import pandas as pd
 
-from .io import atomic_path, atomic_write
+from .io import atomic_path, atomic_write, write_frame_csv
 from ._optional import require
+from .text import chart_text
 
 __all__ = [
     "classification_metrics", "load_cost_matrix", "write_evaluation", "plot_confusion", "write_json",
@@ -157,11 +158,6 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _write_csv(frame, path: Path, **kw) -> None:
-    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
-        frame.to_csv(f, **kw)
-
-
 def write_evaluation(out_dir: str | os.PathLike, metrics: dict[str, Any], predictions=None) -> dict[str, Path]:
     """Write an evaluation's reports into ``out_dir``; returns the files written by name.
 
@@ -173,13 +169,13 @@ def write_evaluation(out_dir: str | os.PathLike, metrics: dict[str, Any], predic
     files = {"metrics": out / "metrics.json", "per_class": out / "per_class.csv", "confusion": out / "confusion.csv",
              "confusion_normalized": out / "confusion_normalized.csv"}
     write_json(files["metrics"], metrics)
-    _write_csv(pd.DataFrame(metrics["per_class"]), files["per_class"], index=False, float_format="%.6g")
+    write_frame_csv(pd.DataFrame(metrics["per_class"]), files["per_class"], index=False, float_format="%.6g")
     counts, norm = confusion_frames(metrics)
-    _write_csv(counts, files["confusion"])
-    _write_csv(norm, files["confusion_normalized"], float_format="%.6g")
+    write_frame_csv(counts, files["confusion"])
+    write_frame_csv(norm, files["confusion_normalized"], float_format="%.6g")
     if predictions is not None:
         files["predictions"] = out / "predictions.csv"
-        _write_csv(predictions, files["predictions"], index=False, float_format="%.6g")
+        write_frame_csv(predictions, files["predictions"], index=False, float_format="%.6g")
     try:
         files["confusion_png"] = plot_confusion(metrics, out / "confusion.png")
     except ImportError as e:
@@ -194,7 +190,7 @@ def plot_confusion(metrics: dict[str, Any], path: str | os.PathLike) -> Path:
     from matplotlib.figure import Figure
 
     counts, norm = confusion_frames(metrics)
-    names = list(counts.columns)
+    names = [chart_text(c) for c in counts.columns]  # drawn as written, never as mathtext
     n = len(names)
     side = max(4.0, 0.55 * n + 2.0)
     fig = Figure(figsize=(2 * side + 1, side), layout="constrained")

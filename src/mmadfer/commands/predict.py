@@ -9,9 +9,11 @@ is one window.
 
 Outputs go to --output: a folder (default: the current one), mirroring the input folders, or a file name when there is
 one video. A video that cannot be read gets one line on stderr and the others go on; the exit status is 1 if any
-failed. --skip-existing resumes an interrupted batch. Every output is checked before the first video is decoded: an
-output that is an input (under any name) is refused, an existing file is replaced only with --overwrite, and every
-output folder must be writable; hidden temporaries a killed run left beside the outputs are removed. Decoding and
+failed. --skip-existing resumes an interrupted batch: an output that exists and reads back complete is kept, and
+only the missing or incomplete ones are made (a video is predicted again when any of its outputs is missing). Every
+output is checked before the first video is decoded: an output that is an input (under any name) is refused, an
+existing file is replaced only with --overwrite (or, incomplete, with --skip-existing), and every output folder must
+be writable; hidden temporaries a killed run left beside the outputs are removed. Decoding and
 face detection run in --workers processes while the model scores batches (the timelines are the same as one
 process's, bit for bit).
 
@@ -41,6 +43,7 @@ from pathlib import Path
 from ..config import DEFAULT_MIN_FACE_COVERAGE
 from ..errors import one_line
 from ..runtime.backends import BACKENDS
+from ..text import terminal_text
 from ._detectors import add_detector_argument, detector_name
 from ._inputs import discover
 
@@ -62,7 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, metavar="S", help="window length in seconds (default: the model's, 5.12)")
     p.add_argument("--stride", type=float, metavar="S",
                    help="seconds between window starts (default: one window; 1 s with --realtime)")
-    p.add_argument("--skip-existing", action="store_true", help="skip videos whose outputs already exist")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="resume: keep the outputs that exist and are complete (checked by reading them back), make "
+                        "the missing or incomplete ones")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (never an input: an output that is an input is refused)")
     p.add_argument("--save-faces", metavar="DIR", help="write the face crops the model saw (one image per window)")
@@ -123,6 +128,19 @@ class Job:
 
     def outputs(self) -> list[Path]:
         return [p for p in (self.table, self.plot, self.anonymized, self.report) if p is not None]
+
+    def all_outputs(self) -> dict[Path, str]:
+        """Every output, the ``--save-faces`` folder included, each with an empty reason (all to be written)."""
+        return dict.fromkeys(self.outputs() + ([self.faces] if self.faces is not None else []), "")
+
+    def missing(self) -> dict[Path, str]:
+        """The outputs that are missing or incomplete, with why (:mod:`mmadfer.predict.complete`)."""
+        from ..predict.complete import faces_problem, output_problem
+
+        found = {p: output_problem(p) for p in self.outputs()}
+        if self.faces is not None:
+            found[self.faces] = faces_problem(self.faces, self.table)
+        return {p: why for p, why in found.items() if why is not None}
 
 
 def plan_jobs(videos: list[tuple[Path, Path]], args: argparse.Namespace) -> list[Job]:
@@ -212,7 +230,7 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     from ..predict.report import write_video_report
     from ..predict.shard import merge_index, my_share, write_rank_index
     from ..predict.smoothing import add_smoothed_labels
-    from ..predict.table import write_table
+    from ..predict.table import name_fields, write_table
     from ..timing import stage
     from ..train import distributed as D
 
@@ -225,7 +243,14 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if _unsafe_outputs(jobs, args):  # every process checks the same outputs, so all stop together
+    from ._outputs import name_too_long
+
+    named = [(j, next(filter(None, map(name_too_long, j.all_outputs())), None)) for j in jobs]
+    bad += [(str(j.video), why) for j, why in named if why]  # fails that video alone
+    jobs = [j for j, why in named if not why]
+    # Resume by output: with --skip-existing, only what is missing or incomplete is made.
+    pending = [j.missing() if args.skip_existing else j.all_outputs() for j in jobs]
+    if _unsafe_outputs(jobs, pending, args):  # every process checks the same outputs, so all stop together
         return 2
     # Under torchrun/srun: a gloo group for the final barrier only (no tensors cross ranks), waiting up to a week.
     info = D.setup("cpu", backend="gloo", timeout_min=7 * 24 * 60)
@@ -233,14 +258,15 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     index = (args.index or info.distributed) and out.suffix.lower() not in (".csv", ".json")
     if info.is_main:
         for item, reason in bad:
-            print(f"{item}: {reason}", file=sys.stderr)
+            print(terminal_text(f"{item}: {reason}"), file=sys.stderr)
     durations = [probe_duration(j.video) for j in jobs] if len(jobs) > 1 else [0.0] * len(jobs)
     mine = my_share(durations, info.rank, info.world_size) if info.distributed else list(range(len(jobs)))
     rows: list[dict] = []
 
     def record(k: int, status: str, error: str = "", windows: int | str = "") -> None:
-        rows.append({"video": str(jobs[k].video), "status": status, "output": str(jobs[k].table),
-                     "rank": info.rank, "duration_s": f"{durations[k]:.3f}", "windows": windows, "error": error})
+        rows.append({**name_fields(str(jobs[k].video), "video"), "status": status,
+                     **name_fields(str(jobs[k].table), "output"), "rank": info.rank,
+                     "duration_s": f"{durations[k]:.3f}", "windows": windows, "error": error})
         if index:
             write_rank_index(out, info.rank, rows)
 
@@ -248,15 +274,19 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     failed = len(bad) if info.is_main else 0
     todo = []
     for k in mine:
-        if args.skip_existing and all(p.exists() for p in jobs[k].outputs()):
+        if not pending[k]:
             skipped += 1
             record(k, "done")
         else:
             todo.append(k)
+            for p, why in pending[k].items():
+                if why != "missing" and args.skip_existing:
+                    print(terminal_text(f"{p}: incomplete ({why}); making it again"), file=sys.stderr)
     bar = tqdm(total=len(todo), desc="videos" if not info.distributed else f"rank {info.rank}", unit="video",
                disable=None if len(todo) > 1 else True)
     results = rec.predict_videos([jobs[k].video for k in todo], args.window, args.stride, workers=args.workers,
-                                 save_faces=[jobs[k].faces for k in todo], durations=[durations[k] for k in todo])
+                                 save_faces=[jobs[k].faces if jobs[k].faces in pending[k] else None for k in todo],
+                                 durations=[durations[k] for k in todo])
     for res in results:
         k = todo[res.index]
         job = jobs[k]
@@ -269,14 +299,16 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
             if args.smooth:
                 add_smoothed_labels(df, args.smooth, min_confidence=rec.min_confidence)
             with stage("write"):
-                write_table(df, job.table)  # format from the suffix: --format, or that of an --output file name
-                if job.report is not None:
-                    write_video_report(df, job.report, provenance=rec.provenance, video_name=job.video.name)
-            if job.plot is not None:
+                if job.table in pending[k]:  # format from the suffix: --format, or that of an --output file name
+                    write_table(df, job.table)
+                if job.report in pending[k]:
+                    write_video_report(df, job.report, provenance=rec.provenance,
+                                       video_name=terminal_text(job.video.name))
+            if job.plot in pending[k]:
                 from ..predict.timeline import plot_timeline
 
                 plot_timeline(df, job.plot)
-            if job.anonymized is not None:
+            if job.anonymized in pending[k]:
                 from ..predict.anonymize import anonymize_video
 
                 anonymize_video(job.video, job.anonymized, df, detector=_detector(rec),
@@ -301,9 +333,10 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     if index:
         D.barrier()
         if info.is_main:
-            planned = [{"video": str(j.video), "output": str(j.table), "outputs": [str(p) for p in j.outputs()],
+            planned = [{**name_fields(str(j.video), "video"), **name_fields(str(j.table), "output"),
+                        "outputs": [str(p) for p in j.outputs()],
                         "duration_s": f"{d:.3f}", "windows": ""} for j, d in zip(jobs, durations)]
-            planned += [{"video": item, "status": "failed", "output": "", "rank": "", "duration_s": "",
+            planned += [{**name_fields(item, "video"), "status": "failed", "output": "", "rank": "", "duration_s": "",
                          "windows": "", "error": reason} for item, reason in bad]
             path = merge_index(out, planned, info.world_size)
             print(f"index of all {len(planned)} videos: {path}", file=sys.stderr)
@@ -322,29 +355,32 @@ def summary_path(jobs: list[Job], args: argparse.Namespace) -> Path | None:
 def _write_summary(path: Path, jobs: list[Job], labels) -> None:
     """``summary.csv`` over every video of the run whose timeline is in the output folder (this run's or, resumed,
     an earlier one's): :func:`mmadfer.predict.summary.summary_table`."""
+    from ..predict.complete import output_problem
     from ..predict.summary import summary_table, write_summary
     from ..predict.table import read_table
 
-    done = [(str(j.video), read_table(j.table)) for j in jobs if j.table.is_file()]
+    done = [(str(j.video), read_table(j.table)) for j in jobs if output_problem(j.table) is None]
     write_summary(summary_table(done, labels), path)
     print(f"mmadfer: summary of {len(done)} video(s) in {path}", file=sys.stderr)
 
 
-def _unsafe_outputs(jobs: list[Job], args: argparse.Namespace) -> bool:
-    """Check every output before any video is processed (``commands/_outputs.py``); print the problems. Also
-    removes what a killed earlier run left beside these outputs. ``summary.csv`` is one more output of the run,
-    rewritten when it resumes (``--skip-existing``)."""
+def _unsafe_outputs(jobs: list[Job], pending: list[dict[Path, str]], args: argparse.Namespace) -> bool:
+    """Check every output to be written (``pending``) before any video is processed (``commands/_outputs.py``);
+    print the problems. With --skip-existing an incomplete output is replaced (never an input). Also removes what a
+    killed earlier run left beside these outputs and in the face folders. ``summary.csv`` is one more output of the
+    run, rewritten when it resumes (``--skip-existing``)."""
     from ._outputs import clean_stale_outputs, output_problems, unwritable_folders
 
-    todo = [j for j in jobs if not (args.skip_existing and all(p.exists() for p in j.outputs()))]
     summary = summary_path(jobs, args)
-    outputs = [p for j in todo for p in j.outputs()] + ([summary] if summary and not args.skip_existing else [])
-    problems = output_problems([j.video for j in jobs], outputs, overwrite=args.overwrite) \
+    outputs = [p for j, todo in zip(jobs, pending) for p in todo if p != j.faces] \
+        + ([summary] if summary and not args.skip_existing else [])
+    problems = output_problems([j.video for j in jobs], outputs, overwrite=args.overwrite or args.skip_existing) \
         or unwritable_folders(outputs)
     for line in problems:
-        print(f"error: {line}", file=sys.stderr)
+        print(terminal_text(f"error: {line}"), file=sys.stderr)
     if not problems:
-        clean_stale_outputs([p for j in jobs for p in j.outputs()] + ([summary] if summary else []), before=_STARTED)
+        clean_stale_outputs([p for j in jobs for p in j.all_outputs()] + ([summary] if summary else []),
+                            before=_STARTED)
     return bool(problems)
 
 
@@ -380,8 +416,8 @@ def _run_realtime(rec, args: argparse.Namespace) -> int:
             rows.append(row)
             latencies.append(row["latency_ms"])
             face = f" face {row['track_id']}" if row.get("track_id", 0) > 0 else ""
-            print(f"{row['end_s']:7.2f}s  {caption(row['label'], row['confidence']):<17} {row['latency_ms']:6.0f} ms"
-                  f"{face}", flush=True)
+            print(f"{row['end_s']:7.2f}s  {terminal_text(caption(row['label'], row['confidence'])):<17} "
+                  f"{row['latency_ms']:6.0f} ms{face}", flush=True)
     except MediaError as e:
         print(one_line(e, source), file=sys.stderr)
         status = 1

@@ -143,9 +143,9 @@ def _meta_path(root: Path, clip_id: str) -> Path:
     return clip_dir(root, clip_id).with_name(f"{clip_id}.json")
 
 
-def _read_whole(video: Path, max_seconds: float | None):
+def _read_whole(video: Path, max_seconds: float | None, colorspace: str = "tags"):
     """The whole clip of ``video`` (a clip is decoded at once, so one longer than ``max_seconds`` is refused)."""
-    with open_video(video) as reader:
+    with open_video(video, colorspace=colorspace) as reader:
         if max_seconds is not None and (reader.duration_s or 0.0) > max_seconds:
             raise ValueError(f"video is {reader.duration_s:.0f} s long, over the {max_seconds:.0f} s limit for "
                              "one clip; cut it into clips first or raise --max-seconds")
@@ -200,11 +200,13 @@ def prepare_mafw_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id
     """Prepare one video as the authors' ``extract_faces_mfaw.py`` and ``mp42wav.sh`` did: every decoded frame
     cropped with its own box (:func:`~mmadfer.data.mafw_reference.reference_crop_box` of that frame's MTCNN boxes)
     into ``ROOT/clips_faces/<clip_id>/0.jpg ...`` and the audio into ``ROOT/clips_wav/<clip_id>.wav`` (none when the
-    video has no audio stream). The boxes are kept in ``ROOT/meta/<clip_id>.json``. Never raises for a bad input."""
+    video has no audio stream). Frames are decoded with BT.601 whatever the stream's colour tags, as their
+    ``cv2.VideoCapture`` did (:mod:`mmadfer.media.decode`). The boxes are kept in ``ROOT/meta/<clip_id>.json``. Never
+    raises for a bad input."""
     root, video = Path(root), Path(video)
     result = PrepareResult(str(video), clip_id, "failed")
     try:
-        clip = _read_whole(video, max_seconds)
+        clip = _read_whole(video, max_seconds, colorspace="bt601")  # the authors decoded with OpenCV (<= 4.12)
         T, H, W = clip.frames.shape[:3]
         faces = faces and _detector(detector) is not None
         found = _detector(detector).detect(clip.frames)[0] if faces else [np.zeros((0, 4), np.float32)] * T

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..io import atomic_path
 from .._optional import require
+from ..text import chart_text
 
 __all__ = ["plot_reliability", "plot_risk_coverage", "plot_subgroups"]
 
@@ -86,9 +87,9 @@ def plot_subgroups(column: str, rep: dict[str, Any], path: str | os.PathLike) ->
     ax.errorbar(x, uar, yerr=[np.nan_to_num(uar - lo), np.nan_to_num(hi - uar)], fmt="none", ecolor="black",
                 capsize=4)
     ax.set_xticks(x)
-    ax.set_xticklabels([f"{r['group']}\nn={r['n']}" for r in rows])
+    ax.set_xticklabels([chart_text(f"{r['group']}\nn={r['n']}") for r in rows])  # as written, never mathtext
     gap = rep["gaps"].get("uar", {})
-    title = f"UAR by {column}"
+    title = f"UAR by {chart_text(column)}"
     if gap.get("gap") is not None:
         title += f": gap {gap['gap']:.3f} [{gap['ci95'][0]:.3f}, {gap['ci95'][1]:.3f}]"
         title += " FLAGGED" if gap["flagged"] else ""

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RESERVED_LABELS
-from ..io import atomic_write
+from ..io import atomic_write, frame_csv_text
 
 __all__ = ["summarize", "summary_table", "write_summary", "label_column", "window_weights", "SUMMARY_FIELDS"]
 
@@ -102,7 +102,7 @@ def write_summary(summary: pd.DataFrame, path: str | os.PathLike) -> bool:
     """Write a :func:`summary_table` as CSV, atomically (numbers to 6 significant digits, NaN as empty); a file that
     already says the same is left as it is (a resumed run with nothing new touches nothing). Returns whether it
     wrote."""
-    text = summary.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    text = frame_csv_text(summary, index=False, float_format="%.6g")  # cells escaped for spreadsheets
     path = Path(path)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False

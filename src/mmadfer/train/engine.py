@@ -34,6 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import accel
+from ..checkpoint_checks import check_class_names
 from ..checkpoints import load_encoder_weights, save_checkpoint
 from ..data.datasets import build_dataset
 from ..data.synthetic import is_synthetic_dataset, write_synthetic_dataset
@@ -94,6 +95,7 @@ def build_datasets(cfg: TrainConfig, preprocess=None):
 def build_model(cfg: TrainConfig, class_names, *, announce: bool = True) -> MMADFER:
     """The model of ``cfg.model`` for ``class_names``: seeded initialisation, the trainable policy, and the encoder
     weights (with a loud warning when a needed encoder has none)."""
+    check_class_names(class_names, cfg.data.root)  # refused now, not when the trained checkpoint is loaded
     model_cfg = cfg.model.model_config(class_names)
     torch.manual_seed(cfg.train.seed)
     model = MMADFER(model_cfg)
