@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("export", ("export",)),
     ("runtime", ("runtime",)),
     ("application", ("predict", "train", "bench")),
+    ("distill", ("distill",)),
     ("server", ("serve",)),
     ("commands", ("commands", "cli")),
 ]

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ModelConfig": "mmadfer.config",
     "PreprocessConfig": "mmadfer.config",
+    "EncoderConfig": "mmadfer.config",
     "MmadferError": "mmadfer.errors",
     "MediaError": "mmadfer.errors",
     "CheckpointError": "mmadfer.errors",

@@ -99,8 +99,8 @@ def compile_regions(model: nn.Module, *, mode: str | None = None) -> nn.Module:
     regions: list[nn.Module] = []
     for name in ("vision", "audio"):
         encoder = getattr(model, name, None)
-        if encoder is not None:
-            regions += list(encoder.blocks)
+        if encoder is not None:  # a ViT's blocks; a per-frame timm model as one region
+            regions += list(getattr(encoder, "blocks", [encoder]))
     regions += list(getattr(model, "fusion", None) or [])
     if getattr(model, "temporal", None) is not None:
         regions.append(model.temporal)

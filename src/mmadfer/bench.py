@@ -411,9 +411,11 @@ def format_markdown(result: dict) -> str:
     stages = [r for r in rows if "stage_fraction" in r]
     if stages:
         names = list(stages[0]["stage_fraction"])
-        table += ("\n\n| predict run | " + " | ".join(names) + " |\n|" + "---|" * (len(names) + 1) + "\n"
-                  + "\n".join(f"| {r['mode']} ({r['video']}) | " + " | ".join(
-                      f"{r['stage_fraction'][n]:.1%}" for n in names) + " |" for r in stages))
+        table += ("\n\n| predict run (model, mode, video) | wall | " + " | ".join(names) + " |\n|"
+                  + "---|" * (len(names) + 2) + "\n"
+                  + "\n".join(f"| {r['model']}, {r['mode']} ({r['video']}) | {r['wall_s']} s | " + " | ".join(
+                      f"{r['stage_fraction'][n]:.1%} ({r['stage_s'][n]:.1f} s)" for n in names) + " |"
+                      for r in stages))
     return (f"{env['date']} · {env['device']}{cpu} · torch {env['torch']} · {env['model']} model at "
             f"{env['img_size']} px · {result['gflop_per_clip']} GFLOP/clip\n\n" + table)
 

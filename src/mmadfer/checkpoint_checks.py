@@ -26,14 +26,15 @@ import zipfile
 from pathlib import Path
 from typing import Mapping
 
+import timm
 import torch
 
-from .config import RESERVED_LABELS, ModelConfig
+from .config import RESERVED_LABELS, EncoderConfig, ModelConfig
 from .errors import CheckpointError
 from .model.mmadfer import MMADFER
 
-__all__ = ["check_zip_sizes", "check_config", "check_fits", "check_keys", "check_finite", "check_class_names",
-           "CONFIG_BOUNDS", "MAX_ZIP_RATIO"]
+__all__ = ["check_zip_sizes", "check_config", "check_encoder_config", "check_fits", "check_keys", "check_finite",
+           "check_class_names", "CONFIG_BOUNDS", "MAX_ZIP_RATIO"]
 #: Longest class name accepted (in characters): a label is a word or a short phrase.
 MAX_CLASS_NAME = 200
 
@@ -106,7 +107,9 @@ def check_config(cfg: ModelConfig, path: str | os.PathLike | None) -> None:
             raise bad(field, f"is not a number in {low}..{high}")
     if cfg.embed_dim % cfg.num_heads:
         raise bad("embed_dim", f"is not divisible by num_heads={cfg.num_heads}")
-    if cfg.audio_frames % cfg.patch_size or cfg.audio_mel_bins % cfg.patch_size:
+    for side in ("vision_encoder", "audio_encoder"):
+        check_encoder_config(getattr(cfg, side), side, path)
+    if cfg.audio.is_vit and (cfg.audio_frames % cfg.audio.patch_size or cfg.audio_mel_bins % cfg.audio.patch_size):
         raise bad("patch_size", f"does not divide audio_frames={cfg.audio_frames} and "
                                 f"audio_mel_bins={cfg.audio_mel_bins}")
     tokens = max(math.prod(cfg.vision_grid), math.prod(cfg.audio_grid)) + cfg.n_prompt_tokens + 1
@@ -142,6 +145,23 @@ def check_class_names(names, path: str | os.PathLike | None) -> None:
         if name in seen:
             raise bad(f"repeats class {seen[name]}")
         seen[name] = i
+
+
+def check_encoder_config(enc: EncoderConfig | None, side: str, path: str | os.PathLike | None) -> None:
+    """A named encoder's sizes are integers within :data:`CONFIG_BOUNDS` and a ``timm`` name is one timm knows
+    (so a checkpoint can only build a model from timm's registry, never an arbitrary one)."""
+    if enc is None:
+        return
+    for field in ("embed_dim", "depth", "num_heads", "patch_size"):
+        value, (low, high) = getattr(enc, field), CONFIG_BOUNDS[field]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise CheckpointError(path, f"invalid model config: {side}.{field}={value!r} is not an integer in "
+                                        f"{low}..{high}")
+    if enc.embed_dim % enc.num_heads:
+        raise CheckpointError(path, f"invalid model config: {side}.embed_dim={enc.embed_dim} is not divisible by "
+                                    f"num_heads={enc.num_heads}")
+    if enc.timm is not None and not timm.is_model(enc.timm):
+        raise CheckpointError(path, f"invalid model config: {side}.timm={enc.timm!r} is not a timm model")
 
 
 def check_fits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], path: str | os.PathLike | None, *,

@@ -7,7 +7,9 @@ Three formats are read:
   where ``recorder`` is a pickled ``__main__.RecorderMeter`` holding numpy arrays. It is read with PyTorch's
   ``weights_only`` unpickler and an allow-list of exactly the globals that container needs; anything else (for example
   ``os.system``) is refused before any byte of the pickle is executed.
-* **MAE pretraining checkpoints** (MAE-Face for vision, AudioMAE for audio): ``{'model': encoder + decoder weights}``.
+* **Encoder weights** (:func:`load_encoder_weights`): MAE pretraining checkpoints (MAE-Face for vision, AudioMAE for
+  audio: ``{'model': encoder + decoder weights}``), timm ViT state dicts of the encoder's shape, and timm state dicts
+  of a per-frame timm encoder; in ``.pth``/``.pt``/``.bin`` containers or ``.safetensors`` files.
 * **mmadfer's own format**: safetensors weights with the model config and preprocessing profile in the metadata.
 
 Conversions are pure functions ``state_dict -> state_dict`` (timm's ``checkpoint_filter_fn`` pattern), followed by a
@@ -29,16 +31,19 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from timm.layers import resample_abs_pos_embed
+from timm.models import adapt_input_conv
 
 from .checkpoint_checks import check_config, check_finite, check_fits, check_keys, check_zip_sizes
 from .config import ModelConfig
 from .errors import CheckpointError
 from .io import atomic_path, sha256_file
+from .model.frames import TimmFrameEncoder
 from .model.mmadfer import MMADFER
 
 __all__ = [
     "load_official_checkpoint", "load_encoder_weights", "save_checkpoint", "load_checkpoint", "load_model",
-    "convert_official_state_dict", "config_from_official_state_dict", "convert_mae_state_dict", "safe_torch_load",
+    "convert_official_state_dict", "config_from_official_state_dict", "convert_mae_state_dict",
+    "convert_timm_frame_state_dict", "safe_torch_load",
     "strict_load", "FORMAT_VERSION",
 ]
 
@@ -251,18 +256,23 @@ def load_official_checkpoint(path: str | os.PathLike, *, map_location: str | tor
 # MAE pretraining checkpoints (MAE-Face, AudioMAE)
 # ---------------------------------------------------------------------------------------------------------------------
 _MAE_DROP = re.compile(r"^(decoder|mask_token|head\.|fc_norm\.|head_dist)")
+_BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 
 def convert_mae_state_dict(state_dict: Mapping[str, torch.Tensor], encoder: torch.nn.Module,
                            path: str | os.PathLike | None = None, *, in_chans: int) -> Tensors:
-    """An MAE checkpoint's encoder weights, fitted to a :class:`PromptedViT` (pure; ``encoder`` is only read).
+    """An MAE or timm ViT checkpoint's encoder weights, fitted to a :class:`PromptedViT` (pure; ``encoder`` is only
+    read). MAE and timm ViTs share key names (``patch_embed``, ``cls_token``, ``pos_embed``, ``blocks.N``, ``norm``).
 
     Drops the MAE decoder, mask token and any classification head; checks the patch embedding's input channels (3 for
-    faces, 1 for fbanks) so that a swapped file is caught; resamples the positional embedding to the encoder's grid
-    and appends the encoder's current (new, randomly initialised) prompt positions.
+    faces, 1 for fbanks) so that a swapped file is caught; keeps the file's first ``encoder.depth`` blocks (a
+    shallower encoder, e.g. ``vit-tiny-6``, starts from the first blocks of the full network; a file with fewer
+    blocks than the encoder fails the strict load); resamples the positional embedding to the encoder's grid and
+    appends the encoder's current (new, randomly initialised) prompt positions.
     """
     sd = {k.removeprefix("module.").removeprefix("encoder."): v for k, v in state_dict.items()}
-    sd = {k: v.float() for k, v in sd.items() if not _MAE_DROP.match(k)}
+    sd = {k: v.float() for k, v in sd.items() if not _MAE_DROP.match(k)
+          and not ((m := _BLOCK.match(k)) and int(m.group(1)) >= encoder.depth)}
     w = sd.get("patch_embed.proj.weight")
     if w is None:
         raise CheckpointError(path, "no 'patch_embed.proj.weight': not a ViT/MAE encoder checkpoint")
@@ -288,16 +298,42 @@ def convert_mae_state_dict(state_dict: Mapping[str, torch.Tensor], encoder: torc
     return sd
 
 
+def convert_timm_frame_state_dict(state_dict: Mapping[str, torch.Tensor], encoder: TimmFrameEncoder) -> Tensors:
+    """A timm checkpoint of a per-frame encoder's model, fitted to :class:`TimmFrameEncoder` (pure).
+
+    Drops the classifier (timm's ``pretrained_cfg['classifier']``), adapts an RGB stem to a 1-channel fbank input by
+    summing its channel weights (timm's ``adapt_input_conv``, as timm does for ``in_chans=1``) and adds the
+    ``model.`` prefix. The strict load that follows reports anything else that does not fit.
+    """
+    own = encoder.state_dict()
+    out: Tensors = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")
+        if key.startswith(encoder.classifier_prefixes):
+            continue
+        key = f"model.{key}"
+        target = own.get(key)
+        if target is not None and value.ndim == 4 and value.shape[1] == 3 and target.shape[1] == encoder.in_chans != 3:
+            value = adapt_input_conv(encoder.in_chans, value)
+        out[key] = value.float() if value.is_floating_point() else value
+    return out
+
+
 def load_encoder_weights(model: MMADFER, vision: str | os.PathLike | None = None,
                          audio: str | os.PathLike | None = None) -> MMADFER:
-    """Initialise the frozen encoders from MAE pretraining checkpoints (MAE-Face for ``vision``, AudioMAE for ``audio``).
+    """Initialise the encoders from local weight files: MAE pretraining checkpoints (MAE-Face for ``vision``, AudioMAE
+    for ``audio``), timm ViT weights, or a timm model's weights for a per-frame timm encoder.
 
-    Each file must hold an encoder's patch embedding, CLS token, positional embedding, blocks and final norm (a
-    ``{'model': ...}`` MAE container, a plain state dict or a safetensors file); anything missing or left over raises.
-    The prompts, prompt positions, fusion and head keep their fresh initialisation. Records the sources (path and
-    SHA-256) on ``model.encoder_sources`` so that :func:`save_checkpoint` can store only the trained tensors.
+    Each file must hold what its encoder needs (a ViT: patch embedding, CLS token, positional embedding, blocks and
+    final norm), in a ``{'model': ...}`` or ``{'state_dict': ...}`` container, a plain state dict or a safetensors
+    file; anything missing, left over or mis-shaped raises. A file not given here comes from the encoder's config
+    (``EncoderConfig.weights``) when it names one. The prompts, prompt positions, fusion and head keep their fresh
+    initialisation. Records the sources (path and SHA-256) on ``model.encoder_sources`` so that
+    :func:`save_checkpoint` can store only the trained tensors.
     """
     sources = dict(getattr(model, "encoder_sources", {}) or {})
+    vision = vision or (model.cfg.vision.weights if model.vision is not None else None)
+    audio = audio or (model.cfg.audio.weights if model.audio is not None else None)
     for name, path in (("vision", vision), ("audio", audio)):
         if path is not None:
             _load_encoder(model, name, Path(path))
@@ -307,10 +343,13 @@ def load_encoder_weights(model: MMADFER, vision: str | os.PathLike | None = None
 
 
 def _load_encoder(model: MMADFER, name: str, path: Path) -> None:
-    """Load one MAE encoder file into ``model.<name>`` (strict; prompts keep their initialisation)."""
+    """Load one encoder file into ``model.<name>`` (strict; prompts keep their initialisation)."""
     encoder = getattr(model, name)
     if encoder is None:
         raise CheckpointError(path, f"the model has no {name} encoder (modality={model.cfg.modality!r})")
+    if isinstance(encoder, TimmFrameEncoder):
+        strict_load(encoder, convert_timm_frame_state_dict(_read_state_dict(path), encoder), path)
+        return
     sd = convert_mae_state_dict(_read_state_dict(path), encoder, path, in_chans=3 if name == "vision" else 1)
     strict_load(encoder, sd, path, allow_missing=("prompts", "prompt_updates"))
 

@@ -16,7 +16,8 @@ import sys
 
 from . import __version__
 
-COMMANDS = ("demo", "predict", "train", "evaluate", "calibrate", "cv", "ablate", "prepare", "synth", "export", "bench", "serve")
+COMMANDS = ("demo", "predict", "train", "evaluate", "calibrate", "cv", "ablate", "prepare", "synth", "export", "bench",
+            "serve", "distill")
 
 
 class StderrHandler(logging.Handler):

@@ -3,6 +3,12 @@
 Both accept plain dicts (``ModelConfig.from_dict``) so they round-trip through JSON, YAML and checkpoint
 metadata. Every size that the reference hard-codes (16 frames, 768 dims, 12 blocks, 6 prompts, a 128-d
 fusion bottleneck) is a field here.
+
+Each encoder (face, audio) can be chosen by name: :data:`ENCODERS` maps a name to an :class:`EncoderConfig` (a
+ViT by width/depth/heads/patch, or any timm model run per frame), and ``ModelConfig.vision_encoder`` /
+``audio_encoder`` take a name or an :class:`EncoderConfig`. Left unset, the encoders are the reference ViT-B/16 built
+from the top-level fields, as in every checkpoint written before encoders had names. :data:`STUDENTS` are the small
+audio-visual models that ``mmadfer distill`` trains.
 """
 from __future__ import annotations
 
@@ -10,8 +16,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ModelConfig", "PreprocessConfig", "PROMPT_MODES", "TEMPORAL_MODES", "MODALITIES", "AUDIO_PROFILES",
-           "NO_FACE", "UNCERTAIN", "RESERVED_LABELS", "DEFAULT_MIN_FACE_COVERAGE"]
+__all__ = ["ModelConfig", "PreprocessConfig", "EncoderConfig", "ENCODERS", "STUDENTS", "PROMPT_MODES",
+           "TEMPORAL_MODES", "MODALITIES", "AUDIO_PROFILES", "NO_FACE", "UNCERTAIN", "RESERVED_LABELS",
+           "DEFAULT_MIN_FACE_COVERAGE"]
 
 PROMPT_MODES = ("progressive", "static", "none")
 TEMPORAL_MODES = ("transformer", "mean")
@@ -78,6 +85,65 @@ class PreprocessConfig:
 
 
 @dataclass
+class EncoderConfig:
+    """One encoder (face or audio), swappable by name.
+
+    ``timm=None``: a ViT with timm's block layout and key names (:class:`~mmadfer.model.encoder.PromptedViT`: CLS,
+    patches and prompts; token-level fusion), of ``embed_dim`` width, ``depth`` blocks, ``num_heads`` heads and
+    ``patch_size`` patches. Its weights load from MAE (MAE-Face, AudioMAE) or timm ViT state dicts of the same shape.
+
+    ``timm='<model name>'``: any timm model, built without pretrained weights (nothing is downloaded) and run on each
+    frame (or on the fbank image) to its pooled feature (:class:`~mmadfer.model.frames.TimmFrameEncoder`). It has
+    no tokens to exchange, so the fusion bottleneck is off for it (late fusion) and it takes no prompts.
+
+    ``weights``: a local file (MAE container, timm state dict, ``.pth``/``.pt``/``.bin`` or ``.safetensors``) loaded
+    strictly by :func:`mmadfer.load_encoder_weights` when no other file is given. The input size (image size and
+    frames for faces, fbank frames and mel bins for audio) stays on :class:`ModelConfig`, because preprocessing
+    produces it.
+    """
+
+    timm: str | None = None
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    weights: str | None = None
+
+    @property
+    def is_vit(self) -> bool:
+        return self.timm is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: "dict[str, Any] | str | EncoderConfig") -> "EncoderConfig":
+        if isinstance(d, str):
+            return named_encoder(d)
+        return _from_dict(cls, d)
+
+
+#: Encoders by name: a new backbone is one entry here (docs/ARCHITECTURE.md, "Where to add").
+ENCODERS: dict[str, EncoderConfig] = {
+    "vit-base": EncoderConfig(),  # the reference: MAE-Face / AudioMAE, timm vit_base_patch16_224 layout
+    "vit-small": EncoderConfig(embed_dim=384, depth=12, num_heads=6),  # timm vit_small_patch16_224
+    "vit-tiny": EncoderConfig(embed_dim=192, depth=12, num_heads=3),  # timm vit_tiny_patch16_224
+    "vit-tiny-6": EncoderConfig(embed_dim=192, depth=6, num_heads=3),  # the first 6 blocks of ViT-Tiny
+    "vit-mini-4": EncoderConfig(embed_dim=128, depth=4, num_heads=2),  # a small audio encoder for students
+    "resnet18": EncoderConfig(timm="resnet18"),
+    "mobilenetv3-small": EncoderConfig(timm="mobilenetv3_small_100"),
+}
+
+
+def named_encoder(name: str) -> EncoderConfig:
+    """The :data:`ENCODERS` entry ``name`` (a copy)."""
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)} (or give an EncoderConfig)")
+    return dataclasses.replace(ENCODERS[name])
+
+
+@dataclass
 class ModelConfig:
     """Architecture of :class:`mmadfer.MMADFER`. ``reference()`` is the paper's model; ``tiny()`` is for tests."""
 
@@ -113,10 +179,20 @@ class ModelConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     # --- confidence: probabilities are softmax(logits / temperature); `mmadfer calibrate` fits it (1.0: as trained) ---
     temperature: float = 1.0
+    # --- encoders by name (None: the reference ViT from the fields above) and training-time modality dropout ---
+    vision_encoder: EncoderConfig | None = None
+    audio_encoder: EncoderConfig | None = None
+    modality_dropout: float = 0.0  # training only: per clip, drop the face or the audio feature with this probability
 
     def __post_init__(self):
         if isinstance(self.preprocess, dict):
             self.preprocess = PreprocessConfig.from_dict(self.preprocess)
+        for name in ("vision_encoder", "audio_encoder"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, EncoderConfig):
+                setattr(self, name, EncoderConfig.from_dict(value))
+        if not 0.0 <= self.modality_dropout < 0.5:
+            raise ValueError(f"modality_dropout must be in [0, 0.5), got {self.modality_dropout!r}")
         if self.class_names is not None:
             self.class_names = tuple(self.class_names)
             if len(self.class_names) != self.num_classes:
@@ -130,13 +206,34 @@ class ModelConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if self.img_size % self.patch_size:
-            raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}")
+        if self.vision.is_vit and self.img_size % self.vision.patch_size:
+            raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size {self.vision.patch_size}")
         if self.prompt_mode != "none":
             if self.num_prompts < 1 or self.num_prompts % self.prompts_per_group:
                 raise ValueError("num_prompts must be a positive multiple of prompts_per_group")
-            if self.depth % self.num_groups:
-                raise ValueError(f"depth {self.depth} is not divisible by {self.num_groups} prompt groups")
+            for side, enc in (("vision", self.vision), ("audio", self.audio)):
+                if enc.is_vit and enc.depth % self.num_groups:
+                    raise ValueError(f"{side} depth {enc.depth} is not divisible by {self.num_groups} prompt groups")
+
+    # -- the encoders in effect ------------------------------------------------------------------------
+    @property
+    def vision(self) -> EncoderConfig:
+        """The face encoder: ``vision_encoder``, or the reference ViT from the top-level fields."""
+        return self.vision_encoder or self._reference_encoder()
+
+    @property
+    def audio(self) -> EncoderConfig:
+        """The audio encoder: ``audio_encoder``, or the reference ViT from the top-level fields."""
+        return self.audio_encoder or self._reference_encoder()
+
+    def _reference_encoder(self) -> EncoderConfig:
+        return EncoderConfig(embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
+                             mlp_ratio=self.mlp_ratio, patch_size=self.patch_size)
+
+    @property
+    def token_fusion(self) -> bool:
+        """Whether the fusion bottleneck runs: asked for, both modalities used, and both encoders have tokens."""
+        return self.fusion and self.modality == "av" and self.vision.is_vit and self.audio.is_vit
 
     # -- derived sizes -------------------------------------------------------------------------
     @property
@@ -149,11 +246,12 @@ class ModelConfig:
 
     @property
     def vision_grid(self) -> tuple[int, int]:
-        return (self.img_size // self.patch_size,) * 2
+        return (self.img_size // self.vision.patch_size,) * 2
 
     @property
     def audio_grid(self) -> tuple[int, int]:
-        return (self.audio_frames // self.patch_size, self.audio_mel_bins // self.patch_size)
+        p = self.audio.patch_size
+        return (self.audio_frames // p, self.audio_mel_bins // p)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -184,6 +282,17 @@ class ModelConfig:
         kw.setdefault("preprocess", PreprocessConfig(img_size=kw["img_size"], num_frames=kw["num_frames"]))
         return cls(**kw)
 
+    @classmethod
+    def student(cls, name: str = "vit-tiny", num_classes: int = 7, **overrides: Any) -> "ModelConfig":
+        """A small audio-visual model from :data:`STUDENTS` (for ``mmadfer distill``): same fbank input, fewer and
+        smaller frames, small encoders, a small temporal head."""
+        if name not in STUDENTS:
+            raise ValueError(f"unknown student preset {name!r}; known: {', '.join(STUDENTS)}")
+        kw = {k: dataclasses.replace(v) if isinstance(v, EncoderConfig) else v for k, v in STUDENTS[name].items()}
+        kw.update(num_classes=num_classes, **overrides)
+        kw.setdefault("preprocess", PreprocessConfig(img_size=kw["img_size"], num_frames=kw["num_frames"]))
+        return _from_dict(cls, kw)  # an unknown field is a ValueError naming it
+
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
 
@@ -197,6 +306,22 @@ class ModelConfig:
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         return _from_dict(cls, d)
 
+
+_SMALL_HEAD = dict(temporal_dim=128, temporal_depth=1, temporal_heads=4, temporal_head_dim=32, temporal_mlp_dim=256,
+                   drop_path_rate=0.0, num_prompts=2, prompts_per_group=2, fusion_dim=32, modality_dropout=0.2)
+#: Student presets (``ModelConfig.student(name)``, ``mmadfer distill --student NAME``): the reference's audio input
+#: (512×128 fbank), 8 frames, small encoders, one small temporal layer, modality dropout so silent clips still work.
+STUDENTS: dict[str, dict[str, Any]] = {
+    # ViT-Tiny-wide face encoder (6 blocks) on 8×112 px, 4-block audio ViT; bottlenecks placed by the depth rule
+    "vit-tiny": dict(img_size=112, num_frames=8, vision_encoder=ENCODERS["vit-tiny-6"],
+                     audio_encoder=ENCODERS["vit-mini-4"], fusion=True, **_SMALL_HEAD),
+    # ViT-Small on 8×112 px (timm vit_small_patch16_224 weights load into it), 4-block audio ViT, bottleneck fusion
+    "vit-small": dict(img_size=112, num_frames=8, vision_encoder=ENCODERS["vit-small"],
+                      audio_encoder=ENCODERS["vit-mini-4"], fusion=True, **_SMALL_HEAD),
+    # a per-frame CNN (timm MobileNetV3-Small) on 8×128 px and a 4-block audio ViT, late fusion
+    "mobilenet": dict(img_size=128, num_frames=8, vision_encoder=ENCODERS["mobilenetv3-small"],
+                      audio_encoder=ENCODERS["vit-mini-4"], fusion=False, **_SMALL_HEAD),
+}
 
 #: DFEW's 7 classes, in the order of its label indices (1..7 in the annotation files, 0..6 here).
 DFEW_CLASSES = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")

@@ -53,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predict-precision", default=d.predict_precision, help="predict: model precision")
     p.add_argument("--detect-max-side", type=int, default=None,
                    help="predict: detect faces on frames downscaled to this long side (default: full resolution)")
+    p.add_argument("--student", default="vit-tiny",
+                   help="predict: also run this student preset, side by side with --size (mmadfer.config.STUDENTS; "
+                        "'none' to skip; default %(default)s)")
     add_detector_argument(p, default="mtcnn")
     p.add_argument("--faces-stride", type=float, default=1.0,
                    help="faces: window stride in seconds of the detector comparison (default 1)")
@@ -76,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             result["rows"] += bench_predict(s.size, s.device, seconds=s.video_seconds, workers=s.predict_workers,
                                             video=s.video, precision=s.predict_precision, copies=s.predict_copies,
-                                            detect_max_side=args.detect_max_side, detector=detector_name(args))
+                                            detect_max_side=args.detect_max_side, detector=detector_name(args),
+                                            student=None if args.student == "none" else args.student)
         except Exception as e:  # reported like any failing mode
             result["rows"].append({"kind": "predict", "mode": "", "error": f"{type(e).__name__}: {e}"})
     if "faces" in s.what:

@@ -113,9 +113,21 @@ class PromptedViT(nn.Module):
         upd = self.prompt_update(block_idx, x.shape[1])  # [L, D] or None
         return x if upd is None else x + upd
 
+    def run_blocks(self, x: torch.Tensor, start: int, last: int) -> tuple[torch.Tensor, int]:
+        """Blocks ``start..last`` (inclusive); the prompt updates due after each block but ``last`` are added here,
+        the one after ``last`` by the caller, after that block's fusion. Returns the tokens and ``last + 1``."""
+        # x: [N, L, D]
+        for i in range(start, last + 1):
+            x = self.blocks[i](x)
+            if i < last:
+                x = self.update_prompts(x, i)
+        return x, last + 1
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Unimodal pass (no fusion): the final-norm CLS feature, ``[N, D]``."""
-        x = self.embed(x)
-        for i, block in enumerate(self.blocks):
-            x = self.update_prompts(block(x), i)
-        return self.norm(x)[:, 0]
+        x, _ = self.run_blocks(self.embed(x), 0, self.depth - 1)
+        return self.norm(self.update_prompts(x, self.depth - 1))[:, 0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: [N, C, H, W] -> the CLS feature [N, D] (the encoder alone, as in late fusion)
+        return self.forward_features(x)

@@ -104,7 +104,7 @@ def convert_encoders_to_fp8(model: nn.Module, rowwise: bool = True) -> nn.Module
     save checkpoints from the unconverted model.
     """
     for enc in (getattr(model, "vision", None), getattr(model, "audio", None)):
-        if enc is None:
+        if enc is None or not hasattr(enc, "blocks"):  # a per-frame timm encoder has no ViT blocks: left as it is
             continue
         for block in enc.blocks:
             for parent, name in ((block.attn, "qkv"), (block.attn, "proj"), (block.mlp, "fc1"), (block.mlp, "fc2")):

@@ -5,7 +5,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FusionBottleneck"]
+__all__ = ["FusionBottleneck", "fusion_schedule"]
+
+
+def fusion_schedule(vision_depth: int, audio_depth: int) -> list[tuple[int, int]]:
+    """Where the bottlenecks go: ``[(vision_block, audio_block), ...]``, one bottleneck after each pair.
+
+    The rule: ``n = min(vision_depth, audio_depth)`` bottlenecks; bottleneck ``k`` (0-based) comes after block
+    ``ceil((k + 1) * depth / n) - 1`` of each encoder, i.e. at the end of the k-th of ``n`` equal spans of its blocks.
+    Equal depths give one after every block (the reference). A 12-block face encoder with a 4-block audio encoder
+    exchanges after face blocks 2, 5, 8, 11 and audio blocks 0, 1, 2, 3: both streams meet at the same fraction of
+    their depth.
+    """
+    n = min(vision_depth, audio_depth)
+    return [(-(-(k + 1) * vision_depth // n) - 1, -(-(k + 1) * audio_depth // n) - 1) for k in range(n)]
 
 
 class FusionBottleneck(nn.Module):
@@ -17,19 +30,20 @@ class FusionBottleneck(nn.Module):
     bottleneck leaves the pretrained encoders untouched.
     """
 
-    def __init__(self, dim: int = 768, bottleneck_dim: int = 128):
+    def __init__(self, dim: int = 768, bottleneck_dim: int = 128, audio_dim: int | None = None):
         super().__init__()
+        audio_dim = audio_dim or dim  # the encoders may differ in width: the bottleneck is where they meet
         self.img_down = nn.Linear(dim, bottleneck_dim)
         self.img_norm = nn.LayerNorm(bottleneck_dim)
-        self.aud_down = nn.Linear(dim, bottleneck_dim)
+        self.aud_down = nn.Linear(audio_dim, bottleneck_dim)
         self.aud_norm = nn.LayerNorm(bottleneck_dim)
         self.img_up = nn.Linear(bottleneck_dim, dim)
-        self.aud_up = nn.Linear(bottleneck_dim, dim)
+        self.aud_up = nn.Linear(bottleneck_dim, audio_dim)
         self.img_gate = nn.Parameter(torch.zeros(1))
         self.aud_gate = nn.Parameter(torch.zeros(1))
 
     def forward(self, img: torch.Tensor, aud: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # img: [B*T, Lv, D] (T frames of each clip are consecutive); aud: [B, La, D]
+        # img: [B*T, Lv, Dv] (T frames of each clip are consecutive); aud: [B, La, Da]
         B = aud.shape[0]
         v = self.img_norm(self.img_down(img))  # [B*T, Lv, d]
         a = self.aud_norm(self.aud_down(aud))  # [B, La, d]

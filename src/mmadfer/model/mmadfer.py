@@ -13,15 +13,16 @@ from torch import nn
 
 from ..config import ModelConfig
 from .encoder import PromptedViT
-from .fusion import FusionBottleneck
+from .frames import TimmFrameEncoder
+from .fusion import FusionBottleneck, fusion_schedule
 from .temporal import TemporalMeanPool, TemporalTransformer
 
-__all__ = ["MMADFER"]
+__all__ = ["MMADFER", "build_encoder", "modality_dropout"]
 
 #: Parameter-name prefixes that the reference recipe trains; everything else (patch embeddings, CLS tokens, blocks,
 #: final norms) stays frozen.
 TRAINABLE_PREFIXES = ("vision.pos_embed", "vision.prompts", "vision.prompt_updates", "audio.pos_embed",
-                      "audio.prompts", "audio.prompt_updates", "fusion.", "proj.", "temporal.", "head.")
+                      "audio.prompts", "audio.prompt_updates", "fusion.", "proj.", "audio_proj.", "temporal.", "head.")
 
 
 class MMADFER(nn.Module):
@@ -39,17 +40,18 @@ class MMADFER(nn.Module):
         super().__init__()
         cfg = ModelConfig.from_dict(cfg) if isinstance(cfg, dict) else (cfg or ModelConfig())
         self.cfg = cfg = cfg.replace(**overrides) if overrides else cfg
-        vit = dict(patch_size=cfg.patch_size, embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads,
-                   mlp_ratio=cfg.mlp_ratio, drop_path_rate=cfg.drop_path_rate, num_prompts=cfg.n_prompt_tokens,
-                   prompts_per_group=cfg.prompts_per_group, progressive=cfg.prompt_mode == "progressive")
         self.use_video = cfg.modality in ("av", "video")
         self.use_audio = cfg.modality in ("av", "audio")
-        self.vision = PromptedViT(input_size=(cfg.img_size,) * 2, in_chans=3, **vit) if self.use_video else None
-        self.audio = PromptedViT(input_size=(cfg.audio_frames, cfg.audio_mel_bins), in_chans=1, **vit) \
-            if self.use_audio else None
-        self.fusion = nn.ModuleList(FusionBottleneck(cfg.embed_dim, cfg.fusion_dim) for _ in range(cfg.depth)) \
-            if (cfg.fusion and cfg.modality == "av") else None
-        self.proj = nn.Linear(cfg.embed_dim, cfg.temporal_dim)
+        self.vision = build_encoder(cfg, "vision") if self.use_video else None
+        self.audio = build_encoder(cfg, "audio") if self.use_audio else None
+        v_dim = self.vision.embed_dim if self.vision is not None else None
+        a_dim = self.audio.embed_dim if self.audio is not None else None
+        self.schedule = fusion_schedule(cfg.vision.depth, cfg.audio.depth) if cfg.token_fusion else []
+        self.fusion = nn.ModuleList(FusionBottleneck(v_dim, cfg.fusion_dim, audio_dim=a_dim) for _ in self.schedule) \
+            if cfg.token_fusion else None
+        # One projection after the sum when the widths agree (the reference); one per modality when they differ.
+        self.proj = nn.Linear(v_dim or a_dim, cfg.temporal_dim)
+        self.audio_proj = nn.Linear(a_dim, cfg.temporal_dim) if v_dim and a_dim and v_dim != a_dim else None
         if cfg.temporal == "transformer":
             self.temporal = TemporalTransformer(cfg.temporal_dim, cfg.temporal_depth, cfg.temporal_heads,
                                                 cfg.temporal_head_dim, cfg.temporal_mlp_dim, cfg.num_frames)
@@ -60,43 +62,48 @@ class MMADFER(nn.Module):
 
     # ------------------------------------------------------------------------------------------------------------
     def encode(self, video: torch.Tensor | None, audio: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Run both encoders in lockstep; return the per-frame CLS ``[B, T, D]`` and audio CLS ``[B, D]`` features.
+        """Run both encoders; return the per-frame features ``[B, T, Dv]`` and the audio feature ``[B, Da]``.
 
-        After block ``i`` of each encoder comes the fusion bottleneck ``i``, then the prompt updates due at ``i``.
+        ViT encoders advance together through :attr:`schedule` (:func:`~mmadfer.model.fusion.fusion_schedule`): each
+        runs its blocks up to the next meeting point, the fusion bottleneck exchanges, then the prompt updates due at
+        those blocks are added. With equal depths that is, after every block ``i``: both blocks, fusion ``i``,
+        prompt updates ``i`` (the reference order).
         """
-        v = a = None
+        B = video.shape[0] if video is not None else audio.shape[0]
         if self.vision is not None:
-            B, T = video.shape[:2]
+            T = video.shape[1]
             if video.dtype == torch.uint8:
                 video = video.float().div_(255)
-            v = self.vision.embed(video.flatten(0, 1))  # [B*T, 1+Pv+prompts, D]
-        if self.audio is not None:
-            a = self.audio.embed(audio)  # [B, 1+Pa+prompts, D]
-        for i in range(self.cfg.depth):
-            if v is not None:
-                v = self.vision.blocks[i](v)
-            if a is not None:
-                a = self.audio.blocks[i](a)
-            if self.fusion is not None:
-                v, a = self.fusion[i](v, a)
-            if v is not None:
-                v = self.vision.update_prompts(v, i)
-            if a is not None:
-                a = self.audio.update_prompts(a, i)
-        v_cls = self.vision.norm(v[:, 0]).view(B, T, -1) if v is not None else None  # [B, T, D]
-        a_cls = self.audio.norm(a[:, 0]) if a is not None else None  # [B, D]
+            video = video.flatten(0, 1)  # [B*T, 3, H, W]
+        if not self.schedule:  # each encoder on its own (no token exchange): late fusion
+            v = self.vision(video).view(B, T, -1) if self.vision is not None else None  # [B, T, Dv]
+            return v, (self.audio(audio) if self.audio is not None else None)  # [B, Da]
+        v = self.vision.embed(video)  # [B*T, 1+Pv+prompts, Dv]
+        a = self.audio.embed(audio)  # [B, 1+Pa+prompts, Da]
+        v_next = a_next = 0
+        for i, (v_end, a_end) in enumerate(self.schedule):
+            v, v_next = self.vision.run_blocks(v, v_next, v_end)
+            a, a_next = self.audio.run_blocks(a, a_next, a_end)
+            v, a = self.fusion[i](v, a)
+            v = self.vision.update_prompts(v, v_end)
+            a = self.audio.update_prompts(a, a_end)
+        v_cls = self.vision.norm(v[:, 0]).view(B, T, -1)  # [B, T, Dv]
+        a_cls = self.audio.norm(a[:, 0])  # [B, Da]
         return v_cls, a_cls
 
     def forward_features(self, video: torch.Tensor | None, audio: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Intermediate features: ``fused_frames`` [B, T, temporal_dim] and ``clip`` [B, temporal_dim]."""
         v_cls, a_cls = self.encode(video, audio)
+        if self.training and self.cfg.modality_dropout and v_cls is not None and a_cls is not None:
+            v_cls, a_cls = modality_dropout(v_cls, a_cls, self.cfg.modality_dropout)
         if v_cls is None:
-            frames = a_cls.unsqueeze(1)  # [B, 1, D]: audio-only has one "frame"
+            fused = self.proj(a_cls.unsqueeze(1))  # [B, 1, temporal_dim]: audio-only has one "frame"
         elif a_cls is None:
-            frames = v_cls  # [B, T, D]
+            fused = self.proj(v_cls)  # [B, T, temporal_dim]
+        elif self.audio_proj is None:
+            fused = self.proj(v_cls + a_cls.unsqueeze(1))  # [B, T, temporal_dim]
         else:
-            frames = v_cls + a_cls.unsqueeze(1)  # [B, T, D]
-        fused = self.proj(frames)  # [B, T, temporal_dim]
+            fused = self.proj(v_cls) + self.audio_proj(a_cls).unsqueeze(1)  # [B, T, temporal_dim]
         return {"fused_frames": fused, "clip": self.temporal(fused)}  # clip: [B, temporal_dim]
 
     def forward(self, video: torch.Tensor | None, audio: torch.Tensor | None) -> torch.Tensor:
@@ -141,3 +148,26 @@ class MMADFER(nn.Module):
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.cfg.labels
+
+
+def build_encoder(cfg: ModelConfig, side: str) -> PromptedViT | TimmFrameEncoder:
+    """The ``side`` (``'vision'`` or ``'audio'``) encoder that ``cfg`` names."""
+    enc = cfg.vision if side == "vision" else cfg.audio
+    in_chans = 3 if side == "vision" else 1
+    if not enc.is_vit:
+        return TimmFrameEncoder(enc.timm, in_chans=in_chans)
+    size = (cfg.img_size,) * 2 if side == "vision" else (cfg.audio_frames, cfg.audio_mel_bins)
+    return PromptedViT(input_size=size, in_chans=in_chans, patch_size=enc.patch_size, embed_dim=enc.embed_dim,
+                       depth=enc.depth, num_heads=enc.num_heads, mlp_ratio=enc.mlp_ratio,
+                       drop_path_rate=cfg.drop_path_rate, num_prompts=cfg.n_prompt_tokens,
+                       prompts_per_group=cfg.prompts_per_group, progressive=cfg.prompt_mode == "progressive")
+
+
+def modality_dropout(v: torch.Tensor, a: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training only: per clip, zero the face features with probability ``p`` or the audio feature with probability
+    ``p`` (never both), so the model learns to answer from one modality (silent clips, faces out of view)."""
+    # v: [B, T, Dv]; a: [B, Da]
+    u = torch.rand(v.shape[0], device=v.device)  # [B]
+    keep_v = (u >= p).to(v.dtype)  # drop the face when u < p
+    keep_a = ((u < p) | (u >= 2 * p)).to(a.dtype)  # drop the audio when p <= u < 2p
+    return v * keep_v[:, None, None], a * keep_a[:, None]

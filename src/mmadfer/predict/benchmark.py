@@ -10,6 +10,10 @@ default window and stride:
 - ``pipelined``: ``workers`` processes decode, detect faces and compute features while the model runs, the way
   ``mmadfer predict`` runs an archive (stages overlap, so only the wall time is reported).
 
+``bench_predict(..., student='vit-tiny')`` runs the same two modes with a student preset of
+:data:`mmadfer.config.STUDENTS` after the ``size`` model, in the same call on the same file, so the two models'
+stage breakdowns sit side by side (same detector: the default MTCNN at full resolution unless ``detect_max_side``).
+
 ``x_realtime`` is video seconds per wall second (3600× is an hour of video in a second). Every row carries the CPU
 model, ISA flags and cores (:func:`mmadfer.hardware.cpu_signature`).
 """
@@ -78,16 +82,34 @@ def _run(rec: Recognizer, video: str, out: Path, workers: int, duration: float, 
 def bench_predict(size: str = "tiny", device: str = "cpu", *, seconds: float = 20.0, workers: int | None = None,
                   video: str | os.PathLike | None = None, precision: str | None = "fp32",
                   batch_size: int = 8, copies: int = 1, compile: bool = False, detect_max_side: int | None = None,
-                  detector: str = "mtcnn", log=print) -> list[dict[str, Any]]:
+                  detector: str = "mtcnn", student: str | None = None, log=print) -> list[dict[str, Any]]:
     """Run the ``sequential`` and ``pipelined`` predict benchmarks with a random-weight model of ``size``
     (``'tiny'`` or ``'reference'``) on ``device``. ``video``: an existing file, else the generated 720p video is
     made (and kept) in the system temp folder. The pipelined run predicts ``copies`` copies of it (an archive for
     many workers; one worker takes a whole video). ``detect_max_side``: detect faces on frames downscaled to this
     long side (:class:`~mmadfer.media.faces.FaceDetector` ``max_side``; default full resolution, as the reference).
     ``detector``: a name of :data:`~mmadfer.media.detectors.DETECTORS` (default the reference MTCNN; e.g.
-    ``'mtcnn-fast'``). Returns one row per mode."""
+    ``'mtcnn-fast'``). ``student``: also run a :data:`~mmadfer.config.STUDENTS` preset, after the ``size`` model,
+    with the same detector. Returns one row per model and mode."""
+    rows = []
+    for name in [size] + ([f"student {student}"] if student else []):
+        rows += _bench_model(name, device, seconds=seconds, workers=workers, video=video, precision=precision,
+                             batch_size=batch_size, copies=copies, compile=compile, detect_max_side=detect_max_side,
+                             detector=detector, log=log)
+    return rows
+
+
+def _model_config(name: str) -> ModelConfig:
+    if name.startswith("student "):
+        return ModelConfig.student(name.split(" ", 1)[1], num_classes=7)
+    return ModelConfig.tiny(num_classes=7) if name == "tiny" else ModelConfig.reference(7)
+
+
+def _bench_model(size: str, device: str, *, seconds: float, workers: int | None, video, precision: str | None,
+                 batch_size: int, copies: int, compile: bool, detect_max_side: int | None, detector: str,
+                 log) -> list[dict[str, Any]]:
     torch.manual_seed(0)
-    cfg = ModelConfig.tiny(num_classes=7) if size == "tiny" else ModelConfig.reference(7)
+    cfg = _model_config(size)
     name = f"mtcnn, max_side={detect_max_side}" if detect_max_side else detector
     detector = FaceDetector(device, max_side=detect_max_side) if detect_max_side else detector
     rec = Recognizer(MMADFER(cfg).eval(), device=device, batch_size=batch_size, precision=precision,
