@@ -34,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import accel
-from ..checkpoints import load_encoder_weights, save_checkpoint
+from ..checkpoints import load_encoder_weights, load_model, save_checkpoint
 from ..data.datasets import build_dataset
 from ..data.synthetic import write_synthetic_dataset
 from ..errors import CheckpointError, MmadferError
@@ -45,6 +45,7 @@ from ..model.mmadfer import MMADFER
 from ..runtime.runner import as_runner
 from . import distributed as D
 from .config import TrainConfig
+from .init import from_base
 from .loader import build_loader, num_batches
 from .logger import RunLogger, StepTimer
 from .preflight import require_clips
@@ -52,6 +53,7 @@ from .state import STATE_FORMAT, capture_rng, latest_state, load_state, prune_st
     state_path
 
 __all__ = ["fit", "evaluate_model", "predict_dataset", "build_datasets", "build_model", "build_optimizer",
+           "load_init", "validation_dataset",
            "completed_run", "seed_everything", "FINAL_CHECKPOINT"]
 
 logger = logging.getLogger(__name__)
@@ -90,9 +92,40 @@ def build_datasets(cfg: TrainConfig, preprocess=None):
     return train, test
 
 
-def build_model(cfg: TrainConfig, class_names, *, announce: bool = True) -> MMADFER:
+def load_init(cfg: TrainConfig) -> MMADFER | None:
+    """The checkpoint of ``model.init`` (``train --init``), loaded on the CPU, or None."""
+    if not cfg.model.init:
+        return None
+    kw = {k: v for k, v in (("vision", cfg.model.vision_weights), ("audio", cfg.model.audio_weights)) if v}
+    return load_model(cfg.model.init, **kw)
+
+
+def validation_dataset(cfg: TrainConfig, preprocess=None):
+    """The validation split (``annotations/set_<fold>_val.txt`` of a folder dataset, as ``prepare --labels``
+    writes from 3 folds on), or None where there is none."""
+    d = cfg.data
+    if d.dataset != "folder" or not d.root:
+        return None
+    ann = Path(d.options.get("annotation_dir") or Path(d.root) / "annotations")
+    if not (ann / (f"set_{d.fold}_val.txt" if d.fold is not None else "val.txt")).is_file():
+        return None
+    pre = preprocess or cfg.model.model_config(("_",)).preprocess
+    return build_dataset("folder", d.root, fold=d.fold, split="val", train=False, preprocess=pre,
+                         on_bad_sample=d.on_bad_sample, **d.options)
+
+
+def build_model(cfg: TrainConfig, class_names, *, announce: bool = True, init: MMADFER | None = None) -> MMADFER:
     """The model of ``cfg.model`` for ``class_names``: seeded initialisation, the trainable policy, and the encoder
-    weights (with a loud warning when a needed encoder has none)."""
+    weights (with a loud warning when a needed encoder has none). With ``model.init`` it starts from that whole
+    checkpoint instead (``init``: the checkpoint already loaded), its classifier rebuilt for ``class_names``
+    (:mod:`mmadfer.train.init`; the change is printed and kept as ``model.head_change``)."""
+    if cfg.model.init:
+        model, change = from_base(init if init is not None else load_init(cfg), class_names, seed=cfg.train.seed)
+        model.set_trainable(cfg.model.trainable)
+        model.head_change = change
+        if announce:
+            print(f"starting from {cfg.model.init}: {change.line()}", file=sys.stderr, flush=True)
+        return model
     model_cfg = cfg.model.model_config(class_names)
     torch.manual_seed(cfg.train.seed)
     model = MMADFER(model_cfg)
@@ -344,10 +377,19 @@ class _Trainer:
             raise ValueError(f"train.precision must be 'auto' or one of {accel.PRECISIONS}, got {self.precision!r}")
         _configure_backends(self.device, self.precision)
         seed_everything(cfg.train.seed)
-        self.train_ds, self.test_ds = build_datasets(cfg)
+        init = load_init(cfg)
+        preprocess = init.cfg.preprocess if init is not None else None
+        self.train_ds, self.test_ds = build_datasets(cfg, preprocess)
+        self.val_ds = validation_dataset(cfg, preprocess) if cfg.train.early_stopping else None
+        if cfg.train.early_stopping and self.val_ds is None and info.is_main:
+            print("train.early_stopping is set but there is no validation split (annotations/set_<k>_val.txt): "
+                  "training all epochs", file=sys.stderr, flush=True)
         self._check_clips()
         self.class_names = tuple(self.train_ds.class_names)
-        self.model = build_model(cfg, self.class_names, announce=info.is_main)
+        self.model = build_model(cfg, self.class_names, announce=info.is_main, init=init)
+        del init
+        self.best: dict[str, Any] | None = None  # early stopping: the best validation epoch and its weights
+        self.stopped = False
         self.fingerprint = _frozen_fingerprint(self.model)
         self.model.to(self.device)
         self.optimizer, self.scheduler = build_optimizer(self.model, cfg, self.device)
@@ -362,7 +404,8 @@ class _Trainer:
         self._batches = None  # one loader iterator for the rest of the run, made at the first epoch
         self.loader, self.sampler = build_loader(self.train_ds, batch_size=bs, seed=cfg.train.seed, shuffle=True,
                                                  rank=info.rank, world_size=info.world_size,
-                                                 epochs=cfg.train.epochs, **_loader_options(cfg, self.device))
+                                                 epochs=cfg.train.epochs, **_loader_options(cfg, self.device),
+                                                 balance_labels=self.train_ds.labels if cfg.train.balanced else None)
         self.steps_per_epoch = num_batches(self.sampler.num_samples, bs)
         compile = cfg.train.compile
         self.compiled = compile in (True, "regional") or (compile == "auto" and self.device.type == "cuda")
@@ -416,6 +459,7 @@ class _Trainer:
         self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
         self.history = list(state["history"])
         self.epoch_stats = dict(state["epoch_stats"])
+        self.best, self.stopped = state.get("best"), bool(state.get("stopped", False))
         rngs = state["rng"]
         if len(rngs) != self.info.world_size:
             logger.warning("state saved with %d process(es), resumed with %d: random streams differ from the "
@@ -434,7 +478,7 @@ class _Trainer:
             "frozen_fingerprint": self.fingerprint,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rngs,
             "history": self.history, "epoch_stats": dict(self.epoch_stats), "config": self.cfg.to_dict(),
-            "world_size": self.info.world_size,
+            "world_size": self.info.world_size, "best": self.best, "stopped": self.stopped,
         }
         directory = self.run_dir / _STATES_DIR
         save_state(state_path(directory, self.epoch, self.step), state)
@@ -534,23 +578,47 @@ class _Trainer:
         self.epoch_stats["correct"] += int(correct.item())
         self.epoch_stats["count"] += count
 
-    def _evaluate(self, out_dir: Path | None) -> dict[str, Any] | None:
-        if self.test_ds is None:
+    def _evaluate(self, out_dir: Path | None, dataset=None, n_resamples: int = 1000) -> dict[str, Any] | None:
+        dataset = self.test_ds if dataset is None else dataset
+        if dataset is None:
             return None
         bs = self.cfg.train.eval_batch_size or 2 * self.cfg.train.batch_size
-        return evaluate_model(self.model, self.test_ds, batch_size=bs, device=self.device, out_dir=out_dir,
+        return evaluate_model(self.model, dataset, batch_size=bs, device=self.device, out_dir=out_dir,
                               num_workers=self.cfg.data.num_workers, precision=self.precision,
-                              progress=self.info.is_main)
+                              progress=self.info.is_main, n_resamples=n_resamples)
+
+    def _watch_validation(self, row: dict[str, Any]) -> None:
+        """Early stopping: score the validation split, remember the best epoch's trainable weights, and stop after
+        ``train.early_stopping`` epochs without a better UAR."""
+        val = self._evaluate(None, self.val_ds, n_resamples=0)
+        row["val_uar"] = val["uar"]
+        epoch = self.epoch + 1
+        if self.best is None or val["uar"] > self.best["uar"]:
+            self.best = {"epoch": epoch, "uar": val["uar"],
+                         "weights": {n: p.detach().cpu().clone() for n, p in self.model.trainable_parameters().items()}}
+        elif epoch - self.best["epoch"] >= self.cfg.train.early_stopping:
+            self.stopped = True
+
+    def _restore_best(self) -> None:
+        with torch.no_grad():
+            for n, p in self.model.trainable_parameters().items():
+                p.copy_(self.best["weights"][n])
+        if self.info.is_main:
+            print(f"early stopping: kept epoch {self.best['epoch']} (validation UAR {self.best['uar']:.4f})",
+                  file=sys.stderr, flush=True)
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         epochs = cfg.train.epochs
+        watch = self.val_ds is not None
         final = None
         t0 = time.perf_counter()
-        while self.epoch < epochs:
+        while self.epoch < epochs and not self.stopped:
             row = self._train_epoch()
             self.scheduler.step()
-            last = self.epoch + 1 == epochs
+            if watch:
+                self._watch_validation(row)
+            last = self.epoch + 1 == epochs and not watch
             if last or (cfg.train.eval_every and (self.epoch + 1) % cfg.train.eval_every == 0):
                 result = self._evaluate(self.run_dir / "eval" if last else None)
                 if result is not None:
@@ -562,7 +630,9 @@ class _Trainer:
             self.epoch_stats = {"loss_sum": 0.0, "correct": 0, "count": 0, "bad_batches": 0}
             self._save_state()
             self.log.message(_row_text(row))
-        if final is None:  # resumed after the last epoch's state: evaluate again (deterministic)
+        if watch and self.best is not None:
+            self._restore_best()
+        if final is None:  # early stopping, or resumed after the last epoch's state: evaluate (deterministic)
             final = self._evaluate(self.run_dir / "eval")
         return self._finish(final, time.perf_counter() - t0)
 
@@ -575,12 +645,18 @@ class _Trainer:
             "precision": self.precision, "seconds_this_session": seconds,
             "mean_clips_per_s": float(np.mean([r["clips_per_s"] for r in self.history])) if self.history else None,
             "trainable_parameters": self.model.num_parameters(trainable_only=True),
+            "trainable": self.cfg.model.trainable, "balanced": self.cfg.train.balanced,
         }
+        if self.best is not None:
+            metrics["training"]["early_stopping"] = {"best_epoch": self.best["epoch"], "val_uar": self.best["uar"],
+                                                     "stopped_early": self.stopped}
+        if getattr(self.model, "head_change", None) is not None:
+            metrics["training"]["init"] = {"checkpoint": self.cfg.model.init, "head": self.model.head_change.to_dict()}
         ckpt = self.run_dir / FINAL_CHECKPOINT
         if self.info.is_main:
             model = self.model
             if self.precision.startswith("fp8"):  # the live model's encoder linears are fp8 now: save a clean copy
-                model = build_model(self.cfg, self.class_names, announce=False)
+                model = build_model(self.cfg, self.class_names, announce=False)  # (model.init: loaded again)
                 model.load_state_dict({n: p.detach().cpu() for n, p in self.model.trainable_parameters().items()},
                                       strict=False)
             save_checkpoint(model, ckpt, extra={"uar": metrics.get("uar"), "war": metrics.get("war"),
@@ -595,6 +671,8 @@ def _row_text(row: dict[str, Any]) -> str:
     parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}", f"acc {row['train_acc']:.3f}"]
     if "test_uar" in row:
         parts += [f"UAR {row['test_uar']:.4f}", f"WAR {row['test_war']:.4f}"]
+    if "val_uar" in row:
+        parts.append(f"val UAR {row['val_uar']:.4f}")
     parts += [f"{row['clips_per_s']:.1f} clips/s", f"loader wait {row['wait_pct']:.0f}%"]
     return "  ".join(parts)
 

@@ -54,20 +54,35 @@ class SeededDataset(Dataset):
 
 class EpochSampler(DistributedSampler):
     """:class:`DistributedSampler` yielding ``(epoch, index)``; ``set_epoch(epoch, start)`` skips the first
-    ``start`` samples of this rank's share (the batches a resumed run has already trained on)."""
+    ``start`` samples of this rank's share (the batches a resumed run has already trained on).
+
+    With ``balance_labels`` (one class index per clip) each epoch instead draws the same number of clips with
+    replacement, every class equally likely (a clip's weight is one over its class's count), seeded by
+    ``seed + epoch`` as the shuffle is."""
 
     def __init__(self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True,
-                 seed: int = 0, drop_last: bool = False):
+                 seed: int = 0, drop_last: bool = False, balance_labels=None):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
                          drop_last=drop_last)
         self.start = 0
+        self.weights = None
+        if balance_labels is not None:
+            labels = torch.as_tensor(list(balance_labels), dtype=torch.int64)
+            self.weights = 1.0 / torch.bincount(labels).double()[labels]  # [N]: every class sums to 1
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         super().set_epoch(epoch)
         self.start = int(start)
 
+    def _indices(self) -> list[int]:
+        if self.weights is None:
+            return list(super().__iter__())
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        drawn = torch.multinomial(self.weights, self.total_size, replacement=True, generator=g).tolist()
+        return drawn[self.rank:self.total_size:self.num_replicas]
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        indices = list(super().__iter__())[self.start:]
+        indices = self._indices()[self.start:]
         return iter([(self.epoch, i) for i in indices])
 
     def __len__(self) -> int:
@@ -109,15 +124,18 @@ class SpanningBatchSampler(Sampler[list[tuple[int, int]]]):
 
 def build_loader(dataset: Dataset, *, batch_size: int, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1,
                  num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = True,
-                 prefetch_factor: int = 4, epochs: int | None = None) -> tuple[DataLoader, EpochSampler]:
+                 prefetch_factor: int = 4, epochs: int | None = None,
+                 balance_labels=None) -> tuple[DataLoader, EpochSampler]:
     """A DataLoader over :class:`SeededDataset` with an :class:`EpochSampler`; returns ``(loader, sampler)``.
 
     Call ``sampler.set_epoch(epoch, start)`` before creating an iterator. Without ``epochs`` an iterator covers that
     epoch; with it, that epoch and every later one up to ``epochs`` (:class:`SpanningBatchSampler`: one iterator
-    per run, no loader drain between epochs). Batches are :func:`collate_clips` dicts (or None when every clip of a
+    per run, no loader drain between epochs). ``balance_labels``: class-balanced epochs (:class:`EpochSampler`).
+    Batches are :func:`collate_clips` dicts (or None when every clip of a
     batch failed to load and was skipped).
     """
-    sampler = EpochSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
+    sampler = EpochSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+                           balance_labels=balance_labels)
     workers = dict(persistent_workers=persistent_workers, prefetch_factor=prefetch_factor) if num_workers > 0 else {}
     batching = dict(batch_sampler=SpanningBatchSampler(sampler, batch_size, epochs)) if epochs is not None \
         else dict(batch_size=batch_size, sampler=sampler)
