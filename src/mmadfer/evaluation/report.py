@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from ..io import atomic_write
 
-__all__ = ["SECTIONS", "write_report", "write_cv_report"]
+__all__ = ["SECTIONS", "write_report", "write_cv_report", "write_compare_report"]
 
 #: The section headings of an evaluation report, in order.
 SECTIONS = ("Summary", "Per-class results", "Confusion matrix", "Calibration", "Risk–coverage", "Cost matrix",
@@ -248,4 +248,56 @@ def write_cv_report(path: str | os.PathLike, folds: Sequence[dict[str, Any]], *,
                 _section("Risk–coverage", risk), _section("Cost matrix", cost), _section("Subgroups", sub),
                 _section("Operating cost", oc), _section("Provenance", _provenance(provenance))]
     subtitle = f"{len(folds)} fold(s) · UAR {_mean_sd([f.get('uar') for f in folds])}"
+    return _write(path, _page(title, subtitle, sections))
+
+
+def write_compare_report(path: str | os.PathLike, comparison: dict[str, Any], *, provenance: dict[str, Any],
+                         agreement: dict[str, Any] | None = None, title: str = "mmadfer: before and after") -> Path:
+    """Render :func:`mmadfer.evaluation.compare.compare_predictions` (with ``throughput`` per side, when measured)
+    and, when two annotators labelled the same spans, their Cohen's kappa (:mod:`mmadfer.evaluation.agreement`)."""
+    c = comparison
+    sections = []
+    if not c["comparable"]:
+        sections.append(_section("Summary", f'<p class="flag">{_e(c["reason"])}</p>'))
+        subtitle = f"{c['clips']} clips · base not comparable"
+    else:
+        d, mc = c["difference"], c["mcnemar"]
+        summary = _table(["", "base", "new", "new − base", "95% CI (paired bootstrap)"],
+                         [[k.upper(), _num(c["base"][k]), _num(c["new"][k]), _num(d[k]["value"]),
+                           _ci(d[k]["ci95"])] for k in ("uar", "war")])
+        b = c["bootstrap"]
+        summary += (f'<p class="note">{c["clips"]} held-out clips scored by both models. Intervals: '
+                    f'{_e(b["method"])} bootstrap, {b["resamples"]} resamples of the clips (both models scored on '
+                    f'each), seed {b["seed"]}. An interval that excludes 0 means the difference is unlikely to be '
+                    'chance on clips like these; it says nothing about other kinds of footage.</p>')
+        summary += (f'<p>McNemar\'s test ({_e(mc["method"])}): {mc["new_only"]} clip(s) only the new model gets '
+                    f'right, {mc["base_only"]} only the base gets right; p = {_num(mc["p_value"])}.</p>')
+        if c.get("class_map"):
+            summary += ('<p class="note">The base model\'s classes were mapped onto these: '
+                        + _e(", ".join(f"{k} → {v}" for k, v in c["class_map"].items()))
+                        + '. Unmapped base classes count as wrong.</p>')
+        per_class = _table(["class", "support", "base recall", "new recall", "change"],
+                           [[r["class"], r["support"], _num(r["base_recall"]), _num(r["new_recall"]),
+                             _num(r["change"])] for r in c["per_class"]])
+        calib = _table(["", "base", "new"], [[k.upper(), _num(c["base"][k]), _num(c["new"][k])]
+                                             for k in ("ece", "nll", "brier")])
+        calib += '<p class="note">Lower is better for all three (top-label ECE in 15 bins, NLL, Brier).</p>'
+        cost = _table(["", "clips/s", "device", "backend"],
+                      [[side, _num(c[side].get("throughput", {}).get("clips_per_s"), 2),
+                        c[side].get("throughput", {}).get("device", "–"),
+                        c[side].get("throughput", {}).get("backend", "–")] for side in ("base", "new")])
+        sections += [_section("Summary", summary), _section("Per-class change", per_class),
+                     _section("Calibration", calib), _section("Operating cost", cost)]
+        subtitle = (f"{c['clips']} clips · UAR {_num(c['base']['uar'])} → {_num(c['new']['uar'])} "
+                    f"({_num(d['uar']['value'])} {_ci(d['uar']['ci95'])})")
+    if agreement:
+        kappa = _table(["class", "kappa", f"spans by {agreement.get('first', 'first')}",
+                        f"spans by {agreement.get('second', 'second')}"],
+                       [["overall", _num(agreement["kappa"]), agreement["spans"], agreement["spans"]]]
+                       + [[r["class"], _num(r["kappa"]), r["first"], r["second"]] for r in agreement["per_class"]])
+        kappa += (f'<p class="note">Cohen\'s kappa of two annotators on the {agreement["spans"]} spans both labelled '
+                  f'(observed agreement {_num(agreement["observed_agreement"])}): the ceiling a model can be judged '
+                  'against. Per class: the kappa of "is it this class?".</p>')
+        sections.append(_section("Annotator agreement", kappa))
+    sections.append(_section("Provenance", _provenance(provenance)))
     return _write(path, _page(title, subtitle, sections))

@@ -52,7 +52,7 @@ from .preflight import require_clips
 from .state import STATE_FORMAT, capture_rng, latest_state, load_state, prune_states, restore_rng, save_state, \
     state_path
 
-__all__ = ["fit", "evaluate_model", "predict_dataset", "build_datasets", "build_model", "build_optimizer",
+__all__ = ["fit", "evaluate_model", "predict_dataset", "predict_table", "prediction_table", "build_datasets", "build_model", "build_optimizer",
            "load_init", "validation_dataset",
            "completed_run", "seed_everything", "FINAL_CHECKPOINT"]
 
@@ -266,6 +266,43 @@ def predict_dataset(model: nn.Module, dataset, *, batch_size: int, device: str |
             "skipped": [i for i in range(len(dataset)) if i not in seen]}
 
 
+def prediction_table(index, paths, y_true, probs: np.ndarray, true_names, model_names=None) -> pd.DataFrame:
+    """``predictions.csv``: one row per clip with ``index``, ``path``, ``label``/``label_name`` (the dataset's),
+    ``pred``/``pred_name`` (the model's top class), ``correct``, ``confidence`` and ``p_<class>`` for every class
+    of the model (``model_names``, default the dataset's ``true_names``)."""
+    model_names = list(true_names if model_names is None else model_names)
+    y_true, y_pred = np.asarray(y_true), probs.argmax(1)
+    pred_names = [model_names[c] for c in y_pred]
+    label_names = [true_names[c] for c in y_true]
+    table = pd.DataFrame({"index": index, "path": paths, "label": y_true, "label_name": label_names,
+                          "pred": y_pred, "pred_name": pred_names,
+                          "correct": [a == b for a, b in zip(label_names, pred_names)], "confidence": probs.max(1)})
+    for c, name in enumerate(model_names):
+        table[f"p_{name}"] = probs[:, c]
+    return table
+
+
+def predict_table(model: nn.Module, dataset, *, batch_size: int, device: str | torch.device = "cpu",
+                  num_workers: int = 0, precision: str = "auto", progress: bool = True):
+    """Score ``model`` on ``dataset`` whatever its classes (a base model of another class set, for
+    ``evaluate --compare``): ``(prediction_table, throughput)`` with the model's own ``p_<class>`` columns."""
+    net = accel.unwrap_model(model)
+    start = time.perf_counter()
+    pred = predict_dataset(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
+                           precision=precision, progress=progress)
+    seconds = time.perf_counter() - start
+    if len(pred["index"]) == 0:
+        raise ValueError(f"no clip of the dataset could be loaded ({len(pred['skipped'])} skipped)")
+    probs = probabilities(pred["logits"].double(), net.cfg.temperature).numpy()  # [N, C] float64
+    records = getattr(dataset, "records", None)
+    index = pred["index"].numpy()
+    paths = [records[int(i)].path if records is not None else "" for i in index]
+    table = prediction_table(index, paths, pred["label"].numpy(), probs, list(dataset.class_names), net.cfg.labels)
+    throughput = {"clips": int(len(index)), "seconds": seconds, "clips_per_s": len(index) / max(seconds, 1e-9),
+                  "device": str(device), "backend": getattr(model, "backend", "torch"), "batch_size": batch_size}
+    return table, throughput
+
+
 def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | torch.device = "cpu",
                    out_dir: str | os.PathLike | None = None, cost_matrix: np.ndarray | None = None,
                    num_workers: int = 0, precision: str = "auto", progress: bool = True,
@@ -317,14 +354,10 @@ def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | 
         metrics.update(dataset.audio_report())
     if out_dir is not None and (not D.is_initialized() or torch.distributed.get_rank() == 0):
         index = pred["index"].numpy()
-        table = pd.DataFrame({"index": index, "path": [path_of(int(i)) for i in index], "label": y_true,
-                              "label_name": [names[c] for c in y_true], "pred": y_pred,
-                              "pred_name": [names[c] for c in y_pred], "correct": y_true == y_pred,
-                              "confidence": probs.max(1)})
+        table = prediction_table(index, [path_of(int(i)) for i in index], y_true, probs, names)
         if cost_matrix is not None:
-            table["cost"] = np.asarray(cost_matrix, dtype=np.float64)[y_true, y_pred]
-        for c, name in enumerate(names):
-            table[f"p_{name}"] = probs[:, c]
+            table.insert(table.columns.get_loc("confidence") + 1, "cost",
+                         np.asarray(cost_matrix, dtype=np.float64)[y_true, y_pred])
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         extra = write_files(out_dir, metrics)  # charts and risk_coverage.csv (the curve's arrays leave metrics)
         files = write_evaluation(out_dir, metrics, table)
