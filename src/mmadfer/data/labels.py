@@ -161,6 +161,8 @@ class LabelStore:
                       key=lambda p: int(p.stem))
 
     def _save(self, spans: Sequence[Span]) -> None:
+        if not self.path.is_file():  # a new file: its empty version is what the first undo restores
+            write_labels(self.path, [])
         if self.path.is_file():
             versions = self._versions()
             n = int(versions[-1].stem) + 1 if versions else 1

@@ -118,7 +118,7 @@ def compare_predictions(base, new, *, class_map: Mapping[str, str] | None = None
                         n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """Compare two predictions tables (pandas DataFrames as ``evaluate`` writes them) clip by clip.
 
-    The clips are matched by ``path``; a different set of clips, or a clip with different true labels, is a
+    The clips are matched by ``path`` and taken in ``path`` order (the order the bootstrap resamples); a different set of clips, or a clip with different true labels, is a
     ValueError (the models were not scored on the same test set). Returns ``comparable``, ``clips``,
     ``class_names`` (NEW's), ``base``/``new`` (``uar``, ``war``, ``ece``, ``nll``, ``brier``), ``difference``
     (``uar``/``war``: NEW - BASE with its paired ``ci95``), ``mcnemar`` (:func:`mcnemar`), ``per_class`` (support,
@@ -130,6 +130,7 @@ def compare_predictions(base, new, *, class_map: Mapping[str, str] | None = None
         raise ValueError(f"different test sets: {len(only_base)} clip(s) only in the base predictions "
                          f"(e.g. {only_base[:2]}), {len(only_new)} only in the new ones (e.g. {only_new[:2]}); "
                          "score both models on the same split")
+    new = new.sort_values("path", kind="stable").reset_index(drop=True)  # one order, whatever the files' order
     base = base.set_index("path").loc[list(new["path"])]
     if (base["label_name"].to_numpy() != new["label_name"].to_numpy()).any():
         raise ValueError("different test sets: the same clips carry different true labels in the two tables")
