@@ -32,7 +32,7 @@ def _score(spec: str, side: str, args: argparse.Namespace, device) -> tuple[Any,
 
     from ..checkpoints import load_model
     from ..data.datasets import build_dataset
-    from ..train.engine import evaluate_model, predict_table
+    from ..evaluation.scoring import evaluate_model, predict_table
     from .evaluate import data_options
 
     found = _predictions_file(spec)
@@ -67,7 +67,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from ..evaluation.compare import compare_predictions, read_class_map, table_classes
     from ..evaluation.report import write_compare_report
     from ..metrics import write_json
-    from ..train.distributed import resolve_device
+    from ..distributed import resolve_device
 
     base_spec, new_spec = args.compare
     try:

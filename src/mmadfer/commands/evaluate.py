@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.subgroups import read_groups
     from ..metrics import load_cost_matrix, write_json
     from ..media.windows import window_spans
-    from ..train.engine import evaluate_model
+    from ..evaluation.scoring import evaluate_model
     from ._training import TrainingSession
 
     with TrainingSession("evaluate") as session:

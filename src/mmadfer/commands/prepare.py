@@ -81,8 +81,14 @@ def run(args: argparse.Namespace) -> int:
                                 faces=not args.no_faces, max_seconds=args.max_seconds, seed=args.seed)
         for line in summary.problems:
             print(f"left out: {line}", file=sys.stderr)
-        if summary.agreement:
-            a = summary.agreement
+        if summary.pairs:
+            from ..evaluation.agreement import cohen_kappa
+            from ..evaluation.files import write_json
+
+            first, second = zip(*summary.pairs["labels"])
+            a = cohen_kappa(first, second, sorted(set(first) | set(second)))
+            a.update(first=summary.pairs["first"], second=summary.pairs["second"])
+            write_json(Path(args.out) / "agreement.json", a)
             kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.3f}"
             print(f"agreement of {a['first']} and {a['second']} on {a['spans']} spans: Cohen's kappa {kappa} "
                   f"(per class in {os.path.join(args.out, 'agreement.json')})", file=sys.stderr)

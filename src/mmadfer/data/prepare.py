@@ -42,7 +42,6 @@ from ..media.faces import FaceDetector, crop_faces
 from ..media.decode import open_video
 from ..errors import MmadferError
 from ..config import MAFW_CLASSES
-from ..evaluation.agreement import cohen_kappa
 
 __all__ = [
     "PROFILES", "PrepareResult", "PrepareSummary", "find_videos", "assign_clip_ids", "prepare_clip",
@@ -83,7 +82,7 @@ class PrepareSummary:
     unlabelled: list[str] = field(default_factory=list)
     label_error: str | None = None  # why no annotations could be written from the label table
     problems: list[str] = field(default_factory=list)  # labelled spans left out, one line each (prepare_spans)
-    agreement: dict | None = None  # Cohen's kappa of two annotators on the same spans (prepare_spans)
+    pairs: dict | None = None  # two annotators' labels on the same spans (prepare_spans): first, second, labels
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -370,29 +369,28 @@ def span_clip_id(span: Span) -> str:
 def _select_spans(spans: list[Span], source, problems: list[str]) -> tuple[list[Span], dict | None]:
     """The spans to train on: contradictory spans of one annotator are left out (both), and where two annotators
     labelled the same span the first annotator's is kept when they agree and both are left out when they do not;
-    their agreement (Cohen's kappa) is returned. Every span left out gets a line in ``problems``."""
+    their labels on the shared spans are returned (``first``, ``second``, ``labels``: pairs) for the agreement
+    (:func:`mmadfer.evaluation.agreement.cohen_kappa`). Every span left out gets a line in ``problems``."""
     dropped: set[int] = set()
     for c in conflicts(spans):
         if c.kind == "contradictory":
             problems.append(c.line(source) + ": both left out")
             dropped.update((id(c.a), id(c.b)))
     annotators = sorted({s.annotator for s in spans}, key=lambda a: (-sum(s.annotator == a for s in spans), a))
-    agreement = None
+    shared = None
     if len(annotators) >= 2:
         first, second = annotators[:2]
         pairs = [(a, b) for a, b in paired_spans(spans, first, second)
                  if id(a) not in dropped and id(b) not in dropped]
         if pairs:
-            agreement = cohen_kappa([a.label for a, _ in pairs], [b.label for _, b in pairs],
-                                    sorted({s.label for s in spans}))
-            agreement.update(first=first, second=second)
+            shared = {"first": first, "second": second, "labels": [[a.label, b.label] for a, b in pairs]}
         for a, b in pairs:
             dropped.add(id(b))  # one clip per span
             if a.label != b.label:
                 dropped.add(id(a))
                 problems.append(f"{source}:{a.line}/{b.line}: {first} says {a.label!r}, {second} says {b.label!r} "
                                 f"for {a.video} {a.start_s:g}-{a.end_s:g}s: left out")
-    return [s for s in spans if id(s) not in dropped], agreement
+    return [s for s in spans if id(s) not in dropped], shared
 
 
 def prepare_spans(inputs: Iterable[str | os.PathLike], labels: str | os.PathLike, out: str | os.PathLike, *,
@@ -408,7 +406,8 @@ def prepare_spans(inputs: Iterable[str | os.PathLike], labels: str | os.PathLike
     contradict each other, are left out with one line each in ``summary.problems`` and the others are prepared.
     The split is by video (:func:`~mmadfer.data.annotations.grouped_folds`): ``folds >= 2`` writes
     ``set_<k>_{train,test}.txt`` and, from 3 folds, ``set_<k>_val.txt`` (the next fold's videos, held out of
-    training for early stopping); otherwise ``all.txt``. Two annotators' agreement goes into ``agreement.json``.
+    training for early stopping); otherwise ``all.txt``. Two annotators' labels on the same spans are in
+    ``summary.pairs`` (``mmadfer prepare`` writes their Cohen's kappa to ``agreement.json``).
     """
     root = Path(out)
     spans = read_labels(labels)
@@ -425,7 +424,7 @@ def prepare_spans(inputs: Iterable[str | os.PathLike], labels: str | os.PathLike
     problems = [message for _, message in checked]
     bad = {id(span) for span, _ in checked}
     usable = [s for s in located if id(s) not in bad]
-    selected, agreement = _select_spans(usable, labels, problems)
+    selected, pairs = _select_spans(usable, labels, problems)
     root.mkdir(parents=True, exist_ok=True)
     ids, seen = [], {}
     for s in selected:
@@ -435,7 +434,7 @@ def prepare_spans(inputs: Iterable[str | os.PathLike], labels: str | os.PathLike
     kw = dict(root=root, size=size, face_crop=face_crop, faces=faces, max_seconds=max_seconds)
     results = _prepare_all(root, [(Path(s.video), cid, {"start_s": s.start_s, "end_s": s.end_s})
                                   for s, cid in zip(selected, ids)], kw, workers, progress)
-    summary = PrepareSummary(root, [results[cid] for cid in ids], problems=problems, agreement=agreement)
+    summary = PrepareSummary(root, [results[cid] for cid in ids], problems=problems, pairs=pairs)
     names = tuple(class_names) if class_names is not None else tuple(sorted({s.label for s in selected}))
     index = {n: i for i, n in enumerate(names)}
     kept = [(s, cid) for s, cid, r in zip(selected, ids, summary.results) if r.status != "failed"]
@@ -452,9 +451,6 @@ def prepare_spans(inputs: Iterable[str | os.PathLike], labels: str | os.PathLike
             write_classes(root / CLASSES_FILE, names)
         except ValueError as e:  # e.g. fewer videos than folds
             summary.label_error = f"{labels}: {e}; no annotations written"
-    if agreement is not None:
-        with atomic_write(root / "agreement.json", "w", encoding="utf-8") as f:
-            json.dump(agreement, f, indent=1)
     _write_report(summary)
     return summary
 
@@ -497,7 +493,7 @@ def _write_report(summary: PrepareSummary) -> None:
         "unlabelled": summary.unlabelled,
         "label_error": summary.label_error,
         "problems": summary.problems,
-        "agreement": summary.agreement,
+        "annotator_pairs": summary.pairs,
         "annotations": [str(p) for p in summary.annotation_files],
         "clips": [asdict(r) for r in summary.results],
     }

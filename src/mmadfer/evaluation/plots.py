@@ -1,7 +1,8 @@
-"""The charts of an evaluation: reliability diagram, risk–coverage curve, per-subgroup UAR and the learning curve
-(matplotlib, Agg)."""
+"""The charts of an evaluation: confusion matrix, reliability diagram, risk–coverage curve, per-subgroup UAR and the
+learning curve (matplotlib, Agg)."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,9 @@ import numpy as np
 
 from ..io import atomic_path
 from .._optional import require
+from .accuracy import confusion_frames
 
-__all__ = ["plot_reliability", "plot_risk_coverage", "plot_subgroups", "plot_learning_curve"]
+__all__ = ["plot_confusion", "plot_reliability", "plot_risk_coverage", "plot_subgroups", "plot_learning_curve"]
 
 _BLUE, _RED, _GREY = "#2b6cb0", "#c53030", "#718096"
 
@@ -121,4 +123,31 @@ def plot_learning_curve(rows: list[dict[str, Any]], path: str | os.PathLike, *, 
            title=title or "How many labels: held-out UAR (95% bootstrap intervals)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_confusion(metrics: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Draw the confusion matrix, counts and row-normalised side by side, into a PNG (atomically)."""
+    counts, norm = confusion_frames(metrics)
+    names = list(counts.columns)
+    n = len(names)
+    side = max(4.0, 0.55 * n + 2.0)
+    fig = _figure(2 * side + 1, side)
+    title = f"UAR {metrics['uar']:.4f}   WAR {metrics['war']:.4f}   ({metrics['num_clips']} clips)"
+    fig.suptitle(title)
+    for ax, frame, label, fmt in ((fig.add_subplot(1, 2, 1), counts, "counts", "{:d}"),
+                                  (fig.add_subplot(1, 2, 2), norm, "recall (row-normalised)", "{:.2f}")):
+        values = frame.to_numpy(dtype=np.float64)
+        shown = np.nan_to_num(values / max(values.max(), 1) if label == "counts" else values)
+        im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+        ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title=label)
+        ax.set_xticklabels(names, rotation=45, ha="right")
+        ax.set_yticklabels(names)
+        for i in range(n):
+            for j in range(n):
+                v = values[i, j]
+                text = "" if math.isnan(v) else fmt.format(int(v) if label == "counts" else v)
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        color="white" if shown[i, j] > 0.5 else "black")
+        fig.colorbar(im, ax=ax, shrink=0.8)
     return _save(fig, path)
