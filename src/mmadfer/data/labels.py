@@ -33,12 +33,14 @@ from typing import Iterable, Sequence
 from ..io import atomic_write, sha256_file
 from ..media.probe import probe_duration
 
-__all__ = ["LABEL_COLUMNS", "Span", "Conflict", "LabelStore", "is_label_store", "read_labels", "write_labels",
+__all__ = ["LABEL_COLUMNS", "RESERVED", "Span", "Conflict", "LabelStore", "is_label_store", "read_labels", "write_labels",
            "check_labels", "conflicts", "paired_spans", "video_path", "now"]
 
 #: The columns of a labels file, in order.
 LABEL_COLUMNS = ("video", "video_sha256", "track_id", "start_s", "end_s", "label", "annotator", "created")
 _REQUIRED = ("video", "start_s", "end_s", "label")
+#: Labels a timeline writes itself (no face found; below --min-confidence): never class names.
+RESERVED = ("no_face", "uncertain")
 #: Versions kept in ``<file>.history/`` for undo.
 HISTORY = 100
 
@@ -210,7 +212,8 @@ def check_labels(spans: Sequence[Span], labels_file: str | os.PathLike, *,
     """``(span, message)`` per problem (empty when all is well); each message is one line naming the labels file,
     the span's line and the reason: a video that
     is missing, or whose content changed since it was labelled (its SHA-256 differs from ``video_sha256``), a span
-    that ends after the video (beyond ``tolerance_s``), a label outside ``class_names``. Nothing is changed."""
+    that ends after the video (beyond ``tolerance_s``), a label outside ``class_names`` or a :data:`RESERVED` one.
+    Nothing is changed."""
     errors: list[tuple[Span, str]] = []
     hashes: dict[Path, str] = {}
     durations: dict[Path, float | None] = {}
@@ -237,7 +240,9 @@ def check_labels(spans: Sequence[Span], labels_file: str | os.PathLike, *,
         duration = durations[path]
         if duration and s.end_s > duration + tolerance_s:  # 0: the container does not say
             errors.append((s, f"{where}: span {s.start_s:g}-{s.end_s:g}s ends after the video ({duration:.2f}s)"))
-        if known is not None and s.label not in known:
+        if s.label in RESERVED:
+            errors.append((s, f"{where}: {s.label!r} is a reserved label (timelines use it), not a class name"))
+        elif known is not None and s.label not in known:
             errors.append((s, f"{where}: unknown class {s.label!r}; the classes are {', '.join(class_names)}"))
     return errors
 
