@@ -1,11 +1,26 @@
 """Shared test settings and fixtures: nothing a test runs may write outside its temporary folders."""
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
+import mmadfer
 from mmadfer import MMADFER, ModelConfig
+
+#: Where the package's own source files are, however the checkout's folder or the venv is named.
+PACKAGE_DIR = Path(mmadfer.__file__).resolve().parent
 
 #: Class names of the tiny models the tests build.
 TINY_LABELS = ("calm", "joy", "anger", "grief")
+
+
+def package_frames(text: str) -> list[str]:
+    """The traceback frames in ``text`` that lie in mmadfer's own source files (``File ".../mmadfer/x.py"``, under
+    :data:`PACKAGE_DIR`). Matching the package's directory, not the word ``mmadfer``, keeps the check independent of
+    where the checkout lives: a clone named ``mmadfer`` puts that word in every path torchrun prints."""
+    frames = re.findall(r'File "([^"]+)", line \d+', text)
+    return [f for f in frames if Path(f).resolve().is_relative_to(PACKAGE_DIR)]
 
 
 @pytest.fixture(autouse=True, scope="session")
