@@ -117,6 +117,7 @@ def plot_learning_curve(rows: list[dict[str, Any]], path: str | os.PathLike, *, 
                     capsize=4, label=f"from the {arm}")
         ax.scatter([r["per_class"] for r in mine], [r["uar"] for r in mine], color=colour, alpha=0.35, s=14)
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(sorted({r["per_class"] for r in rows}))
     ax.set_xticklabels([str(n) for n in sorted({r["per_class"] for r in rows})])
     ax.set(xlabel="labelled training clips per class", ylabel="held-out UAR", ylim=(0, 1.02),
