@@ -251,6 +251,41 @@ def test_load_model_dispatches_on_format(tmp_path):
         torch.testing.assert_close(ref(*x), model.eval()(*x))
 
 
+def test_checkpoints_say_what_they_were_trained_on(tmp_path):
+    """Provenance: recorded by training (a synth folder is synthetic), kept through a re-save (calibrate), and
+    "not recorded" where nothing says (the authors' .pth, an older checkpoint, an exported file)."""
+    from mmadfer.data.synthetic import SYNTHETIC_MARKER
+    from mmadfer.provenance import read_provenance
+    from mmadfer.train.config import TrainConfig
+    from mmadfer.train.engine import training_record
+
+    model = mmadfer.MMADFER(ModelConfig.tiny(num_classes=4))
+    labels = model.cfg.labels
+    (tmp_path / "synth").mkdir()
+    (tmp_path / "synth" / SYNTHETIC_MARKER).write_text("synthetic\n")
+    folder = TrainConfig.preset("synthetic").replace(["data.dataset=folder", f"data.root={tmp_path / 'synth'}"])
+    record = training_record(folder, labels)
+    assert record["synthetic"] and not record["demo"] and record["dataset"] == "folder:synth"
+    dfew = training_record(TrainConfig.preset("dfew").replace([f"data.root={tmp_path}", "data.fold=2"]), labels)
+    assert dfew["dataset"] == "dfew" and dfew["fold"] == 2 and not dfew["synthetic"]
+
+    path = mmadfer.save_checkpoint(model, tmp_path / "m.safetensors", trained_on=record)
+    again = mmadfer.save_checkpoint(mmadfer.load_checkpoint(path), tmp_path / "again.safetensors")  # as calibrate
+    for p in (path, again):
+        prov = read_provenance(p, labels)
+        assert prov["recorded"] and prov["synthetic"] and prov["classes"] == list(labels)
+        assert "say nothing about real people" in prov["note"]
+    rec = mmadfer.Recognizer.from_checkpoint(path, device="cpu", backend="torch", detector=None)
+    assert rec.provenance["synthetic"] and rec.provenance["dataset"] == "folder:synth"
+
+    old = read_provenance(mmadfer.save_checkpoint(model, tmp_path / "old.safetensors"), labels)
+    ref = read_provenance(save_reference_container(_tiny_reference_sd(model), tmp_path / "ref.pth"), labels)
+    for prov in (old, ref, read_provenance(tmp_path / "m.onnx", labels)):
+        assert prov["dataset"] is None and not prov["recorded"] and not prov["synthetic"]
+        assert prov["note"].startswith("training data not recorded")
+    assert "authors' release" in ref["note"]
+
+
 # ------------------------------------------------------------------------------------------------ hostile files
 def _tiny_checkpoint(tmp_path, name="tiny.safetensors"):
     torch.manual_seed(0)

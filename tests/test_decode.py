@@ -2,6 +2,7 @@
 battery in which every bad input must raise MediaError (never hang, never crash)."""
 from __future__ import annotations
 
+import io
 import os
 import tracemalloc
 import wave
@@ -9,6 +10,7 @@ import wave
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 import mmadfer
 from mmadfer.errors import MediaError
@@ -311,3 +313,81 @@ def test_write_video_validates_and_is_atomic(tmp_path):
     assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file is left behind
     odd = write_video(tmp_path / "odd.mkv", ramp_frames(3, h=33, w=47), FPS)  # odd sizes are encoded too
     assert read_clip(odd).frames.shape == (3, 33, 47, 3)
+
+
+# -- colour: the authors' OpenCV decode (issue 22) ---------------------------------------------------------------------
+def _encode_yuv(path, planes, tagged: bool):
+    """H.264 of the given yuv420p frames, tagged BT.709 (matrix, primaries, transfer; limited range) or untagged."""
+    from av.video.reformatter import ColorRange, Colorspace
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=FPS, options={"crf": "10"})
+        s.height, s.width = planes.shape[1] * 2 // 3, planes.shape[2]
+        s.pix_fmt = "yuv420p"
+        if tagged:
+            s.codec_context.colorspace = Colorspace.ITU709
+            s.codec_context.color_range = ColorRange.MPEG
+            s.codec_context.color_primaries = s.codec_context.color_trc = 1  # BT.709
+        for p in planes:
+            frame = av.VideoFrame.from_ndarray(p, format="yuv420p")
+            if tagged:
+                frame.colorspace, frame.color_range = Colorspace.ITU709, ColorRange.MPEG
+            out.mux(s.encode(frame))
+        out.mux(s.encode())
+    return path
+
+
+def _cv2_frames(path) -> np.ndarray:
+    cv2 = pytest.importorskip("cv2")
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1][:, :, ::-1])  # BGR -> RGB, as the authors' script swaps the channels
+    cap.release()
+    return np.stack(frames)
+
+
+def test_bt601_decode_is_opencvs_whatever_the_colour_tag(tmp_path):
+    """``colorspace='bt601'`` (``prepare --profile mafw-reference``) decodes a BT.709-tagged clip as OpenCV's
+    VideoCapture did up to 4.12 (the authors' extract_faces_mfaw.py): BT.601 whatever the tag. The same YUV encoded
+    untagged shows what that OpenCV gave for the tagged clip (it ignored the tag; OpenCV >= 4.13, pinned here,
+    honours it and decodes the untagged file with BT.601). The default decode honours the tag: it differs."""
+    from mmadfer.data.prepare import prepare_mafw_clip
+
+    rgb = np.zeros((6, 48, 64, 3), np.uint8)  # saturated colour bars that move: BT.601 and BT.709 differ most there
+    for i in range(6):
+        for k, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
+                                    (255, 0, 255), (200, 120, 40), (40, 90, 200)]):
+            rgb[i, :, (k * 8 + i) % 64:(k * 8 + i) % 64 + 8] = colour
+    planes = np.stack([av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p").to_ndarray()
+                       for f in rgb])
+    tagged = _encode_yuv(tmp_path / "bt709.mp4", planes, tagged=True)
+    untagged = _encode_yuv(tmp_path / "untagged.mp4", planes, tagged=False)
+    with av.open(str(tagged)) as a, av.open(str(untagged)) as b:
+        assert a.streams.video[0].codec_context.colorspace == 1  # the tag is in the file
+        same = [np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in zip(a.decode(video=0), b.decode(video=0))]
+    assert len(same) == 6 and all(same)  # the very same YUV pixels, only the tag differs
+
+    opencv_601 = _cv2_frames(untagged).astype(int)
+    with open_video(tagged, colorspace="bt601") as r:
+        reference = r.read().frames.astype(int)
+    with open_video(tagged) as r:
+        default = r.read().frames.astype(int)
+    assert reference.shape == opencv_601.shape
+    assert np.abs(reference - opencv_601).max() <= 1  # the authors' colours
+    assert np.abs(default - opencv_601).max() > 20  # the tag honoured: BT.709 colours
+    assert np.abs(default - _cv2_frames(tagged).astype(int)).max() <= 1  # as OpenCV >= 4.13 does with the tag
+    with pytest.raises(ValueError, match="colorspace"):
+        open_video(tagged, colorspace="bt709")
+
+    # prepare --profile mafw-reference crops those frames: its no-face centre square (rows 12:36, columns 20:44 of
+    # 48x64) is, byte for byte, the JPEG of the BT.601 decode, not of the default one
+    assert prepare_mafw_clip(tagged, tmp_path / "root", "c1", faces=False).status == "ok"
+    written = (tmp_path / "root" / "clips_faces" / "c1" / "0.jpg").read_bytes()
+
+    def jpeg(frames):
+        buf = io.BytesIO()
+        Image.fromarray(frames[0, 12:36, 20:44].astype(np.uint8)).save(buf, format="JPEG", quality=95)
+        return buf.getvalue()
+
+    assert written == jpeg(reference) != jpeg(default)

@@ -38,6 +38,14 @@ def test_demo_end_to_end_trains_and_reuses_its_model(tmp_path, capsys):
     _check_outputs(out, 6.0, SYNTH_CLASSES, out / "demo_model.safetensors")
     assert "synthetic" in printed and "released" in printed and "--checkpoint" in printed
     assert str(out.resolve()) in printed
+    # the demo model says what it is, and predict says so too
+    from mmadfer.provenance import read_provenance
+
+    prov = read_provenance(out / "demo_model.safetensors", SYNTH_CLASSES)
+    assert prov["demo"] and prov["synthetic"] and prov["dataset"] == "synthetic"
+    assert main(["predict", str(out / "sample.mp4"), "-c", str(out / "demo_model.safetensors"), "--backend", "torch",
+                 "--no-faces", "--window", "5", "-o", str(tmp_path / "t.csv")]) == 0
+    assert "NOTE: demo model" in capsys.readouterr().err
 
     # a second run reuses the trained model instead of training again
     stamp = (out / "demo_model.safetensors").stat().st_mtime_ns

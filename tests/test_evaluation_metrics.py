@@ -169,3 +169,39 @@ def test_a_groups_file_without_group_columns_is_refused_by_name(tmp_path):
         read_groups(tmp_path / "g.csv")
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         read_groups(tmp_path / "nope.csv")
+
+
+def test_report_speaks_plain_language_and_leaves_out_empty_sections(tmp_path):
+    """A hand-made evaluation: class c never predicted, over-confident, no cost matrix or groups. The verdict says
+    so, every metric has its meaning and UAR its chance level, empty sections are gone, the cost is model only."""
+    from mmadfer.evaluation.analysis import analyze
+    from mmadfer.evaluation.glossary import chance_levels, describe_metric, metric_rows, verdict
+    from mmadfer.evaluation.report import write_report
+    from mmadfer.metrics import classification_metrics
+
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    probs = np.array([[0.9, 0.1, 0], [0.8, 0.2, 0], [0.2, 0.8, 0], [0.1, 0.9, 0], [0.05, 0.95, 0], [0.9, 0.1, 0],
+                      [0.85, 0.15, 0], [0.1, 0.9, 0]])
+    m = classification_metrics(y, probs.argmax(1), ["a", "b", "c"])
+    extra = analyze(probs, y, [str(i) for i in range(8)], n_resamples=50)
+    m.update(temperature=1.0, **{k: v for k, v in extra.items() if k != "risk_coverage"})
+    m["operating_cost"] = operating_cost(8, 2.0, windows_per_hour=703, window_s=5.12, stride_s=5.12, device="cpu",
+                                         backend="torch")
+    assert chance_levels(m) == {"uar": pytest.approx(1 / 3), "war": pytest.approx(3 / 8)}
+    lines = verdict(m)
+    assert lines[0].startswith(f"UAR {m['uar']:.2f} against 0.33 by chance (3 classes): ")
+    assert "1 class never predicted: c." in lines
+    assert any(x.startswith("Confidences overstate accuracy") for x in lines)  # mean confidence 0.87, accuracy 0.5
+    assert lines[-1] == "Only 8 clips: every number here is uncertain; read the intervals."
+    assert [r["key"] for r in metric_rows(m)] == ["uar", "war", "macro_f1", "ece", "mce", "nll", "brier", "aurc"]
+    assert describe_metric("ece")["better"] == "lower" and describe_metric("nope") is None
+
+    text = write_report(tmp_path / "report.html", m, provenance={"dataset": "hand"}).read_text(encoding="utf-8")
+    for title in ("Summary", "Per-class results", "Confusion matrix", "Calibration", "Risk–coverage",
+                  "Operating cost (model only)", "Provenance"):
+        assert f"<h2>{title}</h2>" in text, title
+    assert "<h2>Cost matrix</h2>" not in text and "<h2>Subgroups</h2>" not in text
+    assert "1 class never predicted: c." in text and "Operating cost, <strong>model only</strong>" in text
+    for r in metric_rows(m):
+        assert r["meaning"] in text.replace("&#x27;", "'")
+    assert "<th scope=\"col\">chance</th>" in text and "(chance 0.33)" in text

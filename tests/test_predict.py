@@ -110,8 +110,15 @@ def test_batching_and_prefetch_do_not_change_results(checkpoint, videos):
     kw = dict(device="cpu", detector=None)
     one = Recognizer.from_checkpoint(checkpoint, batch_size=1, prefetch=False, **kw)
     many = Recognizer.from_checkpoint(checkpoint, batch_size=4, **kw)
-    a, b = one.predict_video(videos["long"], 3.0, 1.5), many.predict_video(videos["long"], 3.0, 1.5)
+    events = []
+    a = one.predict_video(videos["long"], 3.0, 1.5)
+    b = many.predict_video(videos["long"], 3.0, 1.5, on_progress=events.append)
     assert len(a) == len(window_spans(12.0, 3.0, 1.5)) == 8  # starts 0, 1.5, ..., 10.5 (1.5 s: half, kept)
+    # progress: a start, one event per batch of 4 windows, the end; counts, elapsed time and the estimate
+    assert [e.stage for e in events] == ["starting", "predicting", "predicting", "done"]
+    assert [e.windows_done for e in events] == [0, 4, 8, 8] and {e.windows_total for e in events} == {8}
+    assert all(x.elapsed_s <= y.elapsed_s for x, y in zip(events, events[1:]))
+    assert events[0].estimate_s is None and events[-1].estimate_s == 0.0
     pd.testing.assert_frame_equal(a, b, atol=1e-5)
     assert np.isnan(a.face_coverage).all()  # no detector: frames used whole, coverage unknown
 
@@ -153,6 +160,41 @@ def test_several_faces_get_stable_track_ids(rec, tmp_path, videos):
     assert len(df) == 2 * len(window_spans(6.0, 5.12, 2.0)) == 4
     assert sorted(df.track_id) == [0, 0, 1, 1]  # the same two ids in both windows
     assert df.groupby("start_s").track_id.nunique().eq(2).all()
+
+
+def test_no_label_without_a_face_and_face_boxes(rec, tmp_path, videos):
+    """A face, then none: the faceless windows are ``no_face`` with no confidence (CSV: empty, JSON: null), their
+    probabilities kept; face windows carry their crop as frame fractions; ``min_confidence`` gives ``uncertain``."""
+    from mmadfer.config import NO_FACE, UNCERTAIN
+    from mmadfer.predict import write_table
+
+    clip = read_clip(videos["silent"])  # 6 s at 12 fps, the astronaut's face in every frame
+    blank = np.random.default_rng(0).integers(90, 110, clip.frames.shape, dtype=np.uint8)
+    path = write_video(tmp_path / "face_then_none.mp4", np.concatenate([clip.frames, blank]), clip.fps)
+    df = rec.predict_video(path, stride_s=3.0)  # windows at 0, 3 (half face), 6 (none)
+    p = df[[f"p_{c}" for c in LABELS]].to_numpy()
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)  # probabilities stay, whatever the label
+    face, none = df.face_coverage >= 0.5, df.face_coverage < 0.5
+    assert face.iloc[0] and none.iloc[-1]
+    assert (df.label[none] == NO_FACE).all() and df.confidence[none].isna().all()
+    assert (df.label[face] == [LABELS[i] for i in p[face].argmax(1)]).all()
+    np.testing.assert_allclose(df.confidence[face], p[face].max(1), rtol=1e-6)
+    boxes = df[["box_x0", "box_y0", "box_x1", "box_y1"]]
+    assert boxes[df.face_coverage == 0].isna().all().all()
+    b = boxes[face].to_numpy()
+    assert ((b >= 0) & (b <= 1)).all() and (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
+    write_table(df, tmp_path / "t.csv"), write_table(df, tmp_path / "t.json")
+    csv = pd.read_csv(tmp_path / "t.csv", keep_default_na=False)
+    assert (csv.label[none.to_numpy()] == NO_FACE).all() and (csv.confidence[none.to_numpy()] == "").all()
+    assert all(w["confidence"] is None for w in json.loads((tmp_path / "t.json").read_text())["windows"]
+               if w["label"] == NO_FACE)
+    # the same windows with every threshold off, and with min_confidence: the probabilities never change
+    open_rec = Recognizer(rec.runner, device="cpu", min_face_coverage=None, min_confidence=1.0)
+    other = open_rec.predict_video(path, stride_s=3.0)
+    pd.testing.assert_frame_equal(other.filter(like="p_"), df.filter(like="p_"))
+    assert (other.label == UNCERTAIN).all() and other.confidence.notna().all()
+    with pytest.raises(ValueError, match="min-face-coverage"):
+        Recognizer(rec.runner, device="cpu", min_face_coverage=1.5)
 
 
 def test_save_faces_only_when_asked(rec, videos, tmp_path):
@@ -204,7 +246,8 @@ def test_cli_batch_with_bad_files(checkpoint, videos, tmp_path, capsys):
     missing = tmp_path / "missing.mp4"
     out = tmp_path / "out"
 
-    argv = ["predict", str(folder), str(missing), "--checkpoint", str(checkpoint), "--output", str(out), "--plot"]
+    argv = ["predict", str(folder), str(missing), "--checkpoint", str(checkpoint), "--output", str(out), "--plot",
+            "--report"]
     assert main(argv) == 1
     err = capsys.readouterr().err
     # one line per bad file and the summary (plus, on a first run, the note that the int8 model is being converted)
@@ -219,11 +262,14 @@ def test_cli_batch_with_bad_files(checkpoint, videos, tmp_path, capsys):
     assert len(lines) == 6
 
     tables = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv"))
-    assert tables == ["long.csv", "more/silent.csv", "short.csv"]
+    assert tables == ["long.csv", "more/silent.csv", "short.csv", "summary.csv"]
+    summary = pd.read_csv(out / "summary.csv").set_index("video")
+    assert len(summary) == 3  # the videos that have a timeline; the bad files have none
     for name, (duration, audio) in {"long": (12.0, True), "short": (3.0, True), "more/silent": (6.0, False)}.items():
         df = pd.read_csv(out / f"{name}.csv")
         _check_timeline(df, duration, 5.12, 5.12, has_audio=audio)
         assert (out / f"{name}.png").stat().st_size > 10_000
+        _check_summary_and_report(df, summary.loc[str(folder / f"{name}.mp4")], out / f"{name}.html")
     assert not list(out.rglob(".*"))  # no temporary files left behind
 
     # re-run: everything that succeeded is skipped, the bad files are still reported
@@ -232,6 +278,56 @@ def test_cli_batch_with_bad_files(checkpoint, videos, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("0 succeeded, 5 failed, 3 skipped")
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+
+
+def _check_summary_and_report(df: pd.DataFrame, row: pd.Series, report) -> None:
+    """summary.csv's row and the HTML report of one video, recomputed from its timeline by hand."""
+    stride = 5.12  # default stride: windows do not overlap, each stands for its own span
+    own = np.minimum(df.end_s - df.start_s, stride)
+    shares = {c: own[df.label == c].sum() / own.sum() for c in df.label.unique()}
+    dominant = max(shares, key=shares.get)
+    assert row.windows == len(df) and row.dominant_label == dominant
+    assert row.dominant_share == pytest.approx(shares[dominant], abs=1e-5)
+    for c in LABELS:
+        assert row[f"share_{c}"] == pytest.approx(shares.get(c, 0.0), abs=1e-5)
+    assert row.share_no_face == pytest.approx(shares.get("no_face", 0.0), abs=1e-5)
+    assert row.face_found_pct == pytest.approx(100 * np.average(df.face_coverage, weights=own), abs=1e-3)
+    assert row.audio_found_pct == pytest.approx(100 * np.average(df.has_audio, weights=own), abs=1e-3)
+    text = report.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and '<html lang="en">' in text and "<main>" in text
+    assert "<h1>" in text and "<script" not in text and "http://" not in text and "https://" not in text
+    assert f"Most of the time: {dominant} ({100 * shares[dominant]:.0f}% of the time)" in text
+    assert text.count('<th scope="row">') >= len(df) and 'alt="Timeline chart of' in text
+    assert "training data not recorded" in text  # the tiny test checkpoint records nothing
+
+
+def test_smoothing_and_summary_by_hand():
+    """label_smoothed: a centred moving average of the probabilities over the windows with a face; no_face stays;
+    the raw columns never change. The summary counts each moment once with overlapping windows."""
+    from mmadfer.predict.smoothing import add_smoothed_labels
+    from mmadfer.predict.summary import summarize, summary_table
+
+    p = np.array([[0.9, 0.1, 0, 0], [0.4, 0.6, 0, 0], [0.9, 0.1, 0, 0], [0.1, 0.9, 0, 0], [0.5, 0.5, 0, 0]])
+    df = pd.DataFrame({"start_s": [0.0, 1, 2, 3, 4], "end_s": [2.0, 3, 4, 5, 6],
+                       "label": ["calm", "joy", "calm", "no_face", "calm"], "confidence": [0.9, 0.6, 0.9, np.nan, 0.5],
+                       **{f"p_{c}": p[:, i] for i, c in enumerate(LABELS)},
+                       "face_coverage": [1.0, 1.0, 0.5, 0.0, 1.0], "has_audio": [True, True, True, True, False]})
+    df.attrs.update(labels=list(LABELS), stride_s=1.0)
+    raw = df.copy()
+    add_smoothed_labels(df, 2.0, min_confidence=0.7)  # centres 1..5, +-1 s: window 1 averages 0, 1, 2 -> calm 0.73
+    assert df.columns[df.columns.get_loc("label") + 1] == "label_smoothed"
+    # window 0: (0.9+0.4)/2 = 0.65 calm < 0.7; 1: calm 0.733; 2: (0.4+0.9)/2 skipping no_face = 0.65; 3: no_face;
+    # 4: only itself (its neighbour has no face) 0.5 -> uncertain
+    assert df.label_smoothed.tolist() == ["uncertain", "calm", "uncertain", "no_face", "uncertain"]
+    pd.testing.assert_frame_equal(df.drop(columns="label_smoothed"), raw)
+    s = summarize(raw)
+    # each window stands for 1 s (the stride), the last for its own 2 s: 6 s in all
+    assert s["shares"]["calm"] == pytest.approx(4 / 6) and s["shares"]["no_face"] == pytest.approx(1 / 6)
+    assert s["dominant_label"] == "calm" and s["windows"] == 5 and s["duration_s"] == 6.0
+    assert s["face_found_pct"] == pytest.approx(100 * (1 + 1 + 0.5 + 0 + 2) / 6)
+    assert s["audio_found_pct"] == pytest.approx(100 * 4 / 6)
+    smoothed = summary_table([("a.mp4", df)])
+    assert smoothed.label_column[0] == "label_smoothed" and smoothed.share_uncertain[0] == pytest.approx(4 / 6)
 
 
 def test_cli_single_file_json_and_errors(checkpoint, videos, tmp_path, capsys):

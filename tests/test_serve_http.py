@@ -19,7 +19,7 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
 from mmadfer import Recognizer  # noqa: E402
 from mmadfer.serve.app import STATIC, create_app  # noqa: E402
-from mmadfer.serve.jobs import DataDir  # noqa: E402
+from mmadfer.serve.datadir import DataDir  # noqa: E402
 from mmadfer.serve.upload import TooLarge, receive_upload  # noqa: E402
 
 from serve_helpers import tiny_checkpoint  # noqa: E402
@@ -65,7 +65,7 @@ def wait(c, job_id, timeout=120):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         job = c.get(f"/api/jobs/{job_id}").json()
-        if job["status"] not in ("queued", "running"):
+        if job["status"] not in ("queued", "running", "cancelling"):
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish")
@@ -230,8 +230,9 @@ def test_file_names_never_become_paths(rec, files, tmp_path):
         wait(c, r.json()["id"])
         stored = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
         job = r.json()["id"]
-        assert stored == ["data", "data/jobs", f"data/jobs/{job}", f"data/jobs/{job}/chart.png",
-                          f"data/jobs/{job}/job.json", f"data/jobs/{job}/timeline.csv",
+        assert stored == ["data", "data/.owner.lock", "data/jobs", f"data/jobs/{job}", f"data/jobs/{job}/chart.png",
+                          f"data/jobs/{job}/job.json", f"data/jobs/{job}/report.html", f"data/jobs/{job}/summary.json",
+                          f"data/jobs/{job}/timeline.csv",
                           f"data/jobs/{job}/timeline.json", f"data/jobs/{job}/video"]
 
 
@@ -318,6 +319,7 @@ def test_live_protocol(rec, files):
         ws.send_text(json.dumps({"type": "start", "fps": 5, "sample_rate": 16000, "stride": 1}))
         ready = json.loads(ws.receive_text())
         assert ready["type"] == "ready" and ready["window_s"] == rec.window_s
+        assert ready["model"]["classes"] == list(rec.labels) and ready["min_face_coverage"] == rec.min_face_coverage
         rng = np.random.default_rng(0)
 
         def send(frames):
@@ -363,11 +365,408 @@ def test_serve_command_token(files, monkeypatch, capsys, host):
     base = f"http://{host}:{served['port']}"
     with TestClient(served["app"], base_url=base) as c:
         if host == "127.0.0.1":
-            assert url == base + "/" and served["app"].token is None
+            assert url == base + "/" and served["app"].state.guard.token is None
             assert c.get("/api/info").status_code == 200
         else:
-            token = served["app"].token
+            token = served["app"].state.guard.token
             assert token and url == f"{base}/?token={token}" and "access token" in err
             assert c.get("/api/info").status_code == 401
             assert c.get(url).status_code == 200  # the printed address sets the cookie and redirects to the page
             assert c.get("/api/info").status_code == 200
+
+
+# ------------------------------------------------------------------------------- retention after crashes (issue 22)
+def test_dead_runs_are_found_by_their_lock(tmp_path, monkeypatch):
+    """A run owns its folder through a lock held while it lives: an unlocked ``mmadfer-serve-*`` temp folder and the
+    unfinished or unkept job folders of a ``--data-dir`` are a dead run's; a live run's folder and kept finished
+    jobs are not. ``keep`` lists instead of deleting; a second server on the same folder and a planted link are
+    refused."""
+    from mmadfer.serve import datadir
+    from mmadfer.serve.datadir import OWNER_LOCK, DataDirError
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(datadir, "temp_root", lambda: temp)
+    live = DataDir()  # a live run in the temp location
+    dead = temp / "mmadfer-serve-dead1234"
+    (dead / "jobs" / ("a" * 32)).mkdir(parents=True)
+    (dead / OWNER_LOCK).touch()  # its process died: nobody holds the lock
+    (temp / "mmadfer-serve-old").mkdir()  # not made by a locking run: left alone
+    folder = tmp_path / "data"
+    (folder / "jobs").mkdir(parents=True)
+    jobs = {name: folder / "jobs" / (c * 32) for name, c in (("running", "b"), ("kept", "c"), ("unkept", "d"))}
+    for name, path in jobs.items():
+        path.mkdir()
+        (path / "video").write_bytes(b"upload")
+    (jobs["kept"] / "job.json").write_text(json.dumps({"status": "done", "kept": True}))
+    (jobs["unkept"] / "job.json").write_text(json.dumps({"status": "done", "kept": False}))
+
+    keeping = DataDir(folder, keep=True)
+    assert keeping.sweep() == sorted([dead, jobs["running"], jobs["unkept"]])  # listed, not deleted
+    assert dead.exists() and jobs["running"].exists()
+    with pytest.raises(DataDirError, match="in use by another mmadfer serve"):
+        DataDir(folder)
+    keeping.close()
+    data = DataDir(folder)
+    assert data.sweep() == sorted([dead, jobs["running"], jobs["unkept"]])
+    assert not dead.exists() and not jobs["running"].exists() and not jobs["unkept"].exists()
+    assert jobs["kept"].exists() and live.root.exists() and (temp / "mmadfer-serve-old").exists()
+    data.close()
+    live.close()
+    assert not live.root.exists()
+
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    os.symlink(tmp_path / "target", planted / OWNER_LOCK)
+    with pytest.raises(DataDirError, match="cannot open the lock file"):
+        DataDir(planted)
+    assert not (tmp_path / "target").exists()  # never followed
+
+
+def test_disk_full_job_fails_and_delete_removes_it(rec, files, tmp_path, monkeypatch):
+    """A write that raises ENOSPC (results, and then job.json too) ends the job as ``failed`` with the reason, and
+    DELETE removes every file of it."""
+    import errno
+
+    from mmadfer.serve import jobs
+
+    def full(df, path, *a, **kw):
+        Path(path).write_bytes(b"half a tim")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    def save(self, **final):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    class FullDisk:
+        def __init__(self, *a, **kw):
+            pass
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self):
+            pass
+
+    from mmadfer.serve import upload as upload_module
+
+    with client(rec, files, tmp_path) as c, monkeypatch.context() as m:
+        m.setattr(upload_module, "open", FullDisk, raising=False)
+        r = upload(c, files["video"])
+        assert r.status_code == 507 and "No space left on device" in r.json()["detail"]
+        assert list((tmp_path / "data" / "jobs").iterdir()) == []
+    monkeypatch.setattr(jobs, "write_table", full)
+    monkeypatch.setattr(jobs.Job, "save", save)
+    with client(rec, files, tmp_path) as c:
+        job = wait(c, upload(c, files["video"]).json()["id"])
+        assert job["status"] == "failed" and "No space left on device" in job["error"]
+        assert job["error"].startswith("face.mp4: ")
+        folder = tmp_path / "data" / "jobs" / job["id"]
+        assert (folder / "video").is_file()
+        assert c.delete(f"/api/jobs/{job['id']}").json()["deleted"]
+        assert not folder.exists()
+
+
+@pytest.mark.parametrize("stop", ["cancel", "shutdown"])
+def test_cancel_stops_the_anonymiser_at_the_next_frame(rec, files, tmp_path, monkeypatch, stop):
+    """Cancel (or the server stopping, as on Ctrl-C) during the anonymised copy: the job shows ``cancelling`` and
+    the copy stops at the next frame (the anonymiser's per-frame hook), leaving no file or temporary; the timeline
+    was viewable before the copy began."""
+    import threading
+
+    from mmadfer.serve import jobs
+
+    real = jobs.anonymize_video
+    seen = {}
+
+    def spy(*args, on_frame, **kw):
+        def hook(t):
+            seen["calls"] = seen.get("calls", 0) + 1
+            if seen["calls"] == 3:
+                queue = seen["app"].state.context.queue
+                job_id = next(iter(queue._jobs))
+                seen["during"] = seen["client"].get(f"/api/jobs/{job_id}").json()
+                if stop == "cancel":
+                    seen["cancel"] = seen["client"].post(f"/api/jobs/{job_id}/cancel").json()
+                else:  # what the app's shutdown does (it waits for this worker, so from another thread)
+                    threading.Thread(target=queue.close).start()
+                    assert queue.get(job_id).cancel_event.wait(30)
+                    seen["cancel"] = {"status": "cancelling"}
+            on_frame(t)
+
+        return real(*args, on_frame=hook, **kw)
+
+    monkeypatch.setattr(jobs, "anonymize_video", spy)
+    app = create_app(rec, data=DataDir(tmp_path / "data"))
+    with TestClient(app, base_url=BASE) as c:
+        seen.update(app=app, client=c)
+        job_id = upload(c, files["video"], anonymize="true").json()["id"]
+        if stop == "shutdown":
+            app.state.context.queue._pool.shutdown(wait=True)  # the worker has stopped
+            job = app.state.context.queue.get(job_id).public()
+        else:
+            job = wait(c, job_id)
+        left = sorted(p.name for p in (tmp_path / "data" / "jobs" / job_id).iterdir())
+    if stop == "shutdown":
+        assert not (tmp_path / "data" / "jobs" / job_id).exists()  # the stopped server deleted it
+    assert left == ["chart.png", "job.json", "report.html", "summary.json", "timeline.csv", "timeline.json",
+                    "video"]  # no half copy, no temporary
+    assert seen["calls"] == 3  # the frame after the cancel was never made
+    during = seen["during"]
+    assert during["status"] == "running" and during["stage"] == "anonymising" and during["viewable"]
+    assert "timeline.csv" in during["files"] and "anonymized.mp4" not in during["files"]
+    assert seen["cancel"]["status"] == "cancelling"
+    assert job["status"] == "cancelled" and job["stage"] == ""
+
+
+def test_beyond_loopback_accepts_own_names_only(rec, files):
+    """``--host 0.0.0.0``: the machine's own names and addresses (and ``--allowed-host``) pass, foreign Host headers
+    do not; the token landing redirects only to an encoded path of this server."""
+    import socket
+
+    from mmadfer.serve.security import Guard, same_origin_path
+
+    guard = Guard(host="0.0.0.0", port=8765, token="t", allowed_hosts=("mmadfer.lab.example",))
+    own = ["127.0.0.1:8765", "localhost:8765", "[::1]:8765", f"{socket.gethostname()}:8765",
+           "mmadfer.lab.example:8765", "0.0.0.0:8765"]
+    try:  # this machine's LAN address, if it has one (a UDP connect sends nothing)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))
+            own.append(f"{s.getsockname()[0]}:8765")
+    except OSError:
+        pass
+    for host in own:
+        assert guard.host_ok(host), host
+    for host in ("evil.example:8765", "203.0.113.5:8765", "127.0.0.1:9999", "localhost", "", "[::1", "a:b:c"):
+        assert not guard.host_ok(host), host
+    assert not Guard(host="127.0.0.1", port=8765).host_ok(f"{socket.gethostname()}.invalid:8765")
+    assert same_origin_path("/\\evil.com") == "/%5Cevil.com"
+    assert same_origin_path("//evil.com/x") == "/"
+    token = "t0ken"
+    with TestClient(create_app(rec, host="0.0.0.0", port=8765, token=token), base_url="http://0.0.0.0:8765") as c:
+        for host in ("127.0.0.1:8765", "localhost:8765"):
+            headers = {"host": host, "authorization": f"Bearer {token}"}
+            assert c.get("/api/info", headers=headers).status_code == 200
+        assert c.get("/api/info", headers={"host": "evil.example:8765",
+                                            "authorization": f"Bearer {token}"}).status_code == 403
+        for path in (f"/%5Cevil.com?token={token}", f"/%5C%5Cevil.com/?token={token}", f"/?token={token}&a=%5C"):
+            r = c.get(path, follow_redirects=False)
+            location = r.headers.get("location", "/")
+            assert location.startswith("/") and not location.startswith(("//", "/\\")), (path, location)
+
+
+def test_runs_links_are_encoded(rec, tmp_path):
+    runs = tmp_path / "runs"
+    odd = runs / "a #1 ?x %20"
+    odd.mkdir(parents=True)
+    per_class = [{"class": c, "support": 10, "recall": r, "precision": 0.5} for c, r in zip("abcd", (1, 1, 0, 0))]
+    metrics = {"uar": 0.5, "war": 0.5, "ece": 0.1, "per_class": per_class, "num_clips": 40}
+    (odd / "metrics.json").write_text(json.dumps(metrics))
+    (odd / "log.csv").write_text("epoch,loss\n1,0.5\n")
+    training = runs / "training"
+    training.mkdir()
+    (training / "log.csv").write_text("epoch,loss\n1,0.5\n")
+    with TestClient(create_app(rec, runs=runs), base_url=BASE) as c:
+        listed = {r["name"]: r for r in c.get("/api/runs").json()["runs"]}
+        assert listed["a #1 ?x %20"]["running"] is False and listed["training"]["running"] is True
+        from mmadfer.evaluation.glossary import metric_rows, verdict
+
+        explained = listed["a #1 ?x %20"]["metrics_explained"]
+        assert [r["key"] for r in explained] == ["uar", "war", "ece"] and explained[0]["chance"] == 0.25
+        assert explained == [{**r, "label": r["name"]} for r in metric_rows(metrics)] and explained[0]["meaning"]
+        assert listed["a #1 ?x %20"]["verdict"] == " ".join(verdict(metrics))
+        assert listed["training"]["metrics_explained"] == [] and listed["training"]["verdict"] is None
+        url = next(t["url"] for t in listed["a #1 ?x %20"]["tables"] if t["name"] == "metrics.json")
+        assert "#" not in url and "?" not in url and " " not in url
+
+    async def fetch():  # httpx's own ASGI transport decodes the path once, as a server does (TestClient: twice)
+        import httpx
+
+        transport = httpx.ASGITransport(app=create_app(rec, runs=runs, data=data))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as ac:
+            return (await ac.get(url)).json()
+
+    import asyncio
+
+    data = DataDir(tmp_path / "data")
+    assert asyncio.run(fetch()) == metrics
+    data.close()
+
+
+@pytest.mark.slow
+def test_sigkilled_serve_leaves_nothing_after_the_next_start(files, tmp_path):
+    """``mmadfer serve`` killed with SIGKILL while it holds an upload: its folder survives the crash (nothing can run
+    in a killed process), and the next start deletes it, in the default temporary location and in a ``--data-dir``;
+    with ``--keep`` the next start lists what it found instead."""
+    import signal
+
+    import httpx
+
+    from serve_helpers import Server
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {"TMPDIR": str(temp)}
+    common = ["-c", str(files["ck"]), "--backend", "torch", "--device", "cpu", "--no-faces"]
+
+    def crash(*args):
+        server = Server(*common, *args, env=env)
+        r = httpx.post(server.origin + "/api/jobs", files={"file": ("face.mp4", files["video"].read_bytes())},
+                       data={"stride": "0.25", "window": "2"}, headers={"origin": server.origin}, timeout=60)
+        assert r.status_code == 201, r.text
+        folder = server.data_dir / "jobs" / r.json()["id"]
+        assert (folder / "video").is_file()
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+        return server, folder
+
+    first, first_job = crash()  # the default private temporary folder
+    assert first.data_dir.parent == temp and first_job.exists()
+    second, second_job = crash("--data-dir", str(tmp_path / "data"), "--keep")
+    assert f"  {first.data_dir}\n" in second.lines and first_job.exists()  # --keep: listed, kept
+    third = Server(*common, "--data-dir", str(tmp_path / "data"), env=env)  # the same folder again
+    try:
+        assert "deleted what killed server runs left: 2 folder(s)" in "".join(third.lines)
+        assert not first.data_dir.exists() and not second_job.exists()
+    finally:
+        third.stop()
+    assert list(temp.iterdir()) == [] and list((tmp_path / "data" / "jobs").iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------- issue 20: the jobs API
+class _Gate:
+    """A runner that lets the first forward pass through and holds the next ones until :attr:`go` is set."""
+
+    def __init__(self, inner):
+        self.inner, self.calls, self.go = inner, 0, __import__("threading").Event()
+
+    def __call__(self, video, audio):
+        self.calls += 1
+        if self.calls > 1:
+            self.go.wait(120)
+        return self.inner(video, audio)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@__import__("contextlib").contextmanager
+def _opens(event):
+    """Set ``event`` on the way out, also when an assertion fails (so a held worker never blocks the shutdown)."""
+    try:
+        yield
+    finally:
+        event.set()
+
+
+def test_windows_stream_while_running_and_cancel_shows_cancelling(rec, files, tmp_path):
+    """Rows can be read as they are predicted (before the job ends), with stage and elapsed time; a cancel shows
+    ``cancelling`` until the worker stops; same-name uploads get numbered display names."""
+    import copy
+
+    gated = copy.copy(rec)
+    gated.runner, gated.batch_size = _Gate(rec.runner), 1
+    with client(gated, files, tmp_path) as c, _opens(gated.runner.go):
+        job_id = upload(c, files["video"], name="clip.mp4", stride="0.5", window="2").json()["id"]
+        end = time.monotonic() + 120
+        while not (job := c.get(f"/api/jobs/{job_id}").json())["windows_done"] and time.monotonic() < end:
+            time.sleep(0.05)
+        rows = c.get(f"/api/jobs/{job_id}/windows").json()
+        assert job["status"] == "running" and job["stage"] == "predicting" and not job["viewable"]
+        assert job["windows_done"] == 1 and job["windows_total"] == 5 and job["elapsed_s"] >= 0
+        assert job["eta_s"] >= 0  # the engine's estimate of the time until the timeline can be viewed
+        assert set(job["files"]) == {"video", "thumbs"}  # the upload plays while the rest is predicted
+        assert rows["next"] == 1 and not rows["done"] and rows["labels"] == list(rec.labels)
+        first = rows["windows"][0]
+        assert first["start_s"] == 0 and first["label"] in rec.labels and first["box_x0"] is None
+        assert c.get(f"/api/jobs/{job_id}/windows?since=1").json()["windows"] == []
+        second = upload(c, files["video"], name="clip.mp4", stride="0.5", window="2").json()
+        assert (job["display_name"], second["display_name"]) == ("clip.mp4", "clip.mp4 (2)")
+        assert c.post(f"/api/jobs/{job_id}/cancel").json()["status"] == "cancelling"
+        assert c.get(f"/api/jobs/{job_id}").json()["status"] == "cancelling"
+        gated.runner.go.set()
+        job = wait(c, job_id)
+        assert job["status"] == "cancelled" and job["eta_s"] is None and job["windows_done"] < 5
+        done = wait(c, second["id"])
+        rows = c.get(f"/api/jobs/{second['id']}/windows").json()
+        assert rows["done"] and rows["windows"] == c.get(f"/api/jobs/{second['id']}/timeline.json").json()["windows"]
+        smoothed = c.get(f"/api/jobs/{second['id']}/windows?smooth=3&since=1").json()["windows"]
+        raw = rows["windows"]
+        assert len(raw) == 5
+        assert [{k: v for k, v in r.items() if k != "label_smoothed"} for r in smoothed] == raw[1:]
+        from mmadfer.predict.smoothing import smooth_labels
+
+        table = __import__("pandas").DataFrame(raw)
+        table.attrs["labels"] = list(rec.labels)
+        assert [r["label_smoothed"] for r in smoothed] == list(smooth_labels(table, 3))[1:]
+        assert c.get(f"/api/jobs/{job_id}/windows?smooth=0").status_code == 400
+        summary = done["summary"]
+        assert summary["windows"] == 5 and summary["dominant_label"] in rec.labels and summary["face_found_pct"] is None
+        report = c.get(done["files"]["report.html"])
+        assert report.status_code == 200 and "sandbox" in report.headers["content-security-policy"]
+
+
+def test_tracks_thumbnails_and_names(rec, files, tmp_path):
+    """With a face detector: the face track gets a small JPEG from the job's video and a box per window; it can be
+    renamed (stored in job.json); both go with the job."""
+    import copy
+
+    from PIL import Image
+
+    from mmadfer.media.faces import FaceDetector
+
+    faces = copy.copy(rec)
+    faces.detector = FaceDetector("cpu")
+    with client(faces, files, tmp_path) as c:
+        job = wait(c, upload(c, files["video"], window="2", stride="1").json()["id"])
+        assert job["status"] == "done" and job["tracks"] == [0], job
+        thumb = c.get(job["files"]["thumbs"]["0"])
+        assert thumb.headers["content-type"] == "image/jpeg"
+        assert max(Image.open(io.BytesIO(thumb.content)).size) <= 96
+        rows = c.get(f"/api/jobs/{job['id']}/windows").json()["windows"]
+        assert all(0 <= r["box_x0"] < r["box_x1"] <= 1 and r["face_coverage"] > 0.5 for r in rows)
+        url = f"/api/jobs/{job['id']}/tracks/0"
+        assert c.put(url, json={"name": "Ada\x1b[31m"}).json()["track_names"] == {"0": "Ada[31m"}
+        assert json.loads((tmp_path / "data" / "jobs" / job["id"] / "job.json").read_text())["track_names"] == \
+            {"0": "Ada[31m"}
+        assert c.put(f"/api/jobs/{job['id']}/tracks/7", json={"name": "x"}).status_code == 404
+        assert c.put(url, json={"name": "x"}, headers={"origin": "http://evil.example"}).status_code == 403
+        assert c.put(url, json={"name": ""}).json()["track_names"] == {}
+        assert c.get(f"/api/jobs/{job['id']}/thumbs/..%2f..%2fjob.json").status_code in (404, 422)
+        c.delete(f"/api/jobs/{job['id']}")
+        assert not (tmp_path / "data" / "jobs" / job["id"]).exists()
+
+
+def test_unplayable_upload_gets_an_h264_preview(rec, files, tmp_path):
+    """A HEVC ``.mov`` (what phones record; Chromium cannot play it) gets a playable H.264 preview, made locally and
+    deleted with the job; an H.264 upload needs none."""
+    import av
+
+    mov = tmp_path / "phone.mov"
+    with av.open(str(files["video"])) as src, av.open(str(mov), "w") as out:
+        vs = out.add_stream("libx265", rate=8, options={"log-level": "error"})
+        vs.width, vs.height, vs.pix_fmt = 96, 96, "yuv420p"
+        for frame in src.decode(video=0):
+            out.mux(vs.encode(frame.reformat(format="yuv420p")))
+        out.mux(vs.encode())
+    with client(rec, files, tmp_path) as c:
+        job = wait(c, upload(c, mov, name="phone.mov").json()["id"])
+        assert job["status"] == "done" and not job["playable"] and "hevc" in job["playback_note"]
+        preview = c.get(job["files"]["preview"])
+        assert preview.headers["content-type"] == "video/mp4"
+        (tmp_path / "p.mp4").write_bytes(preview.content)
+        with av.open(str(tmp_path / "p.mp4")) as p:
+            assert p.streams.video[0].codec_context.name == "h264" and p.streams.video[0].frames == 24
+        plain = wait(c, upload(c, files["video"]).json()["id"])
+        assert plain["playable"] and plain["playback_note"] is None and "preview" not in plain["files"]
+        c.delete(f"/api/jobs/{job['id']}")
+        assert not (tmp_path / "data" / "jobs" / job["id"]).exists()
+
+
+def test_model_info_says_what_the_model_is(rec, files):
+    with client(rec, files) as c:
+        info = c.get("/api/info").json()
+        model = c.get("/api/model").json()
+    assert info["model"] == {k: model[k] for k in info["model"]}
+    assert model["classes"] == list(rec.labels) and model["min_face_coverage"] == rec.min_face_coverage
+    assert model["min_confidence"] is None and model["window_s"] == rec.window_s
+    assert model["recorded"] is False and model["banner"].startswith("Training data not recorded")

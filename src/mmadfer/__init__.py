@@ -34,6 +34,7 @@ _EXPORTS = {
     "write_video": "mmadfer.media.encode",
     "kaldi_fbank_batch": "mmadfer.media.fbank",
     "FaceDetector": "mmadfer.media.faces",
+    "make_detector": "mmadfer.media.detectors",
     "prepare_window": "mmadfer.media.pipeline",
     "build_dataset": "mmadfer.data.datasets",
     "DFEW": "mmadfer.data.datasets",
@@ -71,6 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .data.datasets import DFEW, MAFW, CSVClipDataset, SampleError, build_dataset
     from .media.decode import Clip, VideoReader, open_video, read_clip
     from .media.encode import write_video
+    from .media.detectors import make_detector
     from .media.faces import FaceDetector
     from .media.fbank import audio_features, kaldi_fbank, kaldi_fbank_batch
     from .media.pipeline import prepare_window

@@ -382,10 +382,11 @@ def run_benchmarks(s: BenchSettings, log: Callable[[str], None] = print) -> dict
             attempt(bench_cpu_paths, s, base, golden, kind="cpu", mode=",".join(s.cpu_modes))
         elif what == "loader":
             attempt(bench_loader, s, kind="loader", mode="")
-        elif what == "predict":
-            continue  # run by the command (mmadfer.predict.benchmark: prediction is a peer of this module)
+        elif what in ("predict", "faces"):
+            continue  # run by the command (mmadfer.predict.benchmark, .face_benchmark: peers of this module)
         else:
-            raise ValueError(f"unknown benchmark {what!r}; choose from infer, train, accuracy, cpu, loader, predict")
+            raise ValueError(f"unknown benchmark {what!r}; choose from infer, train, accuracy, cpu, loader, predict, "
+                             "faces")
     return result
 
 
@@ -393,7 +394,8 @@ def format_markdown(result: dict) -> str:
     cols = ["kind", "mode", "batch", "videos", "windows", "wall_s", "x_realtime", "non_model_fraction",
             "clips_per_s", "s_per_clip", "tflop_per_s", "peak_mem_gb", "first_call_s",
             "top1_agreement", "top1_agreement_faces", "golden_max_rel_logit_err", "random_max_rel_logit_err",
-            "faces_max_rel_logit_err", "error"]
+            "faces_max_rel_logit_err", "face_iou_median", "face_iou_p10", "crop_iou_median", "windows_lost",
+            "longest_lost_run", "speedup", "error"]
     rows = result["rows"]
     cols = [c for c in cols if any(c in r for r in rows)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

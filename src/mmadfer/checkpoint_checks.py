@@ -11,6 +11,10 @@ bounds, before any memory is committed to it:
   and the file's tensors are matched against it, so a config that disagrees with the weights is named before the
   real model is built;
 * :func:`check_finite`: NaN or infinite weights would give empty predictions: the first such tensor is named.
+* :func:`check_class_names` (part of :func:`check_config`): class names end up in CSV cells, charts, terminals and
+  web pages, so each must be non-empty, printable (no control or format characters such as ESC or a bidirectional
+  override), unique, and not one of the labels mmadfer writes itself (``no_face``, ``uncertain``:
+  :data:`mmadfer.config.RESERVED_LABELS`).
 
 Each failure is a :class:`~mmadfer.CheckpointError` naming the file and the field or tensor.
 """
@@ -24,11 +28,14 @@ from typing import Mapping
 
 import torch
 
-from .config import ModelConfig
+from .config import RESERVED_LABELS, ModelConfig
 from .errors import CheckpointError
 from .model.mmadfer import MMADFER
 
-__all__ = ["check_zip_sizes", "check_config", "check_fits", "check_keys", "check_finite", "CONFIG_BOUNDS", "MAX_ZIP_RATIO"]
+__all__ = ["check_zip_sizes", "check_config", "check_fits", "check_keys", "check_finite", "check_class_names",
+           "CONFIG_BOUNDS", "MAX_ZIP_RATIO"]
+#: Longest class name accepted (in characters): a label is a word or a short phrase.
+MAX_CLASS_NAME = 200
 
 #: An archive may declare at most this many times its own size uncompressed (plus :data:`_ZIP_SLACK`).
 #: ``torch.save`` stores entries uncompressed (ratio 1); weights deflate by less than 2×.
@@ -106,6 +113,35 @@ def check_config(cfg: ModelConfig, path: str | os.PathLike | None) -> None:
     if tokens > _MAX_TOKENS:
         raise bad("img_size", f"with patch_size={cfg.patch_size} gives {tokens} tokens per layer "
                               f"(at most {_MAX_TOKENS})")
+    if cfg.class_names is not None:
+        check_class_names(cfg.class_names, path)
+
+
+def check_class_names(names, path: str | os.PathLike | None) -> None:
+    """Each class name is a non-empty string of at most :data:`MAX_CLASS_NAME` printable characters (``str.
+    isprintable``: no control, format or separator character but the space), without leading or trailing spaces,
+    unique and not in :data:`~mmadfer.config.RESERVED_LABELS`; otherwise a CheckpointError names the class (by
+    number, and in ``ascii()`` form, so the message itself is safe to print)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        def bad(why: str) -> CheckpointError:
+            return CheckpointError(path, f"invalid class name {i} {ascii(name)}: {why}")
+
+        if not isinstance(name, str):
+            raise bad("is not a string")
+        if not name.strip():
+            raise bad("is empty")
+        if len(name) > MAX_CLASS_NAME:
+            raise bad(f"is longer than {MAX_CLASS_NAME} characters")
+        if not name.isprintable():
+            raise bad("holds control or other non-printable characters")
+        if name != name.strip():
+            raise bad("starts or ends with spaces")
+        if name in RESERVED_LABELS:
+            raise bad(f"is reserved (mmadfer writes {', '.join(map(repr, RESERVED_LABELS))} itself)")
+        if name in seen:
+            raise bad(f"repeats class {seen[name]}")
+        seen[name] = i
 
 
 def check_fits(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], path: str | os.PathLike | None, *,

@@ -325,13 +325,15 @@ def _read_state_dict(path: Path) -> Tensors:
 # mmadfer's own format
 # ---------------------------------------------------------------------------------------------------------------------
 def save_checkpoint(model: MMADFER, path: str | os.PathLike, *, include_frozen: bool | None = None,
-                    extra: Mapping[str, Any] | None = None) -> Path:
+                    extra: Mapping[str, Any] | None = None, trained_on: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` as a self-describing safetensors file (atomically: temporary file, then rename).
 
     The metadata carries the full :class:`ModelConfig` (preprocessing profile included) and ``extra`` (any JSON-able
     values, e.g. training metrics). ``include_frozen=None`` stores only the trained tensors when the encoders came
     from public pretraining files (:func:`load_encoder_weights`), whose paths and hashes are recorded so
-    :func:`load_checkpoint` can rebuild the model; otherwise every tensor is stored.
+    :func:`load_checkpoint` can rebuild the model; otherwise every tensor is stored. ``trained_on``: what the model
+    was trained on (:func:`mmadfer.provenance.trained_on`; default: the record of the checkpoint ``model`` was loaded
+    from, if any), read back by :func:`mmadfer.provenance.read_provenance`.
     """
     sources = getattr(model, "encoder_sources", None) or {}
     needed = {"av": {"vision", "audio"}, "video": {"vision"}, "audio": {"audio"}}[model.cfg.modality]
@@ -346,6 +348,9 @@ def save_checkpoint(model: MMADFER, path: str | os.PathLike, *, include_frozen: 
         "encoder_sources": json.dumps(sources),
         "extra": json.dumps(dict(extra or {})),
     }
+    record = trained_on if trained_on is not None else getattr(model, "trained_on", None)
+    if record is not None:
+        meta["trained_on"] = json.dumps(dict(record))
     path = Path(path)
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -368,13 +373,16 @@ def _decode_metadata(meta: Mapping[str, str], path: Path) -> dict[str, Any]:
         raise CheckpointError(path, f"not an mmadfer checkpoint (format {meta.get('format')!r}, "
                                     f"expected {FORMAT_VERSION!r})")
     try:
-        return {k: json.loads(meta[k]) for k in ("config", "complete", "encoder_sources", "extra")}
+        out = {k: json.loads(meta[k]) for k in ("config", "complete", "encoder_sources", "extra")}
+        out["trained_on"] = json.loads(meta["trained_on"]) if "trained_on" in meta else None  # older files: none
+        return out
     except (KeyError, json.JSONDecodeError) as e:
         raise CheckpointError(path, f"damaged metadata ({e})") from e
 
 
 def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The decoded metadata of an mmadfer checkpoint: ``config`` (dict), ``complete``, ``encoder_sources``, ``extra``."""
+    """The decoded metadata of an mmadfer checkpoint: ``config`` (dict), ``complete``, ``encoder_sources``, ``extra``,
+    ``trained_on`` (None when not recorded)."""
     path = Path(path)
     return _decode_metadata(_read_safetensors(path, tensors=False)[1], path)
 
@@ -415,6 +423,7 @@ def load_checkpoint(path: str | os.PathLike, *, vision: str | os.PathLike | None
     else:
         strict_load(model, tensors, path)
     model.encoder_sources = meta["encoder_sources"]
+    model.trained_on = meta["trained_on"]
     model.source = {"format": FORMAT_VERSION, "path": str(path), "extra": meta["extra"]}
     return model.to(map_location).eval()
 

@@ -10,12 +10,24 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ModelConfig", "PreprocessConfig", "PROMPT_MODES", "TEMPORAL_MODES", "MODALITIES", "AUDIO_PROFILES"]
+__all__ = ["ModelConfig", "PreprocessConfig", "PROMPT_MODES", "TEMPORAL_MODES", "MODALITIES", "AUDIO_PROFILES",
+           "NO_FACE", "UNCERTAIN", "RESERVED_LABELS", "DEFAULT_MIN_FACE_COVERAGE"]
 
 PROMPT_MODES = ("progressive", "static", "none")
 TEMPORAL_MODES = ("transformer", "mean")
 MODALITIES = ("av", "video", "audio")
 AUDIO_PROFILES = ("reference", "16k-mono")
+
+#: The label of a timeline window without enough face to read an expression from (its probabilities are kept).
+NO_FACE = "no_face"
+#: The label of a window whose top probability is below ``--min-confidence`` (its probabilities are kept).
+UNCERTAIN = "uncertain"
+#: Labels a prediction may carry that are not classes: no checkpoint class may be named so.
+RESERVED_LABELS = (NO_FACE, UNCERTAIN)
+#: A window is labelled only if a face was found in at least this fraction of its sampled frames (8 of 16): the
+#: same majority rule by which a person counts as a face track of the window (``predict.prepare.MIN_TRACK_PRESENCE``).
+#: Below it the crop the model saw shows mostly background, and its label would describe no one.
+DEFAULT_MIN_FACE_COVERAGE = 0.5
 
 
 def _from_dict(cls, d: dict[str, Any] | Any):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from .text import terminal_text
+
 __all__ = ["MmadferError", "MediaError", "CheckpointError", "one_line"]
 
 
@@ -13,6 +15,9 @@ class MmadferError(Exception):
         self.path = None if path is None else os.fspath(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path is not None else reason)
+
+    def __reduce__(self):  # pickles with both arguments (worker processes send these to the main one)
+        return type(self), (self.path, self.reason)
 
 
 class MediaError(MmadferError):
@@ -25,10 +30,11 @@ class CheckpointError(MmadferError):
 
 def one_line(error: BaseException, path: str | os.PathLike | None = None) -> str:
     """``path: reason`` on one line, as the commands report a failed file (a :class:`MmadferError` names its own
-    file)."""
+    file), safe to print and to write as UTF-8: control characters and a file name's undecodable bytes escaped
+    (:func:`mmadfer.text.terminal_text`)."""
     if isinstance(error, MmadferError) and error.path is not None:
         text = str(error)
     else:
         reason = error.reason if isinstance(error, MmadferError) else f"{type(error).__name__}: {error}"
         text = f"{path}: {reason}" if path is not None else reason
-    return " ".join(text.split())
+    return terminal_text(" ".join(text.split()))

@@ -12,9 +12,22 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from ..io import remove_stale_temporaries
+from ..io import name_max, remove_stale_temporaries
+from ..text import terminal_text
 
-__all__ = ["output_problems", "unwritable_folders", "clean_stale_outputs"]
+__all__ = ["output_problems", "unwritable_folders", "clean_stale_outputs", "name_too_long"]
+
+
+def name_too_long(path: Path) -> str | None:
+    """Why ``path`` cannot be created on its file system (a part of it longer than NAME_MAX bytes), or None. Such
+    an output (a 252-byte ``.mp4`` name whose ``.json`` timeline is 253 bytes, say) fails its video alone."""
+    limit = name_max(Path(path).parent)
+    for part in Path(path).parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            return (f"output name {terminal_text(part[:32])}... is {size} bytes, over this file system's limit of "
+                    f"{limit} (rename the video or choose --output)")
+    return None
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -58,5 +71,6 @@ def unwritable_folders(outputs: Iterable[Path]) -> list[str]:
 
 
 def clean_stale_outputs(outputs: Iterable[Path], before: float) -> list[Path]:
-    """Remove the hidden temporaries that a killed run left beside ``outputs`` (last modified before ``before``)."""
+    """Remove the hidden temporaries that a killed run left beside ``outputs`` and inside those that are folders
+    (last modified before ``before``)."""
     return [p for out in outputs for p in remove_stale_temporaries(out, before)]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._detectors import add_detector_argument, detector_name
+
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
@@ -24,7 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--img-size", type=int, default=d.img_size)
     p.add_argument("--what", type=_csv, default=d.what,
                    help="comma list of: infer, train, accuracy, cpu, loader, predict (end to end on a 720p video: "
-                        "video seconds per wall second, time per stage) (default infer,train,accuracy)")
+                        "video seconds per wall second, time per stage; faces detected by --detector), faces "
+                        "(--detector against the reference MTCNN on a 720p moving face: box IoU, lost windows, "
+                        "time) (default infer,train,accuracy)")
     p.add_argument("--infer-modes", type=_csv, default=d.infer_modes,
                    help="PRECISION[+FLAG]@BATCH, comma list; FLAG: compile, cudagraphs (reduce-overhead), "
                         "autotune (max-autotune-no-cudagraphs), max (max-autotune) or regional (each repeated "
@@ -49,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predict-precision", default=d.predict_precision, help="predict: model precision")
     p.add_argument("--detect-max-side", type=int, default=None,
                    help="predict: detect faces on frames downscaled to this long side (default: full resolution)")
+    add_detector_argument(p, default="mtcnn")
+    p.add_argument("--faces-stride", type=float, default=1.0,
+                   help="faces: window stride in seconds of the detector comparison (default 1)")
     p.add_argument("--json", default=None, help="write the results here")
 
 
@@ -69,9 +76,17 @@ def run(args: argparse.Namespace) -> int:
         try:
             result["rows"] += bench_predict(s.size, s.device, seconds=s.video_seconds, workers=s.predict_workers,
                                             video=s.video, precision=s.predict_precision, copies=s.predict_copies,
-                                            detect_max_side=args.detect_max_side)
+                                            detect_max_side=args.detect_max_side, detector=detector_name(args))
         except Exception as e:  # reported like any failing mode
             result["rows"].append({"kind": "predict", "mode": "", "error": f"{type(e).__name__}: {e}"})
+    if "faces" in s.what:
+        from ..predict.face_benchmark import bench_faces
+
+        try:
+            result["rows"].append(bench_faces(detector_name(args), seconds=s.video_seconds, stride_s=args.faces_stride,
+                                              video=s.video))
+        except Exception as e:  # reported like any failing mode
+            result["rows"].append({"kind": "faces", "mode": "", "error": f"{type(e).__name__}: {e}"})
     print(format_markdown(result))
     if args.json:
         write_json(result, args.json)

@@ -44,12 +44,13 @@ def _say(msg: str) -> None:
 
 def train_demo_model(out: Path, *, quick: bool = False, device: str | None = None) -> Path:
     """Train the tiny demo model with the training engine (the ``synthetic`` preset) on a synthetic set written to
-    ``out/train/data``; return its final checkpoint, copied to ``out/demo_model.safetensors``.
+    ``out/train/data``; return its final checkpoint, re-saved as ``out/demo_model.safetensors`` with its
+    provenance marked as the demo's (synthetic).
 
     An interrupted run continues from its last state on the next call (``fit(resume='auto')``).
     """
+    from ..checkpoints import load_checkpoint, save_checkpoint
     from ..data.synthetic import write_synthetic_dataset
-    from ..io import atomic_path
     from ..train.engine import fit
     from ..train.config import TrainConfig
 
@@ -66,10 +67,9 @@ def train_demo_model(out: Path, *, quick: bool = False, device: str | None = Non
     uar, war = result["metrics"].get("uar"), result["metrics"].get("war")
     if uar is not None:
         _say(f"      held-out synthetic clips: UAR {uar:.2f}, WAR {war:.2f} (chance: 0.25)")
-    target = out / MODEL_NAME
-    with atomic_path(target, suffix=".safetensors") as tmp:
-        tmp.write_bytes(Path(result["checkpoint"]).read_bytes())
-    return target
+    model = load_checkpoint(result["checkpoint"])  # the run's model, re-saved saying it is the demo's
+    return save_checkpoint(model, out / MODEL_NAME, extra=model.source["extra"],
+                           trained_on={**(model.trained_on or {}), "synthetic": True, "demo": True})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,10 +100,10 @@ def _run(args: argparse.Namespace, out: Path, t0: float) -> int:
     make_astronaut_video(sample, seconds=args.seconds, fps=15, size=256)
 
     if args.checkpoint:
-        checkpoint, synthetic = Path(args.checkpoint), False
+        checkpoint = Path(args.checkpoint)
         _say(f"[2/3] model: {checkpoint}")
     else:
-        checkpoint, synthetic = out / MODEL_NAME, True
+        checkpoint = out / MODEL_NAME
         if checkpoint.is_file() and not args.retrain:
             _say(f"[2/3] model: reusing the demo model trained earlier ({checkpoint}; --retrain to train again)")
         else:
@@ -112,6 +112,7 @@ def _run(args: argparse.Namespace, out: Path, t0: float) -> int:
             checkpoint = train_demo_model(out, quick=args.quick, device=args.device)
 
     rec = Recognizer.from_checkpoint(checkpoint, device=args.device)
+    synthetic = rec.provenance["synthetic"]
     stride = 1.0
     _say(f"[3/3] predicting: {rec.window_s:g} s windows every {stride:g} s, faces found by MTCNN, on {rec.device}")
     table = rec.predict_video(sample, stride_s=stride, progress=True)

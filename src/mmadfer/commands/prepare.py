@@ -25,6 +25,7 @@ examples:
   mmadfer prepare videos/ --out data/mine --labels labels.csv --folds 5 --workers 4
   mmadfer prepare footage/ --out data/inhouse --labels footage/labels.csv --folds 5 --classes neutral,confused,engaged
   mmadfer prepare crops/*.mp4 --out data/crops --no-faces     # videos that are face crops already
+  mmadfer prepare videos/ --out data/mine --detector mtcnn-fast   # faster detection on long, large talking heads
   mmadfer prepare MAFW/data/clips --out data/mfaw --profile mafw-reference --annotations MMA-DFER/annotation/MAFW_*
 """
 from __future__ import annotations
@@ -32,6 +33,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from ._detectors import add_detector_argument, detector_name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,8 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=224, help="face crop size in pixels (default 224)")
     parser.add_argument("--face-crop", choices=("union", "track"), default="union",
                         help="union: one box per clip, as the reference (default); track: a smoothed box per frame")
-    parser.add_argument("--no-faces", action="store_true",
-                        help="no face detection: take the centre square of each frame")
+    add_detector_argument(parser, default="mtcnn")
     parser.add_argument("--max-seconds", type=float, default=600.0,
                         help="fail videos longer than this, since a clip is decoded whole (default 600)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold split (default 0)")
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     summary = prepare_videos(
         args.inputs, args.out, labels=args.labels, folds=args.folds, workers=args.workers, size=args.size,
-        face_crop=args.face_crop, faces=not args.no_faces, max_seconds=args.max_seconds, seed=args.seed,
+        face_crop=args.face_crop, detector=detector_name(args), max_seconds=args.max_seconds, seed=args.seed,
         profile=args.profile, annotations=args.annotations,
     )
     return _finish(args, summary)

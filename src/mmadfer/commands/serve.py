@@ -6,8 +6,9 @@ Live (the browser's camera and microphone through the same rolling 5.12 s buffer
 (with --runs: training and evaluation run folders with their metrics, curves and confusion matrices).
 
 Privacy: everything runs on this machine and the page loads nothing from elsewhere. Uploads and results go to
---data-dir, by default a private temporary folder deleted when the server stops (--keep keeps it). Listening on a
-non-loopback --host requires the access token printed at start.
+--data-dir, by default a private temporary folder deleted when the server stops (--keep keeps it). A server that was
+killed cannot clean up: the next mmadfer serve deletes what it left (in --data-dir and in the temporary folder), or
+lists it with --keep. Listening on a non-loopback --host requires the access token printed at start.
 
   mmadfer serve -c model.safetensors
   mmadfer serve -c dfew_fold1.pth --runs runs/ --port 8080
@@ -19,8 +20,10 @@ import argparse
 import sys
 import socket
 
+from ..config import DEFAULT_MIN_FACE_COVERAGE
 from ..runtime.backends import BACKENDS
 from ..errors import one_line
+from ._detectors import add_detector_argument, detector_name
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,21 +32,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default %(default)s: this machine only; any other requires the "
                         "printed access token)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="another name the page may be opened by (e.g. a DNS name of this machine; repeatable); the "
+                        "machine's own names and addresses are accepted already")
     p.add_argument("--port", type=int, default=8765, help="port (default %(default)s; 0: a free one)")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="as for mmadfer predict (default auto)")
     p.add_argument("--device", help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--precision", help="torch backend arithmetic: fp32, bf16, ... (as for mmadfer predict)")
     p.add_argument("--cache-dir", metavar="DIR", help="where the int8 backends keep converted models")
-    p.add_argument("--no-faces", action="store_true", help="skip face detection (videos that are face crops already)")
+    add_detector_argument(p)
     p.add_argument("--data-dir", metavar="DIR",
-                   help="where uploads and results go (default: a private temporary folder); this session's jobs are "
-                        "deleted when the server stops, unless --keep")
-    p.add_argument("--keep", action="store_true", help="keep uploads and results after the server stops")
+                   help="where uploads and results go (default: a private temporary folder); this server's jobs are "
+                        "deleted when it stops, unless --keep; one server per folder")
+    p.add_argument("--keep", action="store_true",
+                   help="keep uploads and results after the server stops, and only list (not delete) what killed "
+                        "servers left behind")
     p.add_argument("--max-upload-mb", type=float, default=500, metavar="N",
                    help="largest accepted upload (default %(default)g MB); larger ones get 413")
     p.add_argument("--workers", type=int, default=1, help="videos analysed at the same time (default %(default)s)")
     p.add_argument("--keep-audio", action="store_true", help="anonymised copies keep the audio track (voices identify)")
     p.add_argument("--runs", metavar="DIR", help="a folder of training/evaluation runs to show in the Runs workspace")
+    p.add_argument("--min-face-coverage", type=float, metavar="F", default=DEFAULT_MIN_FACE_COVERAGE,
+                   help="as for mmadfer predict: windows with a face in fewer than this fraction of their frames are "
+                        "labelled no_face in jobs and Live (default %(default)s; 0 turns it off)")
+    p.add_argument("--min-confidence", type=float, metavar="P",
+                   help="as for mmadfer predict: windows whose top probability is below P are labelled uncertain")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,14 +70,20 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from ..runtime.load import conversion_target, resolve_backend
     from ..errors import CheckpointError
+    from ..evaluation.selective import check_thresholds
     from ..predict.recognizer import Recognizer
     from ..serve.app import create_app
-    from ..serve.jobs import DataDir
+    from ..serve.datadir import DataDir, DataDirError
     from ..serve.runs import RunsFolder
     from ..serve.security import is_loopback, new_token
 
     if args.max_upload_mb <= 0 or args.workers < 1:
         print("error: --max-upload-mb must be positive and --workers at least 1", file=sys.stderr)
+        return 2
+    try:
+        check_thresholds(args.min_confidence, args.min_face_coverage)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     if args.runs:
         try:
@@ -80,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"converting {args.checkpoint} for the {backend} backend, once (minutes for the reference model); "
                   f"kept in {target.parent}", file=sys.stderr)
         rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend,
-                                         precision=args.precision, detector=None if args.no_faces else "auto",
-                                         cache_dir=args.cache_dir)
+                                         precision=args.precision, detector=detector_name(args),
+                                         cache_dir=args.cache_dir, min_confidence=args.min_confidence,
+                                         min_face_coverage=args.min_face_coverage or None)
     except (CheckpointError, ValueError, ImportError) as e:
         print(f"error: cannot load the model: {one_line(e)}", file=sys.stderr)
         return 2
@@ -96,9 +116,22 @@ def run(args: argparse.Namespace) -> int:
         return 2
     port = sock.getsockname()[1]
     token = None if is_loopback(args.host) else new_token()
-    data = DataDir(args.data_dir, keep=args.keep)
+    try:
+        data = DataDir(args.data_dir, keep=args.keep)
+    except (DataDirError, OSError) as e:
+        print(f"error: {one_line(e, args.data_dir)}", file=sys.stderr)
+        sock.close()
+        return 2
+    left = data.sweep()
+    if left and args.keep:
+        print(f"left by {len(left)} killed server run(s), kept (--keep; delete them by hand):", file=sys.stderr)
+        for path in left:
+            print(f"  {path}", file=sys.stderr)
+    elif left:
+        print(f"deleted what killed server runs left: {len(left)} folder(s)", file=sys.stderr)
     app = create_app(rec, host=args.host, port=port, data=data, token=token, max_upload_mb=args.max_upload_mb,
-                     workers=args.workers, runs=args.runs, keep_audio=args.keep_audio)
+                     workers=args.workers, runs=args.runs, keep_audio=args.keep_audio,
+                     allowed_hosts=tuple(args.allowed_host))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"mmadfer serve: {rec.backend} on {rec.device}, {args.checkpoint}", file=sys.stderr)

@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -38,7 +38,8 @@ from .mafw_reference import (
     faces_dir, faces_wav, reference_crop_box, rewrite_authors_annotations, write_face_frames, write_faces_annotations,
     write_reference_wav,
 )
-from ..media.faces import FaceDetector, crop_faces
+from ..media.detectors import make_detector
+from ..media.faces import crop_faces
 from ..media.decode import open_video
 from ..errors import MmadferError
 from ..config import MAFW_CLASSES
@@ -131,24 +132,25 @@ def assign_clip_ids(videos: Sequence[Path]) -> list[str]:
 
 
 # -- one clip (runs in a worker process) ---------------------------------------------------------------------------
-_DETECTOR = None  # one face detector per process, created on first use
+_DETECTORS: dict[str, Any] = {}  # one face detector per name and process, created on first use
 
 
-def _detector():
-    global _DETECTOR
-    if _DETECTOR is None:
-        _DETECTOR = FaceDetector()
-    return _DETECTOR
+def _detector(name: str):
+    """The face detector named ``name`` (:data:`~mmadfer.media.detectors.DETECTORS`), None for ``'none'``."""
+    if name not in _DETECTORS:
+        _DETECTORS[name] = make_detector(name)
+    return _DETECTORS[name]
 
 
 def _meta_path(root: Path, clip_id: str) -> Path:
     return clip_dir(root, clip_id).with_name(f"{clip_id}.json")
 
 
-def _read_whole(video: Path, max_seconds: float | None, start_s: float | None = None, end_s: float | None = None):
+def _read_whole(video: Path, max_seconds: float | None, start_s: float | None = None, end_s: float | None = None,
+                colorspace: str = "tags"):
     """The clip ``[start_s, end_s)`` of ``video`` (default: all of it). A clip is decoded at once, so one longer
     than ``max_seconds`` is refused."""
-    with open_video(video) as reader:
+    with open_video(video, colorspace=colorspace) as reader:
         t0 = start_s or 0.0
         length = (end_s if end_s is not None else (reader.duration_s or 0.0)) - t0
         if max_seconds is not None and length > max_seconds:
@@ -162,13 +164,15 @@ def _read_whole(video: Path, max_seconds: float | None, start_s: float | None = 
 
 def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str, *, size: int = 224,
                  face_crop: str = "union", faces: bool = True, max_seconds: float | None = 600.0,
-                 start_s: float | None = None, end_s: float | None = None) -> PrepareResult:
+                 start_s: float | None = None, end_s: float | None = None,
+                 detector: str = "mtcnn") -> PrepareResult:
     """Prepare one video into ``ROOT/clips/<clip_id>/`` (JPEG face crops, ``size`` x ``size``, every frame) and
     ``ROOT/clips/<clip_id>.wav`` (all channels at the native rate; empty if the video has no audio), plus a
     ``<clip_id>.json`` with the clip's statistics. Never raises for a bad input: returns a ``failed`` result.
 
-    ``faces=False`` skips detection and takes the centre square of each frame (for videos that are face crops
-    already). Videos longer than ``max_seconds`` fail, because a clip is decoded whole: cut long recordings into
+    ``detector`` names the face detector (:data:`~mmadfer.media.detectors.DETECTORS`; default the reference's
+    MTCNN on every frame). ``faces=False`` (or ``detector='none'``) skips detection and takes the centre square of
+    each frame (for videos that are face crops already). Videos longer than ``max_seconds`` fail, because a clip is decoded whole: cut long recordings into
     clips first (``mmadfer predict`` streams long videos instead). ``start_s``/``end_s`` take only that span of the
     video (a labelled span of a labels file).
     """
@@ -176,8 +180,10 @@ def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str
     result = PrepareResult(str(video), clip_id, "failed")
     try:
         clip = _read_whole(video, max_seconds, start_s, end_s)
+        det = _detector(detector) if faces else None
+        faces = det is not None
         if faces:
-            boxes, _ = _detector().detect(clip.frames)  # one float [k, 4] array per frame
+            boxes, _ = det.detect(clip.frames)  # one float [k, 4] array per frame
         else:  # no boxes: crop_faces takes the centre square of every frame
             boxes = [np.zeros((0, 4), np.float32)] * clip.num_frames
         crops = crop_faces(clip.frames, boxes, face_crop, size)  # frames uint8 [T, size, size, 3]
@@ -199,17 +205,20 @@ def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str
 
 
 def prepare_mafw_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str, *, faces: bool = True,
-                      max_seconds: float | None = 600.0, **_) -> PrepareResult:
+                      max_seconds: float | None = 600.0, detector: str = "mtcnn", **_) -> PrepareResult:
     """Prepare one video as the authors' ``extract_faces_mfaw.py`` and ``mp42wav.sh`` did: every decoded frame
     cropped with its own box (:func:`~mmadfer.data.mafw_reference.reference_crop_box` of that frame's MTCNN boxes)
     into ``ROOT/clips_faces/<clip_id>/0.jpg ...`` and the audio into ``ROOT/clips_wav/<clip_id>.wav`` (none when the
-    video has no audio stream). The boxes are kept in ``ROOT/meta/<clip_id>.json``. Never raises for a bad input."""
+    video has no audio stream). Frames are decoded with BT.601 whatever the stream's colour tags, as their
+    ``cv2.VideoCapture`` did (:mod:`mmadfer.media.decode`). The boxes are kept in ``ROOT/meta/<clip_id>.json``. Never
+    raises for a bad input."""
     root, video = Path(root), Path(video)
     result = PrepareResult(str(video), clip_id, "failed")
     try:
-        clip = _read_whole(video, max_seconds)
+        clip = _read_whole(video, max_seconds, colorspace="bt601")  # the authors decoded with OpenCV (<= 4.12)
         T, H, W = clip.frames.shape[:3]
-        found = _detector().detect(clip.frames)[0] if faces else [np.zeros((0, 4), np.float32)] * T
+        faces = faces and _detector(detector) is not None
+        found = _detector(detector).detect(clip.frames)[0] if faces else [np.zeros((0, 4), np.float32)] * T
         picked = [reference_crop_box(b, W, H) for b in found]
         boxes = [box for box, _ in picked]
         coverage = float(np.mean([len(b) > 0 for b in found]))
@@ -310,7 +319,7 @@ def _prepare_all(root: Path, jobs: Sequence[tuple[Path, str, dict]], kw: dict, w
 
 def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, labels: str | os.PathLike | None = None,
                    folds: int | None = None, workers: int = 1, size: int = 224, face_crop: str = "union",
-                   faces: bool = True, max_seconds: float | None = 600.0, seed: int = 0,
+                   faces: bool = True, detector: str = "mtcnn", max_seconds: float | None = 600.0, seed: int = 0,
                    progress: bool = True, profile: str = "default",
                    annotations: Sequence[str | os.PathLike] = ()) -> PrepareSummary:
     """Prepare every video in ``inputs`` (files and folders) into mmadfer's layout under ``out``.
@@ -339,14 +348,14 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
         raise ValueError("annotations (the authors' MAFW files) apply to profile 'mafw-reference' only")
     if labels is not None and profile == "default" and Path(labels).is_file() and is_label_store(labels):
         return prepare_spans(inputs, labels, out, folds=folds, workers=workers, size=size, face_crop=face_crop,
-                             faces=faces, max_seconds=max_seconds, seed=seed, progress=progress)
+                             faces=faces, max_seconds=max_seconds, seed=seed, progress=progress, detector=detector)
     root = Path(out)
     videos = find_videos(inputs)
     ids = assign_clip_ids(videos)
     label_rows = read_label_table(labels) if labels is not None else None  # fail early on a bad CSV
     root.mkdir(parents=True, exist_ok=True)
 
-    kw = dict(root=root, size=size, face_crop=face_crop, faces=faces, max_seconds=max_seconds)
+    kw = dict(root=root, size=size, face_crop=face_crop, faces=faces, detector=detector, max_seconds=max_seconds)
     results = _prepare_all(root, [(video, cid, {}) for video, cid in zip(videos, ids)], kw, workers, progress,
                            profile)
 
@@ -396,7 +405,7 @@ def _select_spans(spans: list[Span], source, problems: list[str]) -> tuple[list[
 def prepare_spans(inputs: Iterable[str | os.PathLike], labels: str | os.PathLike, out: str | os.PathLike, *,
                   class_names: Sequence[str] | None = None, folds: int | None = None, workers: int = 1,
                   size: int = 224, face_crop: str = "union", faces: bool = True, max_seconds: float | None = 600.0,
-                  seed: int = 0, progress: bool = True) -> PrepareSummary:
+                  seed: int = 0, progress: bool = True, detector: str = "mtcnn") -> PrepareSummary:
     """Cut the labelled spans of a labels file (:mod:`mmadfer.data.labels`) into clips under ``out``, one clip per
     span (:func:`prepare_clip` with the span's times; ids from :func:`span_clip_id`), and write the annotations.
 
@@ -431,7 +440,7 @@ def prepare_spans(inputs: Iterable[str | os.PathLike], labels: str | os.PathLike
         cid = span_clip_id(s)
         seen[cid] = seen.get(cid, 0) + 1
         ids.append(cid if seen[cid] == 1 else f"{cid}_{seen[cid]}")
-    kw = dict(root=root, size=size, face_crop=face_crop, faces=faces, max_seconds=max_seconds)
+    kw = dict(root=root, size=size, face_crop=face_crop, faces=faces, detector=detector, max_seconds=max_seconds)
     results = _prepare_all(root, [(Path(s.video), cid, {"start_s": s.start_s, "end_s": s.end_s})
                                   for s, cid in zip(selected, ids)], kw, workers, progress)
     summary = PrepareSummary(root, [results[cid] for cid in ids], problems=problems, pairs=pairs)

@@ -33,7 +33,7 @@ from torchvision.transforms.v2.functional import resize, resized_crop
 from tqdm.auto import tqdm
 
 from .._optional import require
-from ..io import write_csv
+from ..io import atomic_write, write_csv
 from ..media.decode import Clip
 from ..media.encode import write_video
 from ..media.pipeline import prepare_window
@@ -44,7 +44,10 @@ if TYPE_CHECKING:
     from ..config import ModelConfig
 
 __all__ = ["SYNTH_CLASSES", "SYNTH_SAMPLE_RATE", "SynthClip", "render_clip", "rendered_inputs",
-           "write_synthetic_dataset", "make_astronaut_video"]
+           "write_synthetic_dataset", "make_astronaut_video", "SYNTHETIC_MARKER", "is_synthetic_dataset"]
+
+#: The file that marks a dataset folder as written by :func:`write_synthetic_dataset` (so models trained on it say so).
+SYNTHETIC_MARKER = "SYNTHETIC.txt"
 
 #: Class names in label order: ``label = 2 * visual_bit + audio_bit``.
 SYNTH_CLASSES = ("calm-low", "calm-high", "animated-low", "animated-high")
@@ -166,7 +169,7 @@ def write_synthetic_dataset(out: str | os.PathLike, num_clips: int, *, num_frame
                             seed: int = 0, folds: int = 5, raw: bool = True, progress: bool = False) -> dict:
     """Write ``num_clips`` synthetic clips (labels balanced: clip ``i`` has label ``i % 4``) in mmadfer's layout:
     frame folders, 16 kHz WAVs, ``annotations/set_<k>_{train,test}.txt`` for a stratified ``folds``-fold split
-    (``all.txt`` if ``folds < 2``) and ``classes.txt``; with ``raw``, also ``raw/<clip_id>.mp4`` (H.264 + AAC) and
+    (``all.txt`` if ``folds < 2``) ``classes.txt`` and the marker ``SYNTHETIC.txt``; with ``raw``, also ``raw/<clip_id>.mp4`` (H.264 + AAC) and
     ``raw.csv`` (``video,label`` with class names).
 
     Resumable: a clip whose frame folder (and mp4, with ``raw``) exists is kept; clip ``i`` is always rendered from
@@ -195,14 +198,23 @@ def write_synthetic_dataset(out: str | os.PathLike, num_clips: int, *, num_frame
         raw_rows.append((f"raw/{mp4.name}", SYNTH_CLASSES[label]))
     write_fold_annotations(root, entries, num_folds=folds if folds and folds >= 2 else None, seed=seed)
     write_classes(root / CLASSES_FILE, SYNTH_CLASSES)
+    with atomic_write(root / SYNTHETIC_MARKER) as f:
+        f.write("Synthetic clips written by mmadfer synth: cartoon faces and tones, not people. A model trained on "
+                "them records that it is synthetic.\n")
     if raw:
         write_csv(root / "raw.csv", ["video", "label"], raw_rows)
     return {"written": written, "skipped": num_clips - written}
 
 
+def is_synthetic_dataset(root: str | os.PathLike) -> bool:
+    """Whether ``root`` (a dataset folder, or a file inside one) was written by :func:`write_synthetic_dataset`."""
+    root = Path(root)
+    return any((d / SYNTHETIC_MARKER).is_file() for d in (root, root.parent))
+
+
 def make_astronaut_video(path: str | os.PathLike, seconds: float = 3.0, fps: float = 25, audio: bool = True,
                          size: int = 256, seed: int = 0, sample_rate: int = 44100, channels: int = 2,
-                         width: int | None = None) -> str:
+                         width: int | None = None, zoom: float = 0.06, travel: float = 0.0) -> str:
     """Write an mp4 of a real face: scikit-image's ``astronaut()`` photo (Eileen Collins) with a slow zoom, pan and
     brightness drift, and, with ``audio``, a voice-like track (harmonic tone with a pitch contour and syllable
     envelope) at ``sample_rate`` with ``channels`` channels (44.1 kHz stereo by default, to exercise channel and
@@ -210,21 +222,28 @@ def make_astronaut_video(path: str | os.PathLike, seconds: float = 3.0, fps: flo
 
     Frames are ``size`` pixels high and ``width`` wide (default ``size``: square); a wider frame shows the moving
     ``size``-square picture in the middle of a dimmed still of the whole photo (``size=720, width=1280``: 720p).
-    Frames are streamed to the encoder, so long high-resolution videos never sit in memory."""
+    Frames are streamed to the encoder, so long high-resolution videos never sit in memory.
+
+    ``zoom``: the face's size varies by this fraction either way (slowly, 0.35 Hz). ``travel``: in a wide frame the
+    picture also slides sideways, over this fraction of the free width either side of the middle (0.15 Hz): faces
+    that move and change scale, for checking face tracking."""
     data = require("skimage.data", "the astronaut demo video")
     image = torch.from_numpy(np.ascontiguousarray(data.astronaut())).permute(2, 0, 1)  # [3, 512, 512]
     rng = np.random.default_rng(seed)
     n = max(1, round(seconds * fps))
     t = np.arange(n) / fps
     p = rng.uniform(0, 2 * np.pi, size=4)
-    side = 360 * (1 + 0.06 * np.sin(2 * np.pi * 0.35 * t + p[0]))  # crop window around the face (x~225, y~115)
+    side = 360 * (1 + zoom * np.sin(2 * np.pi * 0.35 * t + p[0]))  # crop window around the face (x~225, y~115)
     cx = 228 + 14 * np.sin(2 * np.pi * 0.25 * t + p[1])
     cy = 170 + 10 * np.sin(2 * np.pi * 0.3 * t + p[2])
     gain = 1 + 0.08 * np.sin(2 * np.pi * 0.5 * t + p[3])
     width = width or size
+    if not 0 <= zoom <= 0.4 or not 0 <= travel <= 1:
+        raise ValueError(f"zoom must be in [0, 0.4] and travel in [0, 1], got {zoom} and {travel}")
     if width < size:
         raise ValueError(f"width must be at least size ({size}), got {width}")
-    left0 = (width - size) // 2
+    middle = (width - size) // 2
+    lefts = np.clip(np.round(middle + travel * middle * np.sin(2 * np.pi * 0.15 * t + p[1])), 0, width - size)
     backdrop = None
     if width > size:
         backdrop = (resize(image, [size, width], antialias=True).float() * 0.5).to(torch.uint8).permute(1, 2, 0)
@@ -239,6 +258,7 @@ def make_astronaut_video(path: str | os.PathLike, seconds: float = 3.0, fps: flo
                 yield face.numpy()
             else:
                 frame = backdrop.clone()
+                left0 = int(lefts[i])
                 frame[:, left0:left0 + size] = face
                 yield frame.numpy()
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["operating_cost"]
+__all__ = ["operating_cost", "MODEL_ONLY"]
+
+#: What the evaluation's rate covers (``operating_cost['scope']``): prepared clips through the model, not raw video.
+MODEL_ONLY = "model only"
 
 
 def operating_cost(num_clips: int, seconds: float, *, windows_per_hour: int, window_s: float, stride_s: float,
@@ -31,6 +34,7 @@ def operating_cost(num_clips: int, seconds: float, *, windows_per_hour: int, win
         "clips": int(num_clips), "seconds": float(seconds), "clips_per_s": rate, "device": str(device),
         "backend": backend, "batch_size": batch_size, "window_s": float(window_s), "stride_s": float(stride_s),
         "windows_per_video_hour": int(windows_per_hour), "video_hours_per_hour": hours_per_hour,
+        "scope": MODEL_ONLY,  # decoding and face detection are not in this rate (mmadfer bench --what predict is)
     }
     if price_per_hour is not None:
         if price_per_hour < 0:

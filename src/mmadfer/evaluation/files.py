@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_write
+from ..io import atomic_write, write_frame_csv
 from .accuracy import confusion_frames
 from .plots import plot_confusion, plot_reliability, plot_risk_coverage, plot_subgroups
 
@@ -41,11 +41,6 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _write_csv(frame, path: Path, **kw) -> None:
-    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
-        frame.to_csv(f, **kw)
-
-
 def write_evaluation(out_dir: str | os.PathLike, metrics: dict[str, Any], predictions=None) -> dict[str, Path]:
     """Write an evaluation's reports into ``out_dir``; returns the files written by name.
 
@@ -57,13 +52,13 @@ def write_evaluation(out_dir: str | os.PathLike, metrics: dict[str, Any], predic
     files = {"metrics": out / "metrics.json", "per_class": out / "per_class.csv", "confusion": out / "confusion.csv",
              "confusion_normalized": out / "confusion_normalized.csv"}
     write_json(files["metrics"], metrics)
-    _write_csv(pd.DataFrame(metrics["per_class"]), files["per_class"], index=False, float_format="%.6g")
+    write_frame_csv(pd.DataFrame(metrics["per_class"]), files["per_class"], index=False, float_format="%.6g")
     counts, norm = confusion_frames(metrics)
-    _write_csv(counts, files["confusion"])
-    _write_csv(norm, files["confusion_normalized"], float_format="%.6g")
+    write_frame_csv(counts, files["confusion"])
+    write_frame_csv(norm, files["confusion_normalized"], float_format="%.6g")
     if predictions is not None:
         files["predictions"] = out / "predictions.csv"
-        _write_csv(predictions, files["predictions"], index=False, float_format="%.6g")
+        write_frame_csv(predictions, files["predictions"], index=False, float_format="%.6g")
     try:
         files["confusion_png"] = plot_confusion(metrics, out / "confusion.png")
     except ImportError as e:

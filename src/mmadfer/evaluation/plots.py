@@ -11,6 +11,7 @@ import numpy as np
 
 from ..io import atomic_path
 from .._optional import require
+from ..text import chart_text
 from .accuracy import confusion_frames
 
 __all__ = ["plot_confusion", "plot_reliability", "plot_risk_coverage", "plot_subgroups", "plot_learning_curve"]
@@ -89,9 +90,9 @@ def plot_subgroups(column: str, rep: dict[str, Any], path: str | os.PathLike) ->
     ax.errorbar(x, uar, yerr=[np.nan_to_num(uar - lo), np.nan_to_num(hi - uar)], fmt="none", ecolor="black",
                 capsize=4)
     ax.set_xticks(x)
-    ax.set_xticklabels([f"{r['group']}\nn={r['n']}" for r in rows])
+    ax.set_xticklabels([chart_text(f"{r['group']}\nn={r['n']}") for r in rows])  # as written, never mathtext
     gap = rep["gaps"].get("uar", {})
-    title = f"UAR by {column}"
+    title = f"UAR by {chart_text(column)}"
     if gap.get("gap") is not None:
         title += f": gap {gap['gap']:.3f} [{gap['ci95'][0]:.3f}, {gap['ci95'][1]:.3f}]"
         title += " FLAGGED" if gap["flagged"] else ""
@@ -130,7 +131,7 @@ def plot_learning_curve(rows: list[dict[str, Any]], path: str | os.PathLike, *, 
 def plot_confusion(metrics: dict[str, Any], path: str | os.PathLike) -> Path:
     """Draw the confusion matrix, counts and row-normalised side by side, into a PNG (atomically)."""
     counts, norm = confusion_frames(metrics)
-    names = list(counts.columns)
+    names = [chart_text(c) for c in counts.columns]  # drawn as written, never as mathtext
     n = len(names)
     side = max(4.0, 0.55 * n + 2.0)
     fig = _figure(2 * side + 1, side)

@@ -7,19 +7,21 @@ a model whose confidence ranks its errors last has the smallest AURC its accurac
 kept in the given order (a stable sort).
 
 A threshold ``P`` (``--min-confidence``) keeps the clips whose confidence is ``>= P``: its coverage and the accuracy
-on the kept clips are :func:`at_threshold`. ``predict --min-confidence`` labels the rest ``uncertain``
-(:func:`abstain`), keeping their probabilities.
+on the kept clips are :func:`at_threshold`. ``predict --min-confidence`` labels the rest ``uncertain``, keeping their
+probabilities; and a prediction claims nothing where there is no face to read: a window whose face coverage is below
+``--min-face-coverage`` is labelled ``no_face`` with no confidence (:func:`evidence_label`, the one rule every
+timeline row goes through; :func:`abstain` applies it to a whole table).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-__all__ = ["UNCERTAIN", "risk_coverage", "at_threshold", "abstain"]
+from ..config import NO_FACE, UNCERTAIN
 
-#: The label of a window whose confidence is below ``--min-confidence``.
-UNCERTAIN = "uncertain"
+__all__ = ["UNCERTAIN", "NO_FACE", "risk_coverage", "at_threshold", "evidence_label", "check_thresholds", "abstain"]
 
 
 def risk_coverage(confidence, correct) -> dict[str, Any]:
@@ -45,13 +47,38 @@ def at_threshold(confidence, correct, min_confidence: float) -> dict[str, Any]:
             "covered_accuracy": float(ok[kept].mean()) if n else None}
 
 
-def abstain(table, min_confidence: float | None):
-    """Set ``label`` to ``uncertain`` in the rows of a prediction table whose ``confidence`` is below
-    ``min_confidence`` (in place; the probabilities stay). ``None`` leaves the table as it is."""
-    if min_confidence is None:
-        return table
-    if not 0.0 <= min_confidence <= 1.0:
-        raise ValueError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
-    if len(table):
-        table.loc[table["confidence"] < min_confidence, "label"] = UNCERTAIN
+def check_thresholds(min_confidence: float | None = None, min_face_coverage: float | None = None) -> None:
+    """Raise ``ValueError`` naming the option unless each threshold is None or within [0, 1]."""
+    for flag, value in (("--min-confidence", min_confidence), ("--min-face-coverage", min_face_coverage)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{flag} must be between 0 and 1, got {value}")
+
+
+def evidence_label(label: str, confidence: float, face_coverage: float = math.nan, *,
+                   min_confidence: float | None = None,
+                   min_face_coverage: float | None = None) -> tuple[str, float]:
+    """What one prediction may claim: ``(label, confidence)``.
+
+    ``(NO_FACE, nan)`` when ``face_coverage`` (the fraction of the window's sampled frames with a face) is below
+    ``min_face_coverage``: without a face there is no expression to read, however confident the model is.
+    ``(UNCERTAIN, confidence)`` when ``confidence`` is below ``min_confidence``. Otherwise unchanged. A NaN coverage
+    (no face detector ran: the frames are face crops already) never counts as no face; None turns a rule off.
+    """
+    if min_face_coverage is not None and face_coverage < min_face_coverage:
+        return NO_FACE, math.nan
+    if min_confidence is not None and confidence < min_confidence:
+        return UNCERTAIN, confidence
+    return label, confidence
+
+
+def abstain(table, min_confidence: float | None, *, min_face_coverage: float | None = None):
+    """Apply :func:`evidence_label` to every row of a prediction table (``label``, ``confidence`` and, for
+    ``min_face_coverage``, ``face_coverage`` columns), in place; the probabilities stay. None turns a rule off."""
+    check_thresholds(min_confidence, min_face_coverage)
+    if len(table) and (min_confidence is not None or min_face_coverage is not None):
+        coverage = table["face_coverage"] if "face_coverage" in table else [math.nan] * len(table)
+        decided = [evidence_label(lab, conf, cov, min_confidence=min_confidence, min_face_coverage=min_face_coverage)
+                   for lab, conf, cov in zip(table["label"], table["confidence"], coverage)]
+        table["label"] = [lab for lab, _ in decided]
+        table["confidence"] = [conf for _, conf in decided]
     return table

@@ -2,7 +2,7 @@
 
 :func:`calibration_inputs` renders talking faces and noise (the default); :func:`footage_inputs` cuts and crops
 windows of your own videos exactly as ``mmadfer predict`` does (:mod:`mmadfer.media.windows`,
-:func:`mmadfer.media.faces.make_detector`, :func:`mmadfer.media.pipeline.prepare_window`).
+:func:`mmadfer.media.detectors.make_detector`, :func:`mmadfer.media.pipeline.prepare_window`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..config import ModelConfig
 from ..data.synthetic import rendered_inputs
 from ..errors import MediaError
 from ..media.decode import open_video
-from ..media.faces import make_detector
+from ..media.detectors import make_detector
 from ..media.pipeline import prepare_window
 from ..media.windows import DEFAULT_MAX_SIDE, kept_windows
 from .verify import random_inputs

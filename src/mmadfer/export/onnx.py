@@ -36,6 +36,7 @@ import torch
 from .._memory import returned_memory
 from .._optional import require
 from ..config import ModelConfig
+from ..checkpoint_checks import check_config
 from ..errors import CheckpointError
 from ..io import atomic_path
 from .attention import ORT_DOMAIN, fused_attention
@@ -141,9 +142,11 @@ def config_from_metadata(meta: dict[str, str], path: str | os.PathLike | None) -
     if meta.get("mmadfer_format") != _META_FORMAT or "mmadfer_config" not in meta:
         raise CheckpointError(path, "ONNX file has no mmadfer metadata (export it with `mmadfer export`)")
     try:
-        return ModelConfig.from_dict(json.loads(meta["mmadfer_config"]))
+        cfg = ModelConfig.from_dict(json.loads(meta["mmadfer_config"]))
     except (TypeError, ValueError) as e:
         raise CheckpointError(path, f"invalid model config in ONNX metadata ({e})") from e
+    check_config(cfg, path)
+    return cfg
 
 
 def read_onnx_config(path: str | os.PathLike) -> ModelConfig:

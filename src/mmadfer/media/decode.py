@@ -9,6 +9,13 @@ Frames are placed by their presentation timestamps, so variable-frame-rate video
 rotation (phones) is applied so frames come out upright. Video and audio are demuxed by two containers on the same
 file, each seeking on its own stream, so audio is sample-accurate however the file is interleaved. Every failure
 to read a file is a :class:`mmadfer.errors.MediaError` that names the file and gives a one-line reason.
+
+Colour: YUV is converted to RGB as the stream's colour tags say (BT.709 for HD video, BT.601 for SD; full or
+limited range), FFmpeg's swscale doing the arithmetic. ``colorspace='bt601'`` instead converts every YUV stream with
+BT.601 coefficients (limited range, full only for FFmpeg's ``yuvj`` formats) whatever its tags, as OpenCV's
+``cv2.VideoCapture`` did up to OpenCV 4.12 (4.13 and later honour the tags): what reference code built on OpenCV
+saw (the authors' MAFW face extraction, :mod:`mmadfer.data.mafw_reference`). On a BT.709-tagged clip the two differ
+by up to tens of levels in saturated colours, which moves MTCNN's face boxes.
 """
 from __future__ import annotations
 
@@ -21,12 +28,15 @@ from typing import Iterator
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
+from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from ..errors import MediaError
 
 __all__ = ["Clip", "VideoReader", "open_video", "read_clip", "open_media", "audio_frame_to_float", "check_file",
-           "pad_leading_silence"]
+           "pad_leading_silence", "COLORSPACES"]
+
+#: ``tags``: YUV to RGB as the stream's colour tags say; ``bt601``: BT.601 whatever the tags (OpenCV <= 4.12).
+COLORSPACES = ("tags", "bt601")
 
 _EPS = 1e-6  # seconds: timestamps within this of a window edge count as on the edge
 _SEEK_AHEAD_S = 10.0  # decode through gaps shorter than this instead of seeking
@@ -165,10 +175,15 @@ class VideoReader:
         path: the file.
         max_side: if set, frames are downscaled at decode time (FFmpeg swscale) so that their longer side is at most
             this many pixels. This bounds a window's memory for high-resolution video.
+        colorspace: ``tags`` (default) converts YUV to RGB as the stream's colour tags say; ``bt601`` uses BT.601
+            whatever they say, as OpenCV's ``VideoCapture`` did (see the module docstring).
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_side: int | None = None):
+    def __init__(self, path: str | os.PathLike, *, max_side: int | None = None, colorspace: str = "tags"):
+        if colorspace not in COLORSPACES:
+            raise ValueError(f"colorspace must be one of {COLORSPACES}, got {colorspace!r}")
         self.path = os.fspath(path)
+        self._colorspace = colorspace
         self._containers: list = []
         try:
             self._open(max_side)
@@ -284,8 +299,17 @@ class VideoReader:
                 w, h = max(2, round(w * s)), max(2, round(h * s))
             self._out_size = (w, h)
         w, h = self._out_size
-        rgb = self._reformatter.reformat(frame, width=w, height=h, format="rgb24").to_ndarray()  # [h, w, 3]
+        rgb = self._reformatter.reformat(frame, width=w, height=h, format="rgb24", **self._source_colour(frame)
+                                         ).to_ndarray()  # [h, w, 3]
         return np.rot90(rgb, rot) if rot else rgb  # display matrix angle is counter-clockwise
+
+    def _source_colour(self, frame: av.VideoFrame) -> dict:
+        """swscale's source colour arguments: none (the frame's tags) or, for ``bt601``, BT.601 with the range
+        swscale assumes for an untagged stream of the frame's pixel format (full for ``yuvj*``, else limited)."""
+        if self._colorspace == "tags":
+            return {}
+        full = frame.format.name.startswith("yuvj")
+        return {"src_colorspace": Colorspace.ITU601, "src_color_range": ColorRange.JPEG if full else ColorRange.MPEG}
 
     def _pull_video(self) -> bool:
         """Decode one more frame into the buffer (frames before the floor are dropped). False at end of stream."""
@@ -486,9 +510,9 @@ class VideoReader:
         return f"VideoReader({self.path!r}, {self.width}x{self.height}@{self.fps:.3g}fps, {dur}, {audio})"
 
 
-def open_video(path: str | os.PathLike, *, max_side: int | None = None) -> VideoReader:
+def open_video(path: str | os.PathLike, *, max_side: int | None = None, colorspace: str = "tags") -> VideoReader:
     """Open ``path`` for lazy reading (see :class:`VideoReader`). Raises :class:`MediaError` if it is unreadable."""
-    return VideoReader(path, max_side=max_side)
+    return VideoReader(path, max_side=max_side, colorspace=colorspace)
 
 
 def read_clip(path: str | os.PathLike, start_s: float = 0.0, end_s: float | None = None) -> Clip:

@@ -5,13 +5,14 @@ makes it square around its centre and clamps it to the frame (:func:`union_squar
 ``mode='union'``. For footage where the face moves a lot or several people appear, ``mode='track'`` follows one face
 with a temporally smoothed square box (:func:`track_boxes`), and :func:`split_tracks` separates several people.
 
+Detectors are chosen by name in :mod:`mmadfer.media.detectors` (``mtcnn``, ``mtcnn-fast``, ``none``).
+
 Boxes are ``(x1, y1, x2, y2)`` in pixels. Detector output is a list with one float ``[k, 4]`` array per frame
 (``k = 0`` when no face was found); crop boxes are integer ``[T, 4]`` arrays whose squares have equal sides, so a
 whole clip is cropped by one gather and resized by one batched call.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -24,7 +25,6 @@ from .._optional import require
 from ..accel import default_device
 
 __all__ = [
-    "make_detector",
     "FaceDetector", "FaceCrops", "box_iou", "crop_boxes", "crop_faces", "split_tracks", "track_boxes",
     "union_square_box",
 ]
@@ -35,15 +35,26 @@ Boxes = Sequence[np.ndarray]  # one float [k, 4] array per frame
 class FaceDetector:
     """Batched MTCNN face detector (facenet-pytorch; its weights ship inside the pip package, nothing is downloaded).
 
+    The defaults are the reference's detection (name ``'mtcnn'`` in :data:`mmadfer.media.detectors.DETECTORS`).
+    ``max_side`` and ``min_face_fraction`` make it cheaper on large frames (the ``'mtcnn-fast'`` detector): MTCNN's
+    proposal network scans an image pyramid from ``min_face_size`` up, so its cost grows with the frame's pixels
+    times ``(12 / min_face_size)**2``; a smaller frame and a larger smallest face cut both factors.
+
     Args:
         device: torch device; defaults to CUDA when available.
-        min_face_size: smallest face searched for, in pixels (MTCNN's pyramid starts there).
+        min_face_size: smallest face searched for, in pixels of the frame MTCNN sees (its pyramid starts there).
         thresholds: the three MTCNN stage thresholds.
         batch_size: frames per MTCNN call (frames of one clip share a size, so they batch).
         max_side: if set, frames larger than this are downscaled for detection and boxes are scaled back, which
             makes high-resolution video much cheaper at the cost of missing faces smaller than
             ``min_face_size * long_side / max_side`` pixels. ``None`` (the reference) detects at full resolution.
+        min_face_fraction: if set, the smallest face searched for is at least this fraction of the (detection)
+            frame's shorter side, so the search scales with the resolution: 0.1 finds faces at least a tenth of
+            the frame high, whatever the frame size. ``None`` (the reference): ``min_face_size`` pixels.
     """
+
+    #: Frames are detected independently, so the frames of several clips may share one call.
+    per_frame = True
 
     def __init__(
         self,
@@ -52,16 +63,27 @@ class FaceDetector:
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         batch_size: int = 32,
         max_side: int | None = None,
+        min_face_fraction: float | None = None,
     ):
         facenet = require("facenet_pytorch", "face detection")
+        if min_face_fraction is not None and not 0 < min_face_fraction < 1:
+            raise ValueError(f"min_face_fraction must be in (0, 1), got {min_face_fraction}")
         self.device = torch.device(device or default_device())
         self.batch_size = int(batch_size)
         self.max_side = max_side
         self.min_face_size = int(min_face_size)
+        self.min_face_fraction = min_face_fraction
+        self._detect_face = require("facenet_pytorch.models.utils.detect_face", "face detection").detect_face
         self._mtcnn = facenet.MTCNN(
             keep_all=True, device=self.device, min_face_size=min_face_size, thresholds=list(thresholds),
             post_process=False, select_largest=False,
         )
+
+    def smallest_face(self, height: int, width: int) -> int:
+        """The smallest face searched for in a ``height`` x ``width`` frame, in that frame's pixels."""
+        if self.min_face_fraction is None:
+            return self.min_face_size
+        return max(self.min_face_size, round(self.min_face_fraction * min(height, width)))
 
     @torch.inference_mode()
     def detect(self, frames: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -80,28 +102,19 @@ class FaceDetector:
             frames = _resize_hwc(frames, (h, w))
         boxes: list[np.ndarray] = []
         probs: list[np.ndarray] = []
-        if min(frames.shape[1:3]) < self.min_face_size:  # too small to hold a face (MTCNN's pyramid would be empty)
+        min_face = self.smallest_face(*frames.shape[1:3])
+        if min(frames.shape[1:3]) < min_face:  # too small to hold a face (MTCNN's pyramid would be empty)
             return [np.zeros((0, 4), np.float32)] * len(frames), [np.zeros(0, np.float32)] * len(frames)
+        m = self._mtcnn
         for i in range(0, len(frames), self.batch_size):
-            b, p = self._mtcnn.detect(frames[i : i + self.batch_size])  # per frame: [k, 4] array or None
-            for bb, pp in zip(b, p):
-                ok = bb is not None
-                boxes.append(np.asarray(bb, np.float32).reshape(-1, 4) * scale if ok else np.zeros((0, 4), np.float32))
-                probs.append(np.asarray(pp, np.float32).reshape(-1) if ok else np.zeros(0, np.float32))
+            # what MTCNN.detect runs, with this frame size's smallest face: per frame a [k, 5] array (box, prob)
+            found, _ = self._detect_face(frames[i : i + self.batch_size], min_face, m.pnet, m.rnet, m.onet,
+                                         m.thresholds, m.factor, m.device)
+            for f in found:
+                f = np.asarray(f, np.float32).reshape(-1, 5)
+                boxes.append(f[:, :4] * scale)
+                probs.append(np.ascontiguousarray(f[:, 4]))
         return boxes, probs
-
-
-def make_detector(detector, device: str | torch.device | None = None):
-    """The face detector a caller asked for: ``'auto'`` builds a :class:`FaceDetector` on ``device`` (or, without
-    facenet-pytorch, warns and returns None: whole frames are used instead of face crops); anything else (None, or a
-    detector object) is returned as it is."""
-    if detector != "auto":
-        return detector
-    try:
-        return FaceDetector(device)
-    except ImportError as e:
-        warnings.warn(f"face detection is off ({e}); whole frames are used instead of face crops", stacklevel=3)
-        return None
 
 
 def _resize_hwc(frames: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:

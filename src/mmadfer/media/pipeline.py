@@ -79,6 +79,7 @@ def finish_window(window: SampledWindow, cfg: PreprocessConfig, *, detector: Fac
         "face_fallback": fallback,
         "has_audio": window.has_audio,
         "boxes": boxes,
+        "frame_size": tuple(window.frames.shape[1:3]),  # (H, W) of the decoded frames the boxes are in
         "frame_indices": window.indices,
     }
 
@@ -102,8 +103,8 @@ def prepare_window(
         dict with ``video`` uint8 ``[cfg.num_frames, 3, S, S]`` (S = ``cfg.img_size``; divide by 255 for the
         model), ``audio`` float32 ``[1, cfg.audio_frames, cfg.num_mel_bins]``, ``face_coverage`` (fraction of the
         sampled frames with a face; NaN without a detector), ``face_fallback`` (no face anywhere: centre crop),
-        ``has_audio``, ``boxes`` (int ``[num_frames, 4]`` crop boxes in the clip's pixels, or None) and
-        ``frame_indices`` (which of the clip's frames were used).
+        ``has_audio``, ``boxes`` (int ``[num_frames, 4]`` crop boxes in the clip's pixels, or None), ``frame_size``
+        (the clip's ``(H, W)``) and ``frame_indices`` (which of the clip's frames were used).
     Raises:
         MediaError: if the clip has no video frames.
     """

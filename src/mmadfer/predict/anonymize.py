@@ -19,16 +19,17 @@ import collections
 import math
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..config import NO_FACE
 from ..media.decode import open_video
 from ..media.encode import write_video
 from ..media.faces import FaceDetector
 
-__all__ = ["anonymize_video", "pixelate", "label_at"]
+__all__ = ["anonymize_video", "pixelate", "label_at", "caption"]
 
 _HOLD_S = 0.3
 _CHUNK_S = 2.0
@@ -71,10 +72,17 @@ def label_at(timeline, t: float) -> list[str]:
     rows = rows.assign(_dist=(centre - t).abs())
     if "track_id" in rows:
         rows = rows.sort_values("_dist").drop_duplicates("track_id").sort_values("track_id")
-        return [f"face {int(r.track_id)}: {r.label} {r.confidence:.2f}" if r.track_id >= 0 else
-                f"no face: {r.label} {r.confidence:.2f}" for r in rows.itertuples()]
+        return [f"face {int(r.track_id)}: {caption(r.label, r.confidence)}" if r.track_id >= 0 else
+                caption(r.label, r.confidence) if r.label == NO_FACE else
+                f"no face: {caption(r.label, r.confidence)}" for r in rows.itertuples()]
     r = rows.sort_values("_dist").iloc[0]
-    return [f"{r['label']} {r['confidence']:.2f}"]
+    return [caption(r["label"], r["confidence"])]
+
+
+def caption(label: str, confidence: float) -> str:
+    """A row's label as written on a frame: ``'no face'`` for ``no_face`` (no confidence: nothing was read), else
+    the label and its confidence."""
+    return "no face" if label == NO_FACE else f"{label} {confidence:.2f}"
 
 
 def _draw_caption(frame: np.ndarray, lines: list[str]) -> np.ndarray:
@@ -120,23 +128,28 @@ class _Faces:
 
 def anonymize_video(src: str | os.PathLike, dst: str | os.PathLike, timeline=None, *, detector=None,
                     detect_fps: float = 5.0, hold_s: float = _HOLD_S, margin: float = 0.2, blocks: int = 8,
-                    no_face: str = "frame", keep_audio: bool = False, max_side: int | None = None) -> Path:
+                    no_face: str = "frame", keep_audio: bool = False, max_side: int | None = None,
+                    on_frame: Callable[[float], None] | None = None) -> Path:
     """Write ``dst``: ``src`` with faces pixelated and ``timeline``'s labels drawn (see the module docstring).
 
     Args:
         timeline: a :meth:`Recognizer.predict_video` DataFrame, or None for no captions.
-        detector: a :class:`~mmadfer.media.faces.FaceDetector` (default: a new one on the best device).
+        detector: a :class:`~mmadfer.media.faces.FaceDetector` (default: a new one on the best device). A detector
+            that tracks faces between keyframes (``per_frame`` false, such as ``mtcnn-fast``) is replaced by MTCNN
+            on every frame looked at: a face the copy must hide is never left to interpolation.
         detect_fps: detections per second of video (every frame if the video is slower).
         no_face: ``'frame'`` pixelates frames with no face detected nearby; ``'keep'`` leaves them.
         keep_audio: copy the audio track (off by default: voices identify people too).
         max_side: downscale the output so its longer side is at most this.
+        on_frame: called with each frame's time in seconds before it is made (progress); an exception it raises
+            stops the copy at once and leaves no output (how the web app cancels within a frame).
     Returns:
         ``dst``. Raises :class:`~mmadfer.MediaError` if ``src`` cannot be read.
     """
     if no_face not in ("frame", "keep"):
         raise ValueError(f"no_face must be 'frame' or 'keep', got {no_face!r}")
-    if detector is None:
-        detector = FaceDetector()
+    if not getattr(detector, "per_frame", False):  # none given, or one that tracks between keyframes
+        detector = FaceDetector(getattr(detector, "device", None))
     dst = Path(dst)
     with open_video(src, max_side=max_side) as reader:
         fps = reader.fps or 25.0
@@ -153,6 +166,8 @@ def anonymize_video(src: str | os.PathLike, dst: str | os.PathLike, timeline=Non
                 own = np.flatnonzero(clip.frame_times < c1 - 1e-6)  # the chunk's frames; the rest is look-ahead
                 for i in own:
                     t = float(clip.frame_times[i])
+                    if on_frame is not None:
+                        on_frame(t)
                     frame = clip.frames[i].copy()
                     boxes = faces.near(t)
                     for box in boxes:

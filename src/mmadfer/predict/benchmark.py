@@ -78,16 +78,18 @@ def _run(rec: Recognizer, video: str, out: Path, workers: int, duration: float, 
 def bench_predict(size: str = "tiny", device: str = "cpu", *, seconds: float = 20.0, workers: int | None = None,
                   video: str | os.PathLike | None = None, precision: str | None = "fp32",
                   batch_size: int = 8, copies: int = 1, compile: bool = False, detect_max_side: int | None = None,
-                  log=print) -> list[dict[str, Any]]:
+                  detector: str = "mtcnn", log=print) -> list[dict[str, Any]]:
     """Run the ``sequential`` and ``pipelined`` predict benchmarks with a random-weight model of ``size``
     (``'tiny'`` or ``'reference'``) on ``device``. ``video``: an existing file, else the generated 720p video is
     made (and kept) in the system temp folder. The pipelined run predicts ``copies`` copies of it (an archive for
     many workers; one worker takes a whole video). ``detect_max_side``: detect faces on frames downscaled to this
     long side (:class:`~mmadfer.media.faces.FaceDetector` ``max_side``; default full resolution, as the reference).
-    Returns one row per mode."""
+    ``detector``: a name of :data:`~mmadfer.media.detectors.DETECTORS` (default the reference MTCNN; e.g.
+    ``'mtcnn-fast'``). Returns one row per mode."""
     torch.manual_seed(0)
     cfg = ModelConfig.tiny(num_classes=7) if size == "tiny" else ModelConfig.reference(7)
-    detector = FaceDetector(device, max_side=detect_max_side) if detect_max_side else "auto"
+    name = f"mtcnn, max_side={detect_max_side}" if detect_max_side else detector
+    detector = FaceDetector(device, max_side=detect_max_side) if detect_max_side else detector
     rec = Recognizer(MMADFER(cfg).eval(), device=device, batch_size=batch_size, precision=precision,
                      compile=compile, prefetch=False, detector=detector)
     if video is None:
@@ -104,7 +106,7 @@ def bench_predict(size: str = "tiny", device: str = "cpu", *, seconds: float = 2
            "torch_threads": torch.get_num_threads(), "precision": rec.precision, "batch": batch_size,
            "video": f"{shape} {codec} {duration:.1f}s{' +audio' if audio else ''}",
            "window_s": rec.window_s, "detector_device": str(getattr(rec.detector, "device", None)),
-           "detect_max_side": detect_max_side,
+           "detect_max_side": detect_max_side, "detector": name,
            "date": time.strftime("%Y-%m-%d")}
     log(f"# bench predict: {env}")
     rows = []

@@ -32,7 +32,8 @@ from typing import Any, Iterator
 from ..errors import MediaError
 from ..media.live import LiveBuffer, capture, open_source
 from ..media.windows import keep_window
-from .tracks import TrackLinker
+from .engine import Scored, Window
+from .prepare import WindowInfo
 
 __all__ = ["run_realtime", "predict_buffer"]
 
@@ -74,13 +75,25 @@ def run_realtime(recognizer, source: str | os.PathLike, *, stride_s: float | Non
 def predict_buffer(recognizer, buf: LiveBuffer, *, window_s: float, stride_s: float, live: bool,
                    hold: list[float] | None = None, max_windows: int | None = None) -> Iterator[dict[str, Any]]:
     """The rolling-window loop over a :class:`LiveBuffer` that another thread fills (a capture thread, or the web
-    app's Live WebSocket): waits for each window ``[due - window_s, due)``, due every ``stride_s``, predicts it and
+    app's Live WebSocket): waits for each window ``[due - window_s, due)``, due every ``stride_s``, predicts it with
+    the recogniser's :class:`~mmadfer.predict.engine.Engine` (one window per batch: no waiting for a second) and
     yields its rows with ``latency_ms`` and ``skipped``; returns when ``buf.ended`` is set and no window is left.
 
     ``hold`` (files read at full speed): a one-item list the loop sets to how far ahead the producer may decode.
     """
+    windows = _live_windows(recognizer, buf, window_s=window_s, stride_s=stride_s, live=live, hold=hold,
+                            max_windows=max_windows)
+    for event in recognizer.engine(batch_size=1).run(windows):
+        if isinstance(event, Scored):
+            meta = event.meta  # shared by the rows of one window: one latency for all its faces
+            latency = meta.setdefault("latency_ms", 1000.0 * (time.perf_counter() - meta["arrival"]))
+            yield {**event.row, "latency_ms": latency, "skipped": meta["skipped"]}
+
+
+def _live_windows(recognizer, buf: LiveBuffer, *, window_s: float, stride_s: float, live: bool,
+                  hold: list[float] | None, max_windows: int | None) -> Iterator[Window]:
+    """The windows of :func:`predict_buffer`, prepared, as they complete (``meta``: arrival time, windows skipped)."""
     k = skipped = emitted = 0
-    linker = TrackLinker()
     while max_windows is None or emitted < max_windows:
         due = window_s + k * stride_s  # window k is [due - window_s, due)
         t0 = due - window_s
@@ -104,13 +117,8 @@ def predict_buffer(recognizer, buf: LiveBuffer, *, window_s: float, stride_s: fl
                 continue
         clip, last_arrival = buf.clip(t0, end)
         buf.trim(t0 + stride_s)  # the next window starts there
-        tracks = recognizer.prepare(clip)  # one entry per face track, usually one
-        probs = recognizer.predict_prepared(tracks)  # [K, C]
-        latency_ms = 1000.0 * (time.perf_counter() - last_arrival)
-        for prepared, p, tid in zip(tracks, probs, recognizer.track_ids(tracks, linker)):
-            row = recognizer.window_row(clip, prepared, p, tid)
-            row.update(latency_ms=latency_ms, skipped=skipped)
-            yield row
+        info = WindowInfo(clip.path, clip.start_s, clip.end_s, clip.has_audio)
+        yield Window(0, info, recognizer.prepare(clip), {"arrival": last_arrival, "skipped": skipped})
         emitted += 1
         k += 1
 

@@ -30,18 +30,22 @@ import torch
 from tqdm.auto import tqdm
 
 from ..accel import default_device
-from ..config import ModelConfig, PreprocessConfig
+from ..config import DEFAULT_MIN_FACE_COVERAGE, ModelConfig, PreprocessConfig
 from ..evaluation.calibration import probabilities
+from ..evaluation.selective import check_thresholds
 from ..media.decode import open_video
-from ..media.faces import make_detector
-from ..media.windows import DEFAULT_MAX_SIDE, count_windows, kept_windows
+from ..media.detectors import make_detector
+from ..media.windows import DEFAULT_MAX_SIDE, count_windows
+from ..provenance import provenance, read_provenance
 from ..runtime.load import load_runner
 from ..runtime.runner import as_runner
-from ..timing import stage, timed_iter
-from .archive import iter_videos
+from ..timing import stage
+from .archive import VideoResult, VideoWindows, iter_videos
+from .engine import Engine, Progress, Scored, track_ids
 from .prefetch import prefetch
 from .prepare import MIN_TRACK_PRESENCE, Preparer, WindowInfo
-from .table import save_crops, table_columns
+from .rows import window_row
+from .table import table_columns
 from .tracks import TrackLinker
 
 __all__ = ["Recognizer", "WindowInfo", "DEFAULT_BATCH_SIZE", "MIN_TRACK_PRESENCE"]
@@ -60,8 +64,9 @@ class Recognizer:
             :class:`~mmadfer.runtime.runner.Runner`, e.g. from :func:`mmadfer.runtime.load.load_runner`.
         device: ``'cuda'`` if available, else ``'cpu'``.
         batch_size: windows per forward pass.
-        detector: ``'auto'`` (MTCNN on ``device``), ``None`` (no detection: frames are used whole, for footage that is
-            already face-cropped), or a :class:`mmadfer.media.faces.FaceDetector`.
+        detector: ``'auto'`` (MTCNN on ``device``), a name of :data:`mmadfer.media.detectors.DETECTORS` (e.g.
+            ``'mtcnn-fast'``), ``None`` (no detection: frames are used whole, for footage that is already
+            face-cropped), or any :class:`mmadfer.media.detectors.Detector`.
         precision: ``'fp32'``, ``'bf16'`` (autocast) or ``'fp8'`` (see :mod:`mmadfer.accel`; torch backend only).
             Default: :func:`mmadfer.accel.default_precision` (bf16 on CUDA and on CPUs with native bf16, else fp32).
         compile: ``torch.compile`` the model (worth it for long videos on a GPU: the first batch pays the compile).
@@ -69,12 +74,18 @@ class Recognizer:
         prefetch: prepare windows in a background thread while the model runs.
         multi_face: when several people are in view, recognise each one (rows get a ``track_id``) instead of one
             crop around all faces (the reference's union box).
+        min_face_coverage: a window whose face was found in fewer than this fraction of its sampled frames is
+            labelled ``no_face``, with no confidence (default :data:`~mmadfer.config.DEFAULT_MIN_FACE_COVERAGE`,
+            half; None: always the top class). Without a detector the frames count as faces.
+        min_confidence: a window whose top probability is below this is labelled ``uncertain`` (None: off).
+            Either way the ``p_<class>`` columns keep the model's probabilities.
     """
 
     def __init__(self, model, *, device: str | torch.device | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  detector: Any = "auto", precision: str | None = None, compile: bool = False,
                  max_side: int | None = DEFAULT_MAX_SIDE, prefetch: bool = True, multi_face: bool = True,
-                 source: str | None = None):
+                 source: str | None = None, min_face_coverage: float | None = DEFAULT_MIN_FACE_COVERAGE,
+                 min_confidence: float | None = None):
         self.device = torch.device(device or default_device())
         self.runner = as_runner(model, device=self.device, precision=precision, compile=compile)
         self.backend = self.runner.backend
@@ -88,6 +99,10 @@ class Recognizer:
         self.prefetch = prefetch
         self.multi_face = multi_face
         self.source = source
+        check_thresholds(min_confidence, min_face_coverage)
+        self.min_face_coverage = min_face_coverage
+        self.min_confidence = min_confidence
+        self._provenance: dict[str, Any] | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, device: str | torch.device | None = None,
@@ -129,6 +144,18 @@ class Recognizer:
         return self.cfg.preprocess
 
     @property
+    def provenance(self) -> dict[str, Any]:
+        """What the model was trained on (:func:`mmadfer.provenance.provenance`): ``dataset`` (None when not
+        recorded), ``classes``, ``synthetic``, ``demo``, ``recorded`` and ``note``, one sentence to show beside its
+        predictions (e.g. that a demo model's labels say nothing about real people)."""
+        if self._provenance is None:
+            if self.source is not None and Path(self.source).is_file():
+                self._provenance = read_provenance(self.source, self.labels)
+            else:
+                self._provenance = provenance(getattr(self.model, "trained_on", None), self.labels)
+        return self._provenance
+
+    @property
     def window_s(self) -> float:
         """The model's own window: the span its 512-frame fbank covers (5.12 s)."""
         return self.preprocess.window_s
@@ -163,74 +190,65 @@ class Recognizer:
         """
         return self.preparer.prepare(clip)
 
-    def _prepared_windows(self, reader, window_s: float, stride_s: float, start_s: float,
-                          end_s: float | None) -> Iterator[tuple[WindowInfo, list[dict[str, Any]]]]:
-        """Decode and prepare each kept window. Only the small model inputs leave: the decoded frames of a window
-        are dropped as soon as it is prepared, so what waits in the prefetch queue is a few MB, not whole windows."""
-        for clip in timed_iter(kept_windows(reader, window_s, stride_s, start_s=start_s, end_s=end_s), "decode"):
-            yield WindowInfo(clip.path, clip.start_s, clip.end_s, clip.has_audio), self.prepare(clip)
+    def engine(self, **kw: Any) -> Engine:
+        """The prediction :class:`~mmadfer.predict.engine.Engine` on this recogniser's model: its batch size, labels
+        and label thresholds (``kw`` overrides them and passes callbacks)."""
+        kw.setdefault("batch_size", self.batch_size)
+        kw.setdefault("min_confidence", self.min_confidence)
+        kw.setdefault("min_face_coverage", self.min_face_coverage)
+        return Engine(self.predict_prepared, self.labels, **kw)
 
-    def track_ids(self, tracks: list[dict[str, Any]], linker: "TrackLinker") -> list[int]:
-        """Stable ids for a window's face tracks (``-1``: no face found, the whole frame was used)."""
-        return linker.link([None if p.get("face_fallback") or p.get("boxes") is None else p["boxes"] for p in tracks])
+    def track_ids(self, tracks: list[dict[str, Any]], linker: TrackLinker) -> list[int]:
+        """Stable ids for a window's face tracks (:func:`mmadfer.predict.engine.track_ids`)."""
+        return track_ids(tracks, linker)
 
     def iter_video(self, path: str | os.PathLike, window_s: float | None = None, stride_s: float | None = None, *,
                    start_s: float = 0.0, end_s: float | None = None, progress: bool | dict = False,
                    save_faces: str | os.PathLike | None = None,
                    on_window: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
-                   ) -> Iterator[dict[str, Any]]:
+                   on_progress: Callable[[Progress], None] | None = None) -> Iterator[dict[str, Any]]:
         """Stream timeline rows (dicts, in time order) for ``path``; see :meth:`predict_video` for the arguments.
 
         Every row has a ``track_id`` here (``predict_video`` keeps the column only when a window had several faces).
-        ``on_window(row, prepared)`` is called for each row as it is produced, with the window's model inputs.
+        ``on_window(row, prepared)`` is called for each row as it is produced, with the window's model inputs;
+        ``on_progress(Progress)`` at the start, after each batch and at the end (:class:`~mmadfer.predict.engine.
+        Progress`: stage, windows done and expected, elapsed seconds, an estimate of the seconds left).
         """
         path = os.fspath(path)
         window_s = float(window_s or self.window_s)
         stride_s = float(stride_s or window_s)
-        reader = open_video(path, max_side=self.max_side)
-        bar = windows = None
-        try:
-            if progress:
+        total = bar = None
+        if progress or on_progress is not None:
+            with open_video(path, max_side=self.max_side) as reader:
                 plausible = reader.plausible_duration_s()  # never a list of every window: counted
-                total = count_windows(plausible, window_s, stride_s, start_s=start_s, end_s=end_s) \
-                    if plausible else None
-                bar = tqdm(total=total, desc=Path(path).name, unit="window", leave=False,
-                           **(progress if isinstance(progress, dict) else {}))
-            windows = self._prepared_windows(reader, window_s, stride_s, start_s, end_s)
-            if self.prefetch:
-                windows = prefetch(windows, depth=2 * self.batch_size)
-            linker = TrackLinker()
-            pending: list[tuple[WindowInfo, dict[str, Any], int, int]] = []
-            for info, tracks in windows:
-                for prepared, tid in zip(tracks, self.track_ids(tracks, linker)):
-                    pending.append((info, prepared, tid, len(tracks)))
-                if len(pending) >= self.batch_size:
-                    yield from self._flush(pending, save_faces, on_window, bar)
-            yield from self._flush(pending, save_faces, on_window, bar)
+            total = count_windows(plausible, window_s, stride_s, start_s=start_s, end_s=end_s) if plausible else None
+        if progress:
+            bar = tqdm(total=total, desc=Path(path).name, unit="window", leave=False,
+                       **(progress if isinstance(progress, dict) else {}))
+
+        def report(p: Progress) -> None:
+            if bar is not None:
+                bar.update(p.windows_done - bar.n)
+            if on_progress is not None:
+                on_progress(p)
+
+        source = VideoWindows(self.preparer, [path], [0.0], window_s, stride_s, self.max_side, start_s=start_s,
+                              end_s=end_s)
+        items = prefetch(iter(source), depth=2 * self.batch_size) if self.prefetch else iter(source)
+        engine = self.engine(on_window=on_window, on_progress=report, windows_total=total,
+                             save_faces={0: save_faces} if save_faces is not None else None)
+        try:
+            for event in engine.run(items):
+                if isinstance(event, Scored):
+                    yield event.row
+                elif event.error is not None:
+                    raise event.error
         finally:
-            if windows is not None:
-                windows.close()  # stops the preparing thread before its reader is closed
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # stops the preparing thread before its reader is closed
             if bar is not None:
                 bar.close()
-            reader.close()
-
-    def _flush(self, pending: list, save_faces, on_window, bar) -> Iterator[dict[str, Any]]:
-        if not pending:
-            return
-        items = pending[:]
-        pending.clear()
-        probs = self.predict_prepared([prepared for _, prepared, _, _ in items])  # [B, C]
-        last = None
-        for (info, prepared, tid, n_tracks), p in zip(items, probs):
-            row = self.window_row(info, prepared, p, tid)
-            if save_faces is not None:
-                save_crops(save_faces, row, prepared["video"], with_track=n_tracks > 1)
-            if on_window is not None:
-                on_window(row, prepared)
-            if bar is not None and info is not last:
-                bar.update(1)
-            last = info
-            yield row
 
     def predict_prepared(self, prepared: list[dict[str, Any]]) -> np.ndarray:
         """Probabilities ``[B, C]`` for a list of :meth:`prepare` outputs, in one forward pass."""
@@ -240,25 +258,22 @@ class Recognizer:
 
     def window_row(self, clip: "WindowInfo", prepared: dict[str, Any], probs: np.ndarray,
                    track: int | None = None) -> dict[str, Any]:
-        """One timeline row: the window's span, ``track_id`` if given, top label, confidence, probabilities."""
-        top = int(np.argmax(probs))
-        row: dict[str, Any] = {"start_s": round(float(clip.start_s), 6), "end_s": round(float(clip.end_s), 6)}
-        if track is not None:
-            row["track_id"] = track
-        row.update(label=self.labels[top], confidence=float(probs[top]))
-        row.update({f"p_{c}": float(v) for c, v in zip(self.labels, probs)})
-        row.update(face_coverage=float(prepared.get("face_coverage", float("nan"))),
-                   has_audio=bool(prepared.get("has_audio", clip.has_audio)))
-        return row
+        """One timeline row (:func:`mmadfer.predict.rows.window_row`) under this recogniser's thresholds."""
+        return window_row(clip, prepared, probs, self.labels, track, min_confidence=self.min_confidence,
+                          min_face_coverage=self.min_face_coverage)
 
     def predict_video(self, path: str | os.PathLike, window_s: float | None = None, stride_s: float | None = None,
                       *, start_s: float = 0.0, end_s: float | None = None, progress: bool | dict = False,
-                      save_faces: str | os.PathLike | None = None, on_window=None):
+                      save_faces: str | os.PathLike | None = None, on_window=None,
+                      on_progress: Callable[[Progress], None] | None = None):
         """A timeline of ``path``: a :class:`pandas.DataFrame` with one row per window (and per face track).
 
         Columns: ``start_s``, ``end_s``, ``track_id`` (only when several faces are tracked), ``label`` (the most likely
-        class), ``confidence`` (its probability), ``p_<class>`` for every class (they sum to 1), ``face_coverage``
-        (fraction of the sampled frames with a detected face; 0 means the frames were used whole) and ``has_audio``.
+        class; ``no_face`` below ``min_face_coverage``, ``uncertain`` below ``min_confidence``), ``confidence`` (its
+        probability; NaN for ``no_face``), ``p_<class>`` for every class (the model's probabilities, summing to 1,
+        whatever the label), ``face_coverage`` (fraction of the sampled frames with a detected face; 0 means the frames
+        were used whole), ``has_audio`` and ``box_x0, box_y0, box_x1, box_y1`` (the face crop as fractions of the
+        frame; NaN without a face).
         ``df.attrs`` records the file, model source, window, stride and classes.
 
         Args:
@@ -268,13 +283,15 @@ class Recognizer:
             progress: show a progress bar over the windows (a dict passes options to tqdm).
             save_faces: a folder for this video: write the face crops the model saw there, one grid image per window
                 (off by default; nothing is written unless asked).
+            on_window: ``on_window(row, prepared)`` for each row as it is scored (raise in it to stop).
+            on_progress: ``on_progress(Progress)``: stage, windows done of expected, elapsed, estimate left.
         Raises:
             MediaError: the file cannot be decoded (names the file and the reason).
         """
         window_s = float(window_s or self.window_s)
         stride_s = float(stride_s or window_s)
         rows = list(self.iter_video(path, window_s, stride_s, start_s=start_s, end_s=end_s, progress=progress,
-                                    save_faces=save_faces, on_window=on_window))
+                                    save_faces=save_faces, on_window=on_window, on_progress=on_progress))
         return self.timeline(path, rows, window_s, stride_s)
 
     def timeline(self, path: str | os.PathLike, rows: list[dict[str, Any]], window_s: float,
@@ -288,16 +305,27 @@ class Recognizer:
 
     def predict_videos(self, paths, window_s: float | None = None, stride_s: float | None = None, *,
                        workers: int | None = None, save_faces=None, detect_on: str = "auto",
-                       mix_videos: bool = False, durations=None):
+                       mix_videos: bool = False, durations=None,
+                       on_progress: Callable[[Progress], None] | None = None) -> Iterator[VideoResult]:
         """Timelines of many videos, pipelined: yields a :class:`~mmadfer.predict.archive.VideoResult` per video
         as soon as it is finished (in completion order; ``result.index`` is its position in ``paths``).
 
         Decoding, sampling, face detection and fbank run in ``workers`` processes (default
         :func:`~mmadfer.predict.archive.default_workers`; 0: in this process) while the model runs here on batches
         drawn from all videos. A video that fails yields its error and the others go on. The tables equal
-        :meth:`predict_video`'s bit for bit (unless ``mix_videos``). See :func:`mmadfer.predict.archive.iter_videos`.
+        :meth:`predict_video`'s bit for bit (unless ``mix_videos``: batches shared between videos). ``save_faces``:
+        None or one folder (or None) per video. ``on_progress``: as in :meth:`iter_video`, over all the videos (the
+        total is known when ``durations`` are given). See :func:`mmadfer.predict.archive.iter_videos`.
         """
-        return iter_videos(self, paths, window_s, stride_s, workers=workers, save_faces=save_faces,
-                           detect_on=detect_on, mix_videos=mix_videos, durations=durations)
-
-
+        paths = [os.fspath(p) for p in paths]
+        window_s = float(window_s or self.window_s)
+        stride_s = float(stride_s or window_s)
+        total = None
+        if durations is not None and all(d > 0 for d in durations):
+            total = sum(count_windows(d, window_s, stride_s) for d in durations)
+        faces = {i: f for i, f in enumerate(save_faces) if f is not None} if save_faces is not None else None
+        engine = self.engine(mix=mix_videos, save_faces=faces, on_progress=on_progress, windows_total=total)
+        return iter_videos(engine, self.preparer, paths, lambda path, rows: self.timeline(path, rows, window_s, stride_s),
+                           window_s, stride_s, workers=workers, batch_size=self.batch_size,
+                           prefetch_windows=self.prefetch, max_side=self.max_side, detect_on=detect_on,
+                           durations=durations)

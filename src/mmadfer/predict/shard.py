@@ -5,22 +5,28 @@ durations from the containers and takes its share (:func:`my_share`: longest fir
 the split is deterministic and balanced by duration). Ranks never talk while they work: each writes its outputs and
 rewrites its own ``OUT/.index/rank-<r>.csv`` atomically after every video. At the end rank 0 merges them into
 ``OUT/index.csv`` (:func:`merge_index`); a video no rank reported (its rank was killed) is ``done`` if its outputs
-exist and ``skipped`` otherwise, so a rerun with ``--skip-existing`` redoes exactly those.
+exist and are complete (:mod:`mmadfer.predict.complete`) and ``skipped`` otherwise, so a rerun with
+``--skip-existing`` redoes exactly those.
+
+Names are carried losslessly: ``video`` and ``output`` are the paths as text, with any undecodable bytes of a file
+name written as ``\\xNN``; for such names ``video_bytes`` / ``output_bytes`` hold the exact bytes, percent-encoded
+(:func:`mmadfer.predict.table.name_fields`), and are empty otherwise. Cells are escaped for spreadsheets by
+:func:`mmadfer.io.write_csv` and unescaped by :func:`read_index`.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 from pathlib import Path
 from typing import Sequence
 
-from ..io import write_csv
+from ..io import read_csv, write_csv
 from .balance import balance
+from .complete import output_problem
 
 __all__ = ["INDEX_COLUMNS", "STATUSES", "my_share", "write_rank_index", "merge_index", "read_index"]
 
-INDEX_COLUMNS = ("video", "status", "output", "rank", "duration_s", "windows", "error")
+INDEX_COLUMNS = ("video", "status", "output", "rank", "duration_s", "windows", "error", "video_bytes", "output_bytes")
 #: ``done``: outputs written (now or by an earlier run); ``failed``: the error says why; ``skipped``: not
 #: processed (its rank stopped before reaching it) and no outputs: a rerun does it.
 STATUSES = ("done", "failed", "skipped")
@@ -43,8 +49,12 @@ def write_rank_index(out: str | os.PathLike, rank: int, rows: Sequence[dict]) ->
 
 
 def read_index(path: str | os.PathLike) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    return read_csv(path)
+
+
+def _key(row: dict) -> str:
+    """A video's identity in the index: its exact bytes where its name has undecodable ones, else its name."""
+    return row.get("video_bytes") or row["video"]
 
 
 def merge_index(out: str | os.PathLike, planned: Sequence[dict], world_size: int) -> Path:
@@ -57,14 +67,14 @@ def merge_index(out: str | os.PathLike, planned: Sequence[dict], world_size: int
     for f in files:
         if f.is_file():
             for row in read_index(f):
-                reported[row["video"]] = row
+                reported[_key(row)] = row
     rows = []
     for p in planned:
-        row = reported.get(p["video"])
+        row = reported.get(_key(p))
         if row is None and p.get("status"):
             row = p
         if row is None:
-            exists = all(Path(o).exists() for o in p.get("outputs", [p["output"]]))
+            exists = all(output_problem(o) is None for o in p.get("outputs", [p["output"]]))
             row = {**p, "status": "done" if exists else "skipped", "rank": "",
                    "error": "" if exists else "not processed: its rank stopped before this video"}
         rows.append(row)

@@ -5,7 +5,8 @@ to its end, if shorter), so overlapping windows tile the time axis without overd
 label, merging consecutive windows with the same label. A dashed line shows the fraction of sampled frames in which
 a face was found; windows without audio are marked. With several face tracks there is one panel per track.
 
-Uses matplotlib's object API (``Figure`` + Agg canvas), never pyplot, so it works headless and in threads.
+Class and file names are drawn as written (:func:`mmadfer.text.chart_text`: no mathtext, undecodable bytes as
+``\\xNN``). Uses matplotlib's object API (``Figure`` + Agg canvas), never pyplot, so it works headless and in threads.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from .._optional import require
 from ..io import atomic_path
+from ..text import chart_text
 
 __all__ = ["plot_timeline", "class_colors"]
 
@@ -55,7 +57,7 @@ def _panel(ax, strip, df, labels: Sequence[str], colors: dict, stride_s: float) 
     for c in labels:  # one collection per class: hours of windows draw as fast as a few
         p = df[f"p_{c}"].to_numpy(float)
         ax.add_collection(PolyCollection(_rects(start, stop, bottom, bottom + p), facecolors=colors[c],
-                                         linewidths=0, label=c))
+                                         linewidths=0, label=chart_text(c)))
         bottom = bottom + p
     centre = (start + stop) / 2
     if "face_coverage" in df:
@@ -77,7 +79,7 @@ def _panel(ax, strip, df, labels: Sequence[str], colors: dict, stride_s: float) 
         room = (b - a) * inches_per_s
         text = next((t for t in (lab, lab[:3]) if room >= 0.075 * len(t) + 0.04), None)  # 8 pt: ~0.075 in/char
         if text:
-            strip.text((a + b) / 2, 0, text, ha="center", va="center", fontsize=8, color="white",
+            strip.text((a + b) / 2, 0, chart_text(text), ha="center", va="center", fontsize=8, color="white",
                        fontweight="bold", clip_on=True)
     strip.set_ylim(-0.5, 0.5)
     strip.set_yticks([])
@@ -117,7 +119,7 @@ def plot_timeline(df, path: str | os.PathLike | None = None, *, title: str | Non
     fig.legend(handles, names, loc="outside right upper", fontsize=8, frameon=False)
     name = title or Path(str(df.attrs.get("video", ""))).name
     if name:
-        fig.suptitle(name, fontsize=10)
+        fig.suptitle(chart_text(name), fontsize=10)
     if path is not None:
         path = Path(path)
         with atomic_path(path, suffix=path.suffix) as tmp:

@@ -10,6 +10,7 @@ import torch
 
 from .._optional import require
 from ..config import ModelConfig
+from ..checkpoint_checks import check_config
 from ..errors import CheckpointError
 from ..export.openvino import CONFIG_RT_KEY
 from .runner import RunnerBase, as_model_inputs
@@ -40,6 +41,7 @@ class OpenVinoRunner(RunnerBase):
             raise CheckpointError(self.path, f"not an mmadfer OpenVINO model ({str(e).splitlines()[0]})") from e
         except (TypeError, ValueError) as e:
             raise CheckpointError(self.path, f"invalid model config in the OpenVINO runtime info ({e})") from e
+        check_config(self.cfg, self.path)
         options = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
             options["INFERENCE_NUM_THREADS"] = int(threads)

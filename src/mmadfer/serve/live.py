@@ -32,6 +32,7 @@ from PIL import Image
 from ..errors import one_line
 from ..media.live import LiveBuffer
 from ..predict.realtime import predict_buffer
+from .rows import json_safe
 
 __all__ = ["live_session", "LiveSlot"]
 
@@ -59,10 +60,7 @@ class LiveSlot:
 
 def _clean(row: dict[str, Any], labels) -> dict[str, Any]:
     """A prediction row as JSON-safe values (NaN becomes null), with its class probabilities gathered."""
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        v = v.item() if isinstance(v, np.generic) else v
-        out[k] = None if isinstance(v, float) and not math.isfinite(v) else v
+    out = json_safe(row)
     out["probs"] = {c: out.get(f"p_{c}") for c in labels}
     return out
 
@@ -76,8 +74,9 @@ def _frame(payload: bytes, max_side: int | None) -> np.ndarray:
         return np.asarray(im)  # [H, W, 3] uint8
 
 
-async def live_session(ws, recognizer, slot: LiveSlot) -> None:
-    """Serve one Live WebSocket until the client stops or disconnects."""
+async def live_session(ws, recognizer, slot: LiveSlot, extra: dict[str, Any] | None = None) -> None:
+    """Serve one Live WebSocket until the client stops or disconnects; ``extra``: more fields for the ``ready``
+    message (the model's description and thresholds)."""
     from starlette.websockets import WebSocketDisconnect
 
     await ws.accept()
@@ -86,14 +85,14 @@ async def live_session(ws, recognizer, slot: LiveSlot) -> None:
         await ws.close(code=1013)
         return
     try:
-        await _session(ws, recognizer)
+        await _session(ws, recognizer, extra or {})
     except WebSocketDisconnect:
         pass
     finally:
         slot.release()
 
 
-async def _session(ws, recognizer) -> None:
+async def _session(ws, recognizer, extra: dict[str, Any]) -> None:
     start = json.loads(await ws.receive_text())
     if start.get("type") != "start":
         await ws.close(code=1003)
@@ -129,7 +128,7 @@ async def _session(ws, recognizer) -> None:
     worker.start()
     sender = asyncio.create_task(send_all())
     await ws.send_text(json.dumps({"type": "ready", "window_s": window, "stride_s": stride, "fps": fps,
-                                   "sample_rate": rate, "labels": list(recognizer.labels)}))
+                                   "sample_rate": rate, "labels": list(recognizer.labels), **extra}))
     try:
         while True:
             msg = await ws.receive()

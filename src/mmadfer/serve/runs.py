@@ -12,8 +12,11 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
+
+from ..evaluation.glossary import metric_rows, verdict
 
 __all__ = ["RunsFolder", "SERVED"]
 
@@ -35,7 +38,12 @@ class RunsFolder:
 
     def list(self) -> list[dict[str, Any]]:
         """Each run: ``name`` (its path under the root), ``metrics`` (numbers of ``metrics.json``), ``last_epoch``
-        (the last row of ``log.csv``), ``images``, ``tables`` and ``report`` (URLs)."""
+        (the last row of ``log.csv``), ``metrics_explained`` (the headline metrics with their one-line meaning and
+        chance level, :func:`mmadfer.evaluation.glossary.metric_rows`; ``label`` is the metric's short name),
+        ``verdict`` (:func:`mmadfer.evaluation.glossary.verdict`'s sentences as one line, None without metrics;
+        ``verdict_lines`` the list), ``images``, ``tables`` and ``report`` (URLs, percent-encoded: a folder may be
+        named with ``#``, ``?`` or ``%``), ``modified`` (the newest file's time) and ``running`` (a training run
+        without its final ``metrics.json`` yet: still running, or stopped before the end, as ``modified`` tells)."""
         runs = []
         for folder in self._folders():
             files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SERVED)
@@ -43,15 +51,22 @@ class RunsFolder:
             if not names & set(_MARKERS):
                 continue
             rel = folder.relative_to(self.root).as_posix()
-            url = lambda p: f"/api/runs/file/{(folder / p.name).relative_to(self.root).as_posix()}"  # noqa: E731
+            url = lambda p: "/api/runs/file/" + quote((folder / p.name).relative_to(self.root).as_posix())  # noqa: E731
+            training = "log.csv" in names and "metrics.json" not in names
+            doc = _read_json(folder / "metrics.json")
+            explained, lines = _explain(doc)
             runs.append({
                 "name": rel if rel != "." else self.root.name,
-                "metrics": _numbers(folder / "metrics.json"),
+                "metrics": _numbers(doc),
+                "metrics_explained": explained,
+                "verdict": " ".join(lines) or None,
+                "verdict_lines": lines,
                 "last_epoch": _last_row(folder / "log.csv"),
                 "images": [{"name": p.name, "url": url(p)} for p in files if p.suffix == ".png"],
                 "tables": [{"name": p.name, "url": url(p)} for p in files if p.suffix in (".csv", ".json", ".md")],
                 "report": url(folder / "report.html") if "report.html" in names else None,
                 "modified": max(p.stat().st_mtime for p in files),
+                "running": training,
             })
         return sorted(runs, key=lambda r: r["modified"], reverse=True)
 
@@ -80,12 +95,28 @@ class RunsFolder:
         return SERVED[path.suffix]
 
 
-def _numbers(path: Path) -> dict[str, float]:
-    """The scalar numbers of a ``metrics.json`` (nested keys joined with '/'), or {}."""
+def _read_json(path: Path) -> dict[str, Any]:
+    """A ``metrics.json`` as a dict ({} when missing, half-written or not an object)."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _explain(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The glossary's rows and verdict for a ``metrics.json``; nothing for one not in the evaluation's format (a
+    run folder may hold any JSON under that name)."""
+    if not doc:
+        return [], []
+    try:
+        return [{**row, "label": row["name"]} for row in metric_rows(doc)], verdict(doc)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return [], []
+
+
+def _numbers(doc: dict[str, Any]) -> dict[str, float]:
+    """The scalar numbers of a ``metrics.json`` (nested keys joined with '/'), or {}."""
     out: dict[str, float] = {}
 
     def walk(prefix: str, value: Any, depth: int) -> None:

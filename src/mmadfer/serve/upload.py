@@ -90,7 +90,8 @@ async def receive_upload(request, dest: Path, max_bytes: int, file_field: str = 
     """Stream ``request``'s multipart body: the ``file_field`` file into ``dest``, the other fields returned.
 
     Returns ``(client file name, fields)``. Raises :class:`TooLarge` as soon as the body passes ``max_bytes`` (or
-    its ``Content-Length`` says it will), :class:`BadUpload` for a body that is not a form with that file.
+    its ``Content-Length`` says it will), :class:`BadUpload` for a body that is not a form with that file, and the
+    :class:`OSError` of a write that failed (a full disk).
     """
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > max_bytes:
@@ -107,7 +108,7 @@ async def receive_upload(request, dest: Path, max_bytes: int, file_field: str = 
                 raise TooLarge
             form.parser.write(chunk)
         form.parser.finalize()
-    except (TooLarge, BadUpload):
+    except (TooLarge, BadUpload, OSError):  # OSError: the disk (full, read-only), not the body
         raise
     except Exception as e:  # the multipart parser's own errors
         raise BadUpload(f"malformed multipart body ({e})") from None

@@ -33,13 +33,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import accel
+from ..checkpoint_checks import check_class_names
 from ..checkpoints import load_encoder_weights, load_model, save_checkpoint
 from ..data.datasets import build_dataset
-from ..data.synthetic import write_synthetic_dataset
+from ..data.synthetic import is_synthetic_dataset, write_synthetic_dataset
 from ..errors import CheckpointError, MmadferError
 from ..evaluation.files import write_json
 from ..evaluation.scoring import evaluate_model, predict_dataset, predict_table, prediction_table
 from ..model.mmadfer import MMADFER
+from ..provenance import trained_on
 from .. import distributed as D
 from .config import TrainConfig
 from .init import from_base
@@ -116,6 +118,7 @@ def build_model(cfg: TrainConfig, class_names, *, announce: bool = True, init: M
     weights (with a loud warning when a needed encoder has none). With ``model.init`` it starts from that whole
     checkpoint instead (``init``: the checkpoint already loaded), its classifier rebuilt for ``class_names``
     (:mod:`mmadfer.train.init`; the change is printed and kept as ``model.head_change``)."""
+    check_class_names(class_names, cfg.data.root)  # refused now, not when the trained checkpoint is loaded
     if cfg.model.init:
         model, change = from_base(init if init is not None else load_init(cfg), class_names, seed=cfg.train.seed)
         model.set_trainable(cfg.model.trainable)
@@ -543,11 +546,23 @@ class _Trainer:
                 model.load_state_dict({n: p.detach().cpu() for n, p in self.model.trainable_parameters().items()},
                                       strict=False)
             save_checkpoint(model, ckpt, extra={"uar": metrics.get("uar"), "war": metrics.get("war"),
-                                                "epochs": self.cfg.train.epochs, "train_config": self.cfg.to_dict()})
+                                                "epochs": self.cfg.train.epochs, "train_config": self.cfg.to_dict()},
+                            trained_on=training_record(self.cfg, self.class_names))
             write_json(self.run_dir / "metrics.json", metrics)
         D.barrier()
         self.log.close()
         return {"run_dir": str(self.run_dir), "checkpoint": str(ckpt), "metrics": metrics, "history": self.history}
+
+
+def training_record(cfg: TrainConfig, class_names) -> dict[str, Any]:
+    """What a run trains on, for its checkpoint (:func:`mmadfer.provenance.trained_on`): the dataset kind (the
+    benchmark's name, or the folder or CSV for one's own data), the classes, the data root and fold, and whether
+    the clips are synthetic (the ``synthetic`` preset, or a folder written by ``mmadfer synth``)."""
+    d = cfg.data
+    named = d.dataset in ("dfew", "mafw", "synthetic") or not d.root
+    synthetic = d.dataset == "synthetic" or (d.root is not None and is_synthetic_dataset(d.root))
+    return trained_on(d.dataset if named else f"{d.dataset}:{Path(d.root).name}", class_names, synthetic=synthetic,
+                      data=d.root, fold=d.fold if d.dataset != "csv" else None)
 
 
 def _row_text(row: dict[str, Any]) -> str:

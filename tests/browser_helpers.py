@@ -1,0 +1,37 @@
+"""Helpers for the tests that drive Debian's Chromium through Playwright: the browser's path and flags, axe-core's
+accessibility check (from npm, installed by ``tools/install-axe.sh``) and the horizontal-overflow measure."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: axe-core's script, as tools/install-axe.sh installs it (MMADFER_AXE overrides)
+AXE = Path(os.environ.get("MMADFER_AXE") or ROOT / ".venv/axe/node_modules/axe-core/axe.min.js")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-default-apps", "--disable-domain-reliability", "--metrics-recording-only",
+                 "--no-pings", "--disable-features=MediaRouter,OptimizationHints,Translate"]
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's violations on the page as shown (its script injected through DevTools, so the page's own CSP stays
+    as it is): ``[{id, help, nodes}]``, empty when it finds none. Skips without axe-core, except in CI."""
+    if not AXE.is_file():
+        if os.environ.get("CI"):
+            raise AssertionError(f"axe-core not found at {AXE}: run tools/install-axe.sh")
+        pytest.skip("axe-core is not installed (tools/install-axe.sh)")
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
+    return page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+        .map(v => ({id: v.id, help: v.help, nodes: v.nodes.slice(0, 4).map(n => n.target.join(' ') + ': ' + n.failureSummary)}))""")
+
+
+def overflow(page) -> int:
+    """How many CSS pixels the page is wider than its viewport (0 or less: no horizontal scrolling)."""
+    return page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+                         " - window.innerWidth")
