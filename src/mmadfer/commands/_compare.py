@@ -66,7 +66,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..evaluation.compare import compare_predictions, read_class_map, table_classes
     from ..evaluation.report import write_compare_report
-    from ..metrics import write_json
+    from ..evaluation.files import write_json
     from ..distributed import resolve_device
 
     base_spec, new_spec = args.compare

@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.cost import operating_cost
     from ..evaluation.report import write_report
     from ..evaluation.subgroups import read_groups
-    from ..metrics import load_cost_matrix, write_json
+    from ..evaluation.accuracy import load_cost_matrix
+    from ..evaluation.files import write_json
     from ..media.windows import window_spans
     from ..evaluation.scoring import evaluate_model
     from ._training import TrainingSession
