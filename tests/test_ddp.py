@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmadfer.data.synthetic import write_synthetic_dataset
-from mmadfer.train.distributed import _first_occurrence, gather_predictions
+from mmadfer.distributed import _first_occurrence, gather_predictions
 
 
 def test_gather_keeps_one_row_per_index_sorted():

@@ -1,8 +1,9 @@
 """The package's import graph, read with ``ast`` (nothing is imported): no cycle among module-level imports, no
 import of another module's ``_private`` name, and imports that run one way down the layers of docs/ARCHITECTURE.md:
 
-    commands/cli -> serve -> predict | train | bench -> runtime -> export -> data, checkpoints, metrics, evaluation -> media
-    -> model, accel -> base (config, errors, io, text, _optional, _privacy, _cache, hardware, testing, the package root)
+    commands/cli -> serve -> predict | train | bench -> evaluation, metrics -> runtime -> export -> data, checkpoints,
+    provenance -> media -> model, accel, distributed -> base (config, errors, io, text, _optional, _privacy, _cache,
+    hardware, testing, the package root)
 
 Function-level imports count for the layers and the private names (they run too, just later); only module-level
 imports can form an import cycle. Imports under ``if TYPE_CHECKING:`` never run, but they are dependencies all the
@@ -24,11 +25,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mmadfer"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("", "config", "errors", "io", "text", "_optional", "_privacy", "_cache", "_memory", "_html", "testing", "hardware",
               "timing")),
-    ("model", ("model", "accel")),
+    ("model", ("model", "accel", "distributed")),
     ("media", ("media",)),
-    ("data", ("data", "checkpoints", "checkpoint_checks", "provenance", "metrics", "evaluation")),
+    ("data", ("data", "checkpoints", "checkpoint_checks", "provenance")),
     ("export", ("export",)),
     ("runtime", ("runtime",)),
+    ("evaluation", ("evaluation", "metrics")),
     ("application", ("predict", "train", "bench")),
     ("distill", ("distill",)),
     ("server", ("serve",)),
@@ -259,3 +261,20 @@ def test_the_checks_catch_planted_violations(tmp_path):
     assert any(v.startswith("mmadfer.model.net:2 imports mmadfer.media.a") for v in layers)
     assert any("peers" in v and v.startswith("mmadfer.predict.x") for v in layers)
     assert any(v.startswith("mmadfer.train.engine:3 imports mmadfer.commands.y") for v in layers)
+
+
+#: Modules of the evaluation package that compute (numbers in, numbers out); its charts, files, HTML and the scoring
+#: loop build on them, never the reverse (they import only each other and the base layer).
+PURE_EVALUATION = ("accuracy", "agreement", "analysis", "bootstrap", "calibration", "compare", "cost", "selective",
+                   "subgroups")
+EVALUATION_OUTPUT = ("plots", "files", "report", "scoring")
+
+
+def test_evaluation_metrics_are_separate_from_its_charts_files_and_loop():
+    _, imports = collect()
+    bad = [f"{i.importer}:{i.line} imports {i.target}" for i in imports
+           if i.importer.split(".")[-1] in PURE_EVALUATION and i.importer.startswith("mmadfer.evaluation.")
+           and (i.target.split(".")[-1] in EVALUATION_OUTPUT
+                or not (i.target.startswith("mmadfer.evaluation") or layer_of(i.target)[0] == 0))]
+    assert not bad, bad
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from mmadfer.train.loader import EpochSampler, SeededDataset, build_loader
+from mmadfer.data.loader import EpochSampler, SeededDataset, build_loader
 
 
 class RandomItems(Dataset):

@@ -16,8 +16,8 @@ import sys
 
 from . import __version__
 
-COMMANDS = ("demo", "predict", "train", "evaluate", "calibrate", "cv", "ablate", "prepare", "synth", "export", "bench",
-            "serve", "distill")
+COMMANDS = ("demo", "predict", "train", "evaluate", "calibrate", "cv", "ablate", "learning-curve", "prepare", "synth",
+            "export", "bench", "serve", "distill")
 
 
 class StderrHandler(logging.Handler):
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mmadfer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"mmadfer.commands.{name}")
+        module = importlib.import_module(f"mmadfer.commands.{name.replace('-', '_')}")
         doc = (module.__doc__ or "").strip()
         p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc,
                            formatter_class=argparse.RawDescriptionHelpFormatter)

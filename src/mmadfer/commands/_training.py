@@ -17,7 +17,7 @@ import sys
 from types import TracebackType
 
 from ..errors import MmadferError
-from ..train import distributed as D
+from .. import distributed as D
 
 #: Exceptions that mean "the input is wrong" rather than "the program is wrong": reported in one line, exit code 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (MmadferError, ValueError, FileNotFoundError, FileExistsError)
@@ -35,7 +35,7 @@ class TrainingSession:
         self.exit_code: int | None = None
 
     def setup(self, device: str) -> D.DistInfo:
-        """Join the process group (see :func:`mmadfer.train.distributed.setup`) and return where this process sits."""
+        """Join the process group (see :func:`mmadfer.distributed.setup`) and return where this process sits."""
         return D.setup(device)
 
     def __enter__(self) -> TrainingSession:

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoints import save_checkpoint
     from ..evaluation.calibration import ece, fit_temperature, nll, probabilities, split_halves
     from ..io import sha256_file
-    from ..metrics import write_json
-    from ..train.engine import predict_dataset
+    from ..evaluation.files import write_json
+    from ..evaluation.scoring import predict_dataset
     from ._training import TrainingSession
     from .evaluate import load_model_and_dataset
 

@@ -15,6 +15,8 @@ examples:
   mmadfer evaluate --checkpoint runs/mine/final.safetensors --dataset csv --data test.csv --cost-matrix cost.csv \\
       --groups groups.csv --min-confidence 0.6 --price-per-hour 1.2 --report --out eval/mine
   mmadfer evaluate --checkpoint DFEW_set_1_best.pth --data DFEW_ROOT --out eval/f1 --backend openvino-int8   # CPU
+  mmadfer evaluate --compare DFEW_set_1_best.pth runs/inhouse/final.safetensors --dataset folder \
+      --data data/inhouse --fold 1 --class-map class_map.csv --out eval/before_after   # paired, on one split
 
 On a CPU, --backend openvino-int8 (or onnx-int8) scores 3-4x faster than the fp32 default, converted once and
 cached as for `mmadfer predict`; its metrics can differ from fp32's where a clip's top two classes are near-tied.
@@ -30,11 +32,13 @@ import sys
 from pathlib import Path
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, backends: bool = True) -> None:
-    """The checkpoint, dataset and runtime options `evaluate` and `calibrate` share."""
-    parser.add_argument("--checkpoint", "-c", required=True,
+def add_data_arguments(parser: argparse.ArgumentParser, backends: bool = True, required: bool = True) -> None:
+    """The checkpoint, dataset and runtime options `evaluate` and `calibrate` share (``required=False``:
+    `evaluate --compare` may take neither)."""
+    parser.add_argument("--checkpoint", "-c", required=required,
                         help="an mmadfer .safetensors or a reference .pth checkpoint")
-    parser.add_argument("--data", required=True, metavar="ROOT", help="dataset root, or a CSV for --dataset csv")
+    parser.add_argument("--data", required=required, metavar="ROOT",
+                        help="dataset root, or a CSV for --dataset csv")
     parser.add_argument("--dataset", default="dfew", choices=("dfew", "mafw", "folder", "csv"),
                         help="dataset kind (default dfew)")
     parser.add_argument("--fold", type=int, default=1, help="fold 1..5 (default 1; ignored for csv)")
@@ -61,7 +65,14 @@ def add_data_arguments(parser: argparse.ArgumentParser, backends: bool = True) -
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser)
+    add_data_arguments(parser, required=False)
+    parser.add_argument("--compare", nargs=2, metavar=("BASE", "NEW"),
+                        help="before and after, instead of --checkpoint: two checkpoints scored on the same split "
+                             "(or evaluation folders / predictions.csv files of it); writes base/, new/, "
+                             "comparison.json and report.html with paired intervals and McNemar's test")
+    parser.add_argument("--class-map", metavar="CSV",
+                        help="with --compare, when BASE has other classes than NEW: rows 'base,new' saying which "
+                             "BASE class stands for which NEW class")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the reports")
     parser.add_argument("--cost-matrix", metavar="CSV", help="cost[true, predicted] of each kind of mistake")
     parser.add_argument("--groups", metavar="CSV", help="clip ids (first column) and group columns (gender, camera, "
@@ -129,12 +140,20 @@ def provenance(args: argparse.Namespace, model) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.compare:
+        from ._compare import run_compare
+
+        return run_compare(args)
+    if not args.checkpoint or not args.data:
+        print("mmadfer evaluate: --checkpoint and --data are required (or --compare BASE NEW)", file=sys.stderr)
+        return 2
     from ..evaluation.cost import operating_cost
     from ..evaluation.report import write_report
     from ..evaluation.subgroups import read_groups
-    from ..metrics import load_cost_matrix, write_json
+    from ..evaluation.accuracy import load_cost_matrix
+    from ..evaluation.files import write_json
     from ..media.windows import window_spans
-    from ..train.engine import evaluate_model
+    from ..evaluation.scoring import evaluate_model
     from ._training import TrainingSession
 
     with TrainingSession("evaluate") as session:

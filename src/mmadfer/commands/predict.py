@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --{flag} must be positive, got {value}", file=sys.stderr)
             return 2
     if not args.realtime:  # under torchrun/srun each process takes the GPU of its local rank
-        from ..train.distributed import resolve_device, slurm_env
+        from ..distributed import resolve_device, slurm_env
 
         slurm_env()
         args.device = str(resolve_device(args.device or "auto", int(os.environ.get("LOCAL_RANK", "0"))))

@@ -8,6 +8,13 @@ run; every input is listed in ROOT/prepare_report.csv (and .json), and the exit 
 With --labels (a CSV with columns video,label) it also writes ROOT/classes.txt and ROOT/annotations/: all.txt, or
 set_<k>_{train,test}.txt with --folds K, so that `mmadfer train --dataset folder ROOT` can use them.
 
+With --labels pointing at a labels file of time spans (video,video_sha256,track_id,start_s,end_s,label,annotator,
+created: what the labelling writes; see mmadfer.data.labels) every span becomes one clip, ROOT/clips/<video>_t<track>_
+<start ms>-<end ms>/, and the folds are split BY VIDEO (no video in both train and test), with set_<k>_val.txt (the
+next fold's videos) for early stopping from 3 folds on. Spans whose video is missing or changed (SHA-256), that run
+past the video's end, name a class outside --classes, or contradict each other are left out with one line each;
+with two annotators on the same spans, ROOT/agreement.json holds Cohen's kappa per class and overall.
+
 With --profile mafw-reference it reproduces the MMA-DFER authors' MAFW preprocessing instead, the crops their
 released MAFW checkpoints expect: ROOT/clips_faces/<name>/0.jpg ... (every frame cropped with its own box: the union
 of that frame's MTCNN boxes, squared), ROOT/clips_wav/<name>.wav (as `ffmpeg -i`: all channels, native rate, 16-bit)
@@ -16,6 +23,7 @@ format. See REPRODUCING.md.
 
 examples:
   mmadfer prepare videos/ --out data/mine --labels labels.csv --folds 5 --workers 4
+  mmadfer prepare footage/ --out data/inhouse --labels footage/labels.csv --folds 5 --classes neutral,confused,engaged
   mmadfer prepare crops/*.mp4 --out data/crops --no-faces     # videos that are face crops already
   mmadfer prepare videos/ --out data/mine --detector mtcnn-fast   # faster detection on long, large talking heads
   mmadfer prepare MAFW/data/clips --out data/mfaw --profile mafw-reference --annotations MMA-DFER/annotation/MAFW_*
@@ -35,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders of videos")
     parser.add_argument("--out", required=True, metavar="ROOT", help="dataset folder to write (created)")
     parser.add_argument("--labels", metavar="CSV", help="CSV with columns video,label: also write annotations")
+    parser.add_argument("--classes", metavar="A,B,...|FILE",
+                        help="with a labels file of spans: the project's class names (comma-separated, or a "
+                             "classes.txt); spans with other labels are reported and left out (default: the labels "
+                             "found)")
     parser.add_argument("--folds", type=int, default=None,
                         help="with --labels: write K stratified cross-validation folds instead of all.txt")
     parser.add_argument("--workers", type=int, default=max(1, min(4, usable_cores() // 2)),
@@ -55,13 +67,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.prepare import prepare_videos
+    from pathlib import Path
 
+    from ..data.annotations import read_classes
+    from ..data.labels import is_label_store
+    from ..data.prepare import prepare_spans, prepare_videos
+
+    if args.labels and Path(args.labels).is_file() and is_label_store(args.labels) and args.profile == "default":
+        classes = None
+        if args.classes:
+            classes = read_classes(args.classes) if Path(args.classes).is_file() else \
+                tuple(c.strip() for c in args.classes.split(",") if c.strip())
+        summary = prepare_spans(args.inputs, args.labels, args.out, class_names=classes, folds=args.folds,
+                                workers=args.workers, size=args.size, face_crop=args.face_crop,
+                                faces=not args.no_faces, max_seconds=args.max_seconds, seed=args.seed)
+        for line in summary.problems:
+            print(f"left out: {line}", file=sys.stderr)
+        if summary.pairs:
+            from ..evaluation.agreement import cohen_kappa
+            from ..evaluation.files import write_json
+
+            first, second = zip(*summary.pairs["labels"])
+            a = cohen_kappa(first, second, sorted(set(first) | set(second)))
+            a.update(first=summary.pairs["first"], second=summary.pairs["second"])
+            write_json(Path(args.out) / "agreement.json", a)
+            kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.3f}"
+            print(f"agreement of {a['first']} and {a['second']} on {a['spans']} spans: Cohen's kappa {kappa} "
+                  f"(per class in {os.path.join(args.out, 'agreement.json')})", file=sys.stderr)
+        return _finish(args, summary) or (1 if summary.problems else 0)
+    if args.classes:
+        print("mmadfer prepare: --classes applies to a labels file of spans (--labels with start_s,end_s)",
+              file=sys.stderr)
+        return 2
     summary = prepare_videos(
         args.inputs, args.out, labels=args.labels, folds=args.folds, workers=args.workers, size=args.size,
         face_crop=args.face_crop, detector=detector_name(args), max_seconds=args.max_seconds, seed=args.seed,
         profile=args.profile, annotations=args.annotations,
     )
+    return _finish(args, summary)
+
+
+def _finish(args: argparse.Namespace, summary) -> int:
     for r in summary.failed:
         print(f"failed: {r.file}: {r.reason}", file=sys.stderr)
     if summary.unlabelled:

@@ -10,6 +10,9 @@ examples:
   mmadfer train --out runs/dfew_f1 --resume                 # continue a killed run exactly where it stopped
   mmadfer train --config synthetic --data /tmp/synth --out runs/synth --set model.modality=video
   mmadfer train --config dfew --dataset csv --data my_train.csv --test-csv my_test.csv --set model.trainable=all
+  mmadfer train --init DFEW_set_1_best.pth --dataset folder --data data/inhouse --fold 1 --out runs/inhouse_f1
+      # fine-tune a whole checkpoint on your own classes: classifier rebuilt (rows reused by class name),
+      # encoders frozen, class-balanced epochs, early stopping on set_1_val.txt; --trainable head|temporal|adapters
   torchrun --standalone --nproc_per_node 8 -m mmadfer.cli train --config dfew --data DFEW_ROOT --fold 1 ...
 """
 from __future__ import annotations

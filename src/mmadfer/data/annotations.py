@@ -19,7 +19,7 @@ from ..io import atomic_write
 
 __all__ = [
     "ClipRecord", "VIDEO_SUFFIXES", "is_video_name", "read_reference_annotation", "write_reference_annotation", "read_dfew_csv", "read_mafw_split",
-    "read_label_table", "encode_labels", "read_clip_csv", "read_classes", "write_classes", "stratified_folds",
+    "read_label_table", "encode_labels", "read_clip_csv", "read_classes", "write_classes", "stratified_folds", "grouped_folds",
 ]
 
 #: File name endings taken as videos when a folder is scanned (``mmadfer prepare``) or a clip is named by file.
@@ -294,4 +294,34 @@ def stratified_folds(labels: Sequence[int], num_folds: int, seed: int = 0) -> li
         members = rng.permutation(np.flatnonzero(labels == c))
         folds[members] = (dealt + np.arange(len(members))) % num_folds
         dealt += len(members)
+    return folds.tolist()
+
+
+def grouped_folds(labels: Sequence[int], groups: Sequence[str], num_folds: int, seed: int = 0) -> list[int]:
+    """Like :func:`stratified_folds`, but every member of a group (the clips cut from one video) gets the same
+    fold, so no video is in both the training and the test split of any fold. Groups are shuffled with ``seed`` and
+    dealt, largest first, to the fold holding the fewest clips of the group's most common class (then the fewest
+    clips), which keeps the folds about equal in size and class mix."""
+    if num_folds < 2:
+        raise ValueError(f"num_folds must be at least 2, got {num_folds}")
+    if len(labels) != len(groups):
+        raise ValueError(f"{len(labels)} labels but {len(groups)} groups")
+    names = sorted(set(groups))
+    if len(names) < num_folds:
+        raise ValueError(f"cannot split {len(names)} videos into {num_folds} folds (splits are by video)")
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    groups = np.asarray(groups, dtype=object)
+    members = {g: np.flatnonzero(groups == g) for g in names}
+    order = [names[i] for i in rng.permutation(len(names))]
+    order.sort(key=lambda g: -len(members[g]))  # stable: equal sizes keep the seeded order
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    per_class = np.zeros((num_folds, num_classes), dtype=np.int64)
+    folds = np.empty(len(labels), dtype=np.int64)
+    for g in order:
+        counts = np.bincount(labels[members[g]], minlength=num_classes)
+        main = int(counts.argmax())
+        k = min(range(num_folds), key=lambda f: (per_class[f, main], per_class[f].sum()))
+        folds[members[g]] = k
+        per_class[k] += counts
     return folds.tolist()

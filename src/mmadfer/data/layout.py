@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .annotations import ClipRecord, stratified_folds, write_reference_annotation
+from .annotations import ClipRecord, grouped_folds, stratified_folds, write_reference_annotation
 from ..media.wav import write_wav
 
 __all__ = [
@@ -106,11 +106,16 @@ def write_clip_folder(root: str | os.PathLike, clip_id: str, frames, waveform: n
 
 
 def write_fold_annotations(root: str | os.PathLike, entries: Sequence[tuple[str, int, int]],
-                           num_folds: int | None = 5, seed: int = 0) -> list[Path]:
+                           num_folds: int | None = 5, seed: int = 0, *, groups: Sequence[str] | None = None,
+                           validation: bool = False) -> list[Path]:
     """Write ``ROOT/annotations`` for clips ``(clip_id, num_frames, label)``.
 
     With ``num_folds >= 2``: ``set_<k>_train.txt`` / ``set_<k>_test.txt`` for k = 1..num_folds, a stratified
-    split in which every clip is tested exactly once. Otherwise a single ``all.txt``. Returns the files written.
+    split in which every clip is tested exactly once. Otherwise a single ``all.txt``. With ``groups`` (one name per
+    clip, e.g. its source video) the split is by group (:func:`~mmadfer.data.annotations.grouped_folds`): a video's
+    clips are all in one fold. With ``validation`` (and ``num_folds >= 3``) fold k's training clips lose the next
+    fold's (``k mod num_folds + 1``), which become ``set_<k>_val.txt``: the split early stopping watches, never the
+    test. Returns the files written.
     """
     root = Path(root)
     records = [ClipRecord(str(clip_dir(root, cid)), n, label) for cid, n, label in entries]
@@ -118,10 +123,17 @@ def write_fold_annotations(root: str | os.PathLike, entries: Sequence[tuple[str,
     if not num_folds or num_folds < 2:
         write_reference_annotation(out_dir / "all.txt", records, root)
         return [out_dir / "all.txt"]
-    folds = stratified_folds([r.label for r in records], num_folds, seed)
+    labels = [r.label for r in records]
+    folds = grouped_folds(labels, groups, num_folds, seed) if groups is not None \
+        else stratified_folds(labels, num_folds, seed)
+    validation = validation and num_folds >= 3
     written = []
     for k in range(num_folds):
-        for split, in_split in (("train", lambda f: f != k), ("test", lambda f: f == k)):
+        val = (k + 1) % num_folds if validation else None
+        splits = [("train", lambda f: f != k and f != val), ("test", lambda f: f == k)]
+        if validation:
+            splits.append(("val", lambda f: f == val))
+        for split, in_split in splits:
             path = out_dir / f"set_{k + 1}_{split}.txt"
             write_reference_annotation(path, [r for r, f in zip(records, folds) if in_split(f)], root)
             written.append(path)

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from ..hardware import usable_cores
 from ..io import atomic_write, write_csv
 from .annotations import encode_labels, is_video_name, read_label_table, stratified_folds, write_classes
+from .labels import Span, check_labels, conflicts, is_label_store, paired_spans, read_labels, video_path
 from .layout import (
     CLASSES_FILE, check_clip_id, clip_dir, clip_wav, count_frames, write_clip_folder, write_fold_annotations,
 )
@@ -45,7 +46,7 @@ from ..config import MAFW_CLASSES
 
 __all__ = [
     "PROFILES", "PrepareResult", "PrepareSummary", "find_videos", "assign_clip_ids", "prepare_clip",
-    "prepare_mafw_clip", "prepare_videos",
+    "prepare_mafw_clip", "prepare_videos", "prepare_spans", "span_clip_id",
 ]
 
 #: ``default``: mmadfer's layout (one square face box per clip, ``clips/<id>/00001.jpg``); ``mafw-reference``: the
@@ -81,6 +82,8 @@ class PrepareSummary:
     annotation_files: list[Path] = field(default_factory=list)
     unlabelled: list[str] = field(default_factory=list)
     label_error: str | None = None  # why no annotations could be written from the label table
+    problems: list[str] = field(default_factory=list)  # labelled spans left out, one line each (prepare_spans)
+    pairs: dict | None = None  # two annotators' labels on the same spans (prepare_spans): first, second, labels
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -143,20 +146,25 @@ def _meta_path(root: Path, clip_id: str) -> Path:
     return clip_dir(root, clip_id).with_name(f"{clip_id}.json")
 
 
-def _read_whole(video: Path, max_seconds: float | None, colorspace: str = "tags"):
-    """The whole clip of ``video`` (a clip is decoded at once, so one longer than ``max_seconds`` is refused)."""
+def _read_whole(video: Path, max_seconds: float | None, start_s: float | None = None, end_s: float | None = None,
+                colorspace: str = "tags"):
+    """The clip ``[start_s, end_s)`` of ``video`` (default: all of it). A clip is decoded at once, so one longer
+    than ``max_seconds`` is refused."""
     with open_video(video, colorspace=colorspace) as reader:
-        if max_seconds is not None and (reader.duration_s or 0.0) > max_seconds:
-            raise ValueError(f"video is {reader.duration_s:.0f} s long, over the {max_seconds:.0f} s limit for "
+        t0 = start_s or 0.0
+        length = (end_s if end_s is not None else (reader.duration_s or 0.0)) - t0
+        if max_seconds is not None and length > max_seconds:
+            raise ValueError(f"clip is {length:.0f} s long, over the {max_seconds:.0f} s limit for "
                              "one clip; cut it into clips first or raise --max-seconds")
-        clip = reader.read()
+        clip = reader.read(t0, end_s)
     if clip.num_frames == 0:
-        raise ValueError("no video frames decoded")
+        raise ValueError("no video frames decoded" + ("" if start_s is None else f" in {t0:g}-{end_s:g}s"))
     return clip
 
 
 def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str, *, size: int = 224,
                  face_crop: str = "union", faces: bool = True, max_seconds: float | None = 600.0,
+                 start_s: float | None = None, end_s: float | None = None,
                  detector: str = "mtcnn") -> PrepareResult:
     """Prepare one video into ``ROOT/clips/<clip_id>/`` (JPEG face crops, ``size`` x ``size``, every frame) and
     ``ROOT/clips/<clip_id>.wav`` (all channels at the native rate; empty if the video has no audio), plus a
@@ -165,12 +173,13 @@ def prepare_clip(video: str | os.PathLike, root: str | os.PathLike, clip_id: str
     ``detector`` names the face detector (:data:`~mmadfer.media.detectors.DETECTORS`; default the reference's
     MTCNN on every frame). ``faces=False`` (or ``detector='none'``) skips detection and takes the centre square of
     each frame (for videos that are face crops already). Videos longer than ``max_seconds`` fail, because a clip is decoded whole: cut long recordings into
-    clips first (``mmadfer predict`` streams long videos instead).
+    clips first (``mmadfer predict`` streams long videos instead). ``start_s``/``end_s`` take only that span of the
+    video (a labelled span of a labels file).
     """
     root, video = Path(root), Path(video)
     result = PrepareResult(str(video), clip_id, "failed")
     try:
-        clip = _read_whole(video, max_seconds)
+        clip = _read_whole(video, max_seconds, start_s, end_s)
         det = _detector(detector) if faces else None
         faces = det is not None
         if faces:
@@ -252,7 +261,7 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(max(1, threads))
 
 
-def _run_parallel(jobs: list[tuple[Path, str]], kw: dict, workers: int, progress,
+def _run_parallel(jobs: list[tuple[Path, str, dict]], kw: dict, workers: int, progress,
                   job=prepare_clip) -> dict[str, PrepareResult]:
     """Run :func:`prepare_clip` over ``jobs`` in ``workers`` spawned processes. If a worker dies (a crash in native
     code), the unfinished clips are retried once in a fresh pool, then reported as failed."""
@@ -262,7 +271,7 @@ def _run_parallel(jobs: list[tuple[Path, str]], kw: dict, workers: int, progress
     for attempt in range(2):
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
-            futures = {pool.submit(job, video, clip_id=cid, **kw): (video, cid) for video, cid in pending}
+            futures = {pool.submit(job, video, clip_id=cid, **kw, **own): (video, cid) for video, cid, own in pending}
             for fut in cf.as_completed(futures):
                 video, cid = futures[fut]
                 try:
@@ -270,16 +279,44 @@ def _run_parallel(jobs: list[tuple[Path, str]], kw: dict, workers: int, progress
                 except cf.process.BrokenProcessPool:
                     continue
                 progress.update(1)
-        pending = [(v, c) for v, c in pending if c not in results]
+        pending = [(v, c, o) for v, c, o in pending if c not in results]
         if not pending:
             break
-    for video, cid in pending:
+    for video, cid, _ in pending:
         results[cid] = PrepareResult(str(video), cid, "failed", "the worker process crashed while decoding this file")
         progress.update(1)
     return results
 
 
 # -- the whole run ---------------------------------------------------------------------------------------------------
+def _prepare_all(root: Path, jobs: Sequence[tuple[Path, str, dict]], kw: dict, workers: int, progress: bool,
+                 profile: str = "default") -> dict[str, PrepareResult]:
+    """Prepare ``(video, clip_id, own options)`` jobs: unsafe ids fail, finished clips are skipped, the rest run
+    in this process or ``workers`` processes. Returns the results by clip id."""
+    results: dict[str, PrepareResult] = {}
+    todo = []
+    for video, cid, own in jobs:
+        try:
+            check_clip_id(cid)  # '...mp4' -> '..': its folder would be ROOT itself
+        except ValueError as e:
+            results[cid] = PrepareResult(str(video), cid, "failed", str(e))
+            continue
+        if _finished(root, cid, profile):
+            results[cid] = _skipped(root, video, cid, profile)
+        else:
+            todo.append((video, cid, own))
+    job = prepare_mafw_clip if profile == "mafw-reference" else prepare_clip
+    with tqdm(total=len(todo), desc="prepare", unit="clip", disable=not progress or not todo) as bar:
+        if workers <= 1 or len(todo) <= 1:
+            for video, cid, own in todo:
+                bar.set_postfix_str(video.name, refresh=False)
+                results[cid] = job(video, clip_id=cid, **kw, **own)
+                bar.update(1)
+        else:
+            results.update(_run_parallel(todo, kw, min(workers, len(todo)), bar, job))
+    return results
+
+
 def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, labels: str | os.PathLike | None = None,
                    folds: int | None = None, workers: int = 1, size: int = 224, face_crop: str = "union",
                    faces: bool = True, detector: str = "mtcnn", max_seconds: float | None = 600.0, seed: int = 0,
@@ -299,6 +336,9 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
     files) are rewritten for the new crops as their ``process_ann_mfaw.py`` did, and a label table (names or
     indices of :data:`mmadfer.config.MAFW_CLASSES`) gives ``MAFW_set_<k>_{train,test}_faces.txt`` (or
     ``MAFW_all_faces.txt``).
+
+    A labels file of time spans (:mod:`mmadfer.data.labels`, a header with ``start_s`` and ``end_s``) is cut into
+    one clip per span instead: :func:`prepare_spans`.
     """
     if face_crop not in ("union", "track"):
         raise ValueError(f"face_crop must be 'union' or 'track', got {face_crop!r}")
@@ -306,6 +346,9 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     if annotations and profile != "mafw-reference":
         raise ValueError("annotations (the authors' MAFW files) apply to profile 'mafw-reference' only")
+    if labels is not None and profile == "default" and Path(labels).is_file() and is_label_store(labels):
+        return prepare_spans(inputs, labels, out, folds=folds, workers=workers, size=size, face_crop=face_crop,
+                             faces=faces, max_seconds=max_seconds, seed=seed, progress=progress, detector=detector)
     root = Path(out)
     videos = find_videos(inputs)
     ids = assign_clip_ids(videos)
@@ -313,33 +356,110 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
     root.mkdir(parents=True, exist_ok=True)
 
     kw = dict(root=root, size=size, face_crop=face_crop, faces=faces, detector=detector, max_seconds=max_seconds)
-    results: dict[str, PrepareResult] = {}
-    jobs = []
-    for video, cid in zip(videos, ids):
-        try:
-            check_clip_id(cid)  # '...mp4' -> '..': its folder would be ROOT itself
-        except ValueError as e:
-            results[cid] = PrepareResult(str(video), cid, "failed", str(e))
-            continue
-        if _finished(root, cid, profile):
-            results[cid] = _skipped(root, video, cid, profile)
-        else:
-            jobs.append((video, cid))
-    job = prepare_mafw_clip if profile == "mafw-reference" else prepare_clip
-    with tqdm(total=len(jobs), desc="prepare", unit="clip", disable=not progress or not jobs) as bar:
-        if workers <= 1 or len(jobs) <= 1:
-            for video, cid in jobs:
-                bar.set_postfix_str(video.name, refresh=False)
-                results[cid] = job(video, clip_id=cid, **kw)
-                bar.update(1)
-        else:
-            results.update(_run_parallel(jobs, kw, min(workers, len(jobs)), bar, job))
+    results = _prepare_all(root, [(video, cid, {}) for video, cid in zip(videos, ids)], kw, workers, progress,
+                           profile)
 
     summary = PrepareSummary(root, [results[cid] for cid in ids])
     if annotations:
         summary.annotation_files += rewrite_authors_annotations(root, annotations)
     if label_rows is not None:
         _write_labels(summary, videos, ids, label_rows, labels, folds, seed, profile)
+    _write_report(summary)
+    return summary
+
+
+def span_clip_id(span: Span) -> str:
+    """A clip id for a labelled span: ``<video stem>_t<track>_<start ms>-<end ms>`` (safe characters only)."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(span.video).stem) or "clip"
+    track = re.sub(r"[^A-Za-z0-9._-]", "_", span.track_id or "0")
+    return f"{base}_t{track}_{round(span.start_s * 1000):07d}-{round(span.end_s * 1000):07d}"
+
+
+def _select_spans(spans: list[Span], source, problems: list[str]) -> tuple[list[Span], dict | None]:
+    """The spans to train on: contradictory spans of one annotator are left out (both), and where two annotators
+    labelled the same span the first annotator's is kept when they agree and both are left out when they do not;
+    their labels on the shared spans are returned (``first``, ``second``, ``labels``: pairs) for the agreement
+    (:func:`mmadfer.evaluation.agreement.cohen_kappa`). Every span left out gets a line in ``problems``."""
+    dropped: set[int] = set()
+    for c in conflicts(spans):
+        if c.kind == "contradictory":
+            problems.append(c.line(source) + ": both left out")
+            dropped.update((id(c.a), id(c.b)))
+    annotators = sorted({s.annotator for s in spans}, key=lambda a: (-sum(s.annotator == a for s in spans), a))
+    shared = None
+    if len(annotators) >= 2:
+        first, second = annotators[:2]
+        pairs = [(a, b) for a, b in paired_spans(spans, first, second)
+                 if id(a) not in dropped and id(b) not in dropped]
+        if pairs:
+            shared = {"first": first, "second": second, "labels": [[a.label, b.label] for a, b in pairs]}
+        for a, b in pairs:
+            dropped.add(id(b))  # one clip per span
+            if a.label != b.label:
+                dropped.add(id(a))
+                problems.append(f"{source}:{a.line}/{b.line}: {first} says {a.label!r}, {second} says {b.label!r} "
+                                f"for {a.video} {a.start_s:g}-{a.end_s:g}s: left out")
+    return [s for s in spans if id(s) not in dropped], shared
+
+
+def prepare_spans(inputs: Iterable[str | os.PathLike], labels: str | os.PathLike, out: str | os.PathLike, *,
+                  class_names: Sequence[str] | None = None, folds: int | None = None, workers: int = 1,
+                  size: int = 224, face_crop: str = "union", faces: bool = True, max_seconds: float | None = 600.0,
+                  seed: int = 0, progress: bool = True, detector: str = "mtcnn") -> PrepareSummary:
+    """Cut the labelled spans of a labels file (:mod:`mmadfer.data.labels`) into clips under ``out``, one clip per
+    span (:func:`prepare_clip` with the span's times; ids from :func:`span_clip_id`), and write the annotations.
+
+    A span's video is the labels file's ``video`` (relative to the labels file) or, when that is not there, the
+    input video of the same file name. Spans are checked first (:func:`~mmadfer.data.labels.check_labels`: missing
+    or changed video, outside the video, unknown class when ``class_names`` is given); a bad span, and spans that
+    contradict each other, are left out with one line each in ``summary.problems`` and the others are prepared.
+    The split is by video (:func:`~mmadfer.data.annotations.grouped_folds`): ``folds >= 2`` writes
+    ``set_<k>_{train,test}.txt`` and, from 3 folds, ``set_<k>_val.txt`` (the next fold's videos, held out of
+    training for early stopping); otherwise ``all.txt``. Two annotators' labels on the same spans are in
+    ``summary.pairs`` (``mmadfer prepare`` writes their Cohen's kappa to ``agreement.json``).
+    """
+    root = Path(out)
+    spans = read_labels(labels)
+    by_name = {}
+    for v in find_videos(inputs):
+        by_name.setdefault(v.name, v)
+    located = []
+    for span in spans:
+        path = video_path(span, labels)
+        if not path.is_file() and Path(span.video).name in by_name:
+            path = by_name[Path(span.video).name]
+        located.append(Span(**{**span.__dict__, "video": str(path)}))
+    checked = check_labels(located, labels, class_names=class_names)
+    problems = [message for _, message in checked]
+    bad = {id(span) for span, _ in checked}
+    usable = [s for s in located if id(s) not in bad]
+    selected, pairs = _select_spans(usable, labels, problems)
+    root.mkdir(parents=True, exist_ok=True)
+    ids, seen = [], {}
+    for s in selected:
+        cid = span_clip_id(s)
+        seen[cid] = seen.get(cid, 0) + 1
+        ids.append(cid if seen[cid] == 1 else f"{cid}_{seen[cid]}")
+    kw = dict(root=root, size=size, face_crop=face_crop, faces=faces, detector=detector, max_seconds=max_seconds)
+    results = _prepare_all(root, [(Path(s.video), cid, {"start_s": s.start_s, "end_s": s.end_s})
+                                  for s, cid in zip(selected, ids)], kw, workers, progress)
+    summary = PrepareSummary(root, [results[cid] for cid in ids], problems=problems, pairs=pairs)
+    names = tuple(class_names) if class_names is not None else tuple(sorted({s.label for s in selected}))
+    index = {n: i for i, n in enumerate(names)}
+    kept = [(s, cid) for s, cid, r in zip(selected, ids, summary.results) if r.status != "failed"]
+    entries = [(cid, count_frames(clip_dir(root, cid)), index[s.label]) for s, cid in kept]
+    empty = [n for n in names if n not in {s.label for s, _ in kept}]
+    if not entries:
+        summary.label_error = f"{labels}: no labelled span could be prepared; no annotations written"
+    elif empty:
+        summary.label_error = f"{labels}: class(es) {', '.join(empty)} have no clip; no annotations written"
+    else:
+        try:
+            summary.annotation_files = write_fold_annotations(root, entries, folds, seed,
+                                                              groups=[s.video for s, _ in kept], validation=True)
+            write_classes(root / CLASSES_FILE, names)
+        except ValueError as e:  # e.g. fewer videos than folds
+            summary.label_error = f"{labels}: {e}; no annotations written"
     _write_report(summary)
     return summary
 
@@ -381,6 +501,8 @@ def _write_report(summary: PrepareSummary) -> None:
         "summary": {s: summary.count(s) for s in ("ok", "skipped", "failed")},
         "unlabelled": summary.unlabelled,
         "label_error": summary.label_error,
+        "problems": summary.problems,
+        "annotator_pairs": summary.pairs,
         "annotations": [str(p) for p in summary.annotation_files],
         "clips": [asdict(r) for r in summary.results],
     }

@@ -1,24 +1,20 @@
 """Everything an evaluation reports beyond accuracy, from one set of probabilities: confidence quality, bootstrap
-intervals, abstention and subgroups. :func:`mmadfer.train.engine.evaluate_model` calls :func:`analyze` and
-:func:`write_files`; the pieces live in the sibling modules."""
+intervals, abstention and subgroups (pure: numpy in, numbers out). :func:`mmadfer.evaluation.scoring.evaluate_model`
+calls :func:`analyze`, then :func:`mmadfer.evaluation.files.write_files`; the pieces live in the sibling modules."""
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from sklearn.metrics import f1_score
 
-from ..io import atomic_write
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, clip_statistics, intervals
 from .calibration import confidence_metrics
 from .selective import at_threshold, risk_coverage
 from .subgroups import DEFAULT_MIN_GROUP_N, subgroup_report
-from .plots import plot_reliability, plot_risk_coverage, plot_subgroups
 
-__all__ = ["analyze", "write_files"]
+__all__ = ["analyze"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,28 +48,3 @@ def analyze(probs: np.ndarray, y_true: np.ndarray, paths: Sequence[str], *, n_re
                 logger.warning("%d clip id(s) of the groups file are %s, e.g. %s", len(out["subgroups"][name]), name,
                                out["subgroups"][name][:3])
     return out
-
-
-def write_files(out_dir: str | os.PathLike, metrics: dict[str, Any]) -> dict[str, Path]:
-    """``risk_coverage.csv`` and, with matplotlib, ``reliability.png``, ``risk_coverage.png`` and
-    ``subgroups_<column>.png``; removes the curve arrays from ``metrics`` (they live in the CSV)."""
-    out = Path(out_dir)
-    rc = metrics.pop("risk_coverage")
-    files = {"risk_coverage": out / "risk_coverage.csv"}
-    with atomic_write(files["risk_coverage"], "w", encoding="utf-8", newline="") as f:
-        f.write("coverage,risk,threshold\n")
-        for c, r, t in zip(rc["coverage"], rc["risk"], rc["threshold"]):
-            f.write(f"{c:.6g},{r:.6g},{t:.6g}\n")
-    try:
-        files["reliability_png"] = plot_reliability(metrics, out / "reliability.png")
-        files["risk_coverage_png"] = plot_risk_coverage(rc, metrics, out / "risk_coverage.png")
-        for i, (column, rep) in enumerate(metrics.get("subgroups", {}).get("columns", {}).items()):
-            if rep["groups"]:
-                files[f"subgroups_png_{i}"] = plot_subgroups(column, rep, out / f"subgroups_{_safe(column)}.png")
-    except ImportError as e:
-        logger.warning("charts not written: %s", e)
-    return files
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:60] or "column"

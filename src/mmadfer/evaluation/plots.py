@@ -1,6 +1,8 @@
-"""The charts of an evaluation: reliability diagram, risk–coverage curve and per-subgroup UAR (matplotlib, Agg)."""
+"""The charts of an evaluation: confusion matrix, reliability diagram, risk–coverage curve, per-subgroup UAR and the
+learning curve (matplotlib, Agg)."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -10,8 +12,9 @@ import numpy as np
 from ..io import atomic_path
 from .._optional import require
 from ..text import chart_text
+from .accuracy import confusion_frames
 
-__all__ = ["plot_reliability", "plot_risk_coverage", "plot_subgroups"]
+__all__ = ["plot_confusion", "plot_reliability", "plot_risk_coverage", "plot_subgroups", "plot_learning_curve"]
 
 _BLUE, _RED, _GREY = "#2b6cb0", "#c53030", "#718096"
 
@@ -94,4 +97,59 @@ def plot_subgroups(column: str, rep: dict[str, Any], path: str | os.PathLike) ->
         title += f": gap {gap['gap']:.3f} [{gap['ci95'][0]:.3f}, {gap['ci95'][1]:.3f}]"
         title += " FLAGGED" if gap["flagged"] else ""
     ax.set(ylim=(0, 1), ylabel="UAR (95% interval)", title=title)
+    return _save(fig, path)
+
+
+def plot_learning_curve(rows: list[dict[str, Any]], path: str | os.PathLike, *, title: str = "") -> Path:
+    """Held-out UAR against labelled clips per class, one line per starting point (``rows`` of
+    :func:`mmadfer.train.learning_curve.learning_curve`): each run as a dot, the mean over repeats as the line, and
+    the mean of the runs' 95% bootstrap intervals as the error bar."""
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    colours = {"checkpoint": _BLUE, "pretraining": _RED}
+    for arm in dict.fromkeys(r["start"] for r in rows):
+        mine = [r for r in rows if r["start"] == arm]
+        sizes = sorted({r["per_class"] for r in mine})
+        mean = [np.mean([r["uar"] for r in mine if r["per_class"] == n]) for n in sizes]
+        lo = [np.mean([r["uar_lo"] for r in mine if r["per_class"] == n]) for n in sizes]
+        hi = [np.mean([r["uar_hi"] for r in mine if r["per_class"] == n]) for n in sizes]
+        colour = colours.get(arm, _GREY)
+        ax.errorbar(sizes, mean, yerr=[np.subtract(mean, lo), np.subtract(hi, mean)], color=colour, marker="o",
+                    capsize=4, label=f"from the {arm}")
+        ax.scatter([r["per_class"] for r in mine], [r["uar"] for r in mine], color=colour, alpha=0.35, s=14)
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(sorted({r["per_class"] for r in rows}))
+    ax.set_xticklabels([str(n) for n in sorted({r["per_class"] for r in rows})])
+    ax.set(xlabel="labelled training clips per class", ylabel="held-out UAR", ylim=(0, 1.02),
+           title=title or "How many labels: held-out UAR (95% bootstrap intervals)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_confusion(metrics: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Draw the confusion matrix, counts and row-normalised side by side, into a PNG (atomically)."""
+    counts, norm = confusion_frames(metrics)
+    names = [chart_text(c) for c in counts.columns]  # drawn as written, never as mathtext
+    n = len(names)
+    side = max(4.0, 0.55 * n + 2.0)
+    fig = _figure(2 * side + 1, side)
+    title = f"UAR {metrics['uar']:.4f}   WAR {metrics['war']:.4f}   ({metrics['num_clips']} clips)"
+    fig.suptitle(title)
+    for ax, frame, label, fmt in ((fig.add_subplot(1, 2, 1), counts, "counts", "{:d}"),
+                                  (fig.add_subplot(1, 2, 2), norm, "recall (row-normalised)", "{:.2f}")):
+        values = frame.to_numpy(dtype=np.float64)
+        shown = np.nan_to_num(values / max(values.max(), 1) if label == "counts" else values)
+        im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+        ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true", title=label)
+        ax.set_xticklabels(names, rotation=45, ha="right")
+        ax.set_yticklabels(names)
+        for i in range(n):
+            for j in range(n):
+                v = values[i, j]
+                text = "" if math.isnan(v) else fmt.format(int(v) if label == "counts" else v)
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        color="white" if shown[i, j] > 0.5 else "black")
+        fig.colorbar(im, ax=ax, shrink=0.8)
     return _save(fig, path)

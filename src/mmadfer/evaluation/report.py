@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from .._html import esc, image, num, page, section, table, write_html
 from .glossary import chance_levels, describe_metric, metric_rows, verdict
 
-__all__ = ["SECTIONS", "write_report", "write_cv_report"]
+__all__ = ["SECTIONS", "write_report", "write_cv_report", "write_compare_report"]
 
 #: The section headings of an evaluation report, in order ("Cost matrix", "Subgroups" and "Operating cost (model
 #: only)" only when there is something to show).
@@ -199,4 +199,56 @@ def write_cv_report(path: str | os.PathLike, folds: Sequence[dict[str, Any]], *,
         sections.append(section("Operating cost (model only)", oc))
     sections.append(section("Provenance", _provenance(provenance)))
     subtitle = f"{len(folds)} fold(s) · UAR {_mean_sd([f.get('uar') for f in folds])}"
+    return write_html(path, page(title, subtitle, sections))
+
+
+def write_compare_report(path: str | os.PathLike, comparison: dict[str, Any], *, provenance: dict[str, Any],
+                         agreement: dict[str, Any] | None = None, title: str = "mmadfer: before and after") -> Path:
+    """Render :func:`mmadfer.evaluation.compare.compare_predictions` (with ``throughput`` per side, when measured)
+    and, when two annotators labelled the same spans, their Cohen's kappa (:mod:`mmadfer.evaluation.agreement`)."""
+    c = comparison
+    sections = []
+    if not c["comparable"]:
+        sections.append(section("Summary", f'<p class="flag">{esc(c["reason"])}</p>'))
+        subtitle = f"{c['clips']} clips · base not comparable"
+    else:
+        d, mc = c["difference"], c["mcnemar"]
+        summary = table(["", "base", "new", "new − base", "95% CI (paired bootstrap)"],
+                         [[k.upper(), num(c["base"][k]), num(c["new"][k]), num(d[k]["value"]),
+                           _ci(d[k]["ci95"])] for k in ("uar", "war")])
+        b = c["bootstrap"]
+        summary += (f'<p class="note">{c["clips"]} held-out clips scored by both models. Intervals: '
+                    f'{esc(b["method"])} bootstrap, {b["resamples"]} resamples of the clips (both models scored on '
+                    f'each), seed {b["seed"]}. An interval that excludes 0 means the difference is unlikely to be '
+                    'chance on clips like these; it says nothing about other kinds of footage.</p>')
+        summary += (f'<p>McNemar\'s test ({esc(mc["method"])}): {mc["new_only"]} clip(s) only the new model gets '
+                    f'right, {mc["base_only"]} only the base gets right; p = {num(mc["p_value"])}.</p>')
+        if c.get("class_map"):
+            summary += ('<p class="note">The base model\'s classes were mapped onto these: '
+                        + esc(", ".join(f"{k} → {v}" for k, v in c["class_map"].items()))
+                        + '. Unmapped base classes count as wrong.</p>')
+        per_class = table(["class", "support", "base recall", "new recall", "change"],
+                           [[r["class"], r["support"], num(r["base_recall"]), num(r["new_recall"]),
+                             num(r["change"])] for r in c["per_class"]])
+        calib = table(["", "base", "new"], [[k.upper(), num(c["base"][k]), num(c["new"][k])]
+                                             for k in ("ece", "nll", "brier")])
+        calib += '<p class="note">Lower is better for all three (top-label ECE in 15 bins, NLL, Brier).</p>'
+        cost = table(["", "clips/s", "device", "backend"],
+                      [[side, num(c[side].get("throughput", {}).get("clips_per_s"), 2),
+                        c[side].get("throughput", {}).get("device", "–"),
+                        c[side].get("throughput", {}).get("backend", "–")] for side in ("base", "new")])
+        sections += [section("Summary", summary), section("Per-class change", per_class),
+                     section("Calibration", calib), section("Operating cost", cost)]
+        subtitle = (f"{c['clips']} clips · UAR {num(c['base']['uar'])} → {num(c['new']['uar'])} "
+                    f"({num(d['uar']['value'])} {_ci(d['uar']['ci95'])})")
+    if agreement:
+        kappa = table(["class", "kappa", f"spans by {agreement.get('first', 'first')}",
+                        f"spans by {agreement.get('second', 'second')}"],
+                       [["overall", num(agreement["kappa"]), agreement["spans"], agreement["spans"]]]
+                       + [[r["class"], num(r["kappa"]), r["first"], r["second"]] for r in agreement["per_class"]])
+        kappa += (f'<p class="note">Cohen\'s kappa of two annotators on the {agreement["spans"]} spans both labelled '
+                  f'(observed agreement {num(agreement["observed_agreement"])}): the ceiling a model can be judged '
+                  'against. Per class: the kappa of "is it this class?".</p>')
+        sections.append(section("Annotator agreement", kappa))
+    sections.append(section("Provenance", _provenance(provenance)))
     return write_html(path, page(title, subtitle, sections))

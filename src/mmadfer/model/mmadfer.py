@@ -116,15 +116,18 @@ class MMADFER(nn.Module):
         ``'reference'``: the paper's recipe: prompts and their updates, both positional embeddings, the fusion layers
         and gates, the projection, the temporal head and the classifier (7,632,415 parameters for the 7-class 224 px
         model); the encoders' patch embeddings, CLS tokens, blocks and final norms are frozen.
-        ``'all'``: full fine-tuning. ``'head'``: only the classifier (linear probe).
+        ``'all'``: full fine-tuning. ``'head'``: only the classifier (linear probe). ``'temporal'``: the projection,
+        the temporal head and the classifier (fine-tuning a trained model on few clips).
         """
-        if policy not in ("reference", "all", "head"):
-            raise ValueError(f"policy must be 'reference', 'all' or 'head', got {policy!r}")
+        if policy not in ("reference", "all", "head", "temporal"):
+            raise ValueError(f"policy must be 'reference', 'all', 'head' or 'temporal', got {policy!r}")
         for name, p in self.named_parameters():
             if policy == "all":
                 p.requires_grad_(True)
             elif policy == "head":
                 p.requires_grad_(name.startswith("head."))
+            elif policy == "temporal":
+                p.requires_grad_(name.startswith(("proj.", "temporal.", "head.")))
             else:
                 p.requires_grad_(name.startswith(TRAINABLE_PREFIXES))
         self.trainable_policy = policy

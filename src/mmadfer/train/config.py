@@ -57,26 +57,36 @@ def _section_from_dict(cls, d: dict[str, Any] | None, where: str):
     return cls(**d)
 
 
+#: ``model.trainable`` policies (``adapters`` is the paper's ``reference`` set: prompts, fusion, temporal head).
+TRAINABLE = ("reference", "adapters", "temporal", "head", "all")
+
+
 @dataclass
 class ModelSection:
     """The model: a preset architecture plus any :class:`~mmadfer.config.ModelConfig` field as an override.
 
     ``num_classes`` and ``class_names`` come from the dataset. ``vision_weights``/``audio_weights`` are the public
     MAE-Face / AudioMAE pretraining checkpoints; without them the encoders are random (the run says so loudly).
-    ``trainable``: ``reference`` (the paper: prompts, positional embeddings, fusion, temporal head), ``all`` or
-    ``head``.
+    ``trainable``: ``reference`` (the paper: prompts, positional embeddings, fusion, temporal head; ``adapters``
+    is the same), ``temporal`` (the temporal head and the classifier), ``head`` (the classifier) or ``all``.
+    ``init``: a whole checkpoint to start from (``mmadfer train --init``: :mod:`mmadfer.train.init`); its
+    architecture and preprocessing then replace the preset's, and ``vision_weights``/``audio_weights`` only serve a
+    checkpoint that holds just its trained tensors.
     """
 
     preset: str = "reference"
     vision_weights: str | None = None
     audio_weights: str | None = None
     trainable: str = "reference"
+    init: str | None = None
     arch: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides; flattened into `model:` in YAML
 
     def __post_init__(self):
         self.vision_weights, self.audio_weights = _opt_str(self.vision_weights), _opt_str(self.audio_weights)
+        self.init = _opt_str(self.init)
         _check_choice("model.preset", self.preset, ("reference", "tiny"))
-        _check_choice("model.trainable", self.trainable, ("reference", "all", "head"))
+        _check_choice("model.trainable", self.trainable, TRAINABLE)
+        self.trainable = "reference" if self.trainable == "adapters" else self.trainable
         unknown = sorted(set(self.arch) - _MODEL_FIELDS)
         if unknown:
             raise ValueError(f"unknown key(s) {', '.join('model.' + k for k in unknown)}; known: preset, "
@@ -87,11 +97,11 @@ class ModelSection:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "ModelSection":
         d = dict(d or {})
-        own = {k: d.pop(k) for k in ("preset", "vision_weights", "audio_weights", "trainable") if k in d}
+        own = {k: d.pop(k) for k in ("preset", "vision_weights", "audio_weights", "trainable", "init") if k in d}
         return cls(**own, arch={**d.pop("arch", {}), **d})
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in ("preset", "vision_weights", "audio_weights", "trainable")}
+        d = {k: getattr(self, k) for k in ("preset", "vision_weights", "audio_weights", "trainable", "init")}
         return {**d, **copy.deepcopy(self.arch)}
 
     def model_config(self, class_names: Sequence[str]) -> ModelConfig:
@@ -175,7 +185,12 @@ class TrainSection:
     time; ``--set train.compile=regional``).
     ``eval_every``: evaluate on the test split every N epochs (0: only after the final epoch, as the paper reports).
     ``checkpoint_every_steps``: also save a resumable state every N steps inside an epoch (0: only at epoch ends).
-    ``keep_states``: how many resumable states to keep."""
+    ``keep_states``: how many resumable states to keep.
+    ``balanced``: draw each epoch's clips class-balanced (every class equally often, with replacement; the epoch
+    keeps the training split's size) instead of a shuffle: a few hundred labelled clips are rarely balanced.
+    ``early_stopping``: with a validation split (``set_<k>_val.txt``, written by ``prepare --labels`` from 3 folds)
+    evaluate it after every epoch, stop after this many epochs without a better validation UAR, and keep the best
+    epoch's weights (0: off, the paper's final epoch)."""
 
     epochs: int = 25
     batch_size: int = 8
@@ -190,12 +205,16 @@ class TrainSection:
     keep_states: int = 2
     log_every: int = 10
     tensorboard: bool = True
+    balanced: bool = False
+    early_stopping: int = 0
 
     def __post_init__(self):
         _check_choice("train.precision", self.precision, ("auto", "bf16", "fp32"))
         _check_choice("train.compile", self.compile, ("auto", True, False, "regional"))
         if self.seed < 0:
             raise ValueError(f"train.seed must be >= 0, got {self.seed}")
+        if self.early_stopping < 0:
+            raise ValueError(f"train.early_stopping must be >= 0 (epochs of patience), got {self.early_stopping}")
         for name in ("epochs", "batch_size", "keep_states", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
@@ -354,6 +373,15 @@ def add_config_arguments(parser, *, fold: bool = True) -> None:
     g.add_argument("--test-csv", metavar="CSV", help="held-out clips for --dataset csv (data.test_csv)")
     g.add_argument("--vision-weights", metavar="PATH", help="MAE-Face pretraining checkpoint (model.vision_weights)")
     g.add_argument("--audio-weights", metavar="PATH", help="AudioMAE pretraining checkpoint (model.audio_weights)")
+    g.add_argument("--init", metavar="CK", help="start from this whole checkpoint (the authors' .pth or an mmadfer "
+                   ".safetensors; model.init): its architecture, preprocessing and weights, the classifier rebuilt "
+                   "for the data's classes. Also sets the defaults for a few hundred clips: --trainable adapters, "
+                   f"class-balanced epochs (train.balanced) and early stopping after {INIT_PATIENCE} epochs without "
+                   "a better validation UAR (train.early_stopping), each overridable")
+    g.add_argument("--trainable", choices=("adapters", "temporal", "head", "all"),
+                   help="model.trainable: adapters (the paper's set: prompts, positional embeddings, fusion, "
+                        "temporal head, classifier), temporal (temporal head and classifier), head (classifier "
+                        "only) or all")
     g.add_argument("--epochs", type=int, help="train.epochs")
     g.add_argument("--batch-size", type=int, help="train.batch_size (per process)")
     g.add_argument("--lr", type=float, help="optim.lr")
@@ -369,13 +397,17 @@ _SHORTCUTS = {"data": "data.root", "dataset": "data.dataset", "fold": "data.fold
               "vision_weights": "model.vision_weights", "audio_weights": "model.audio_weights",
               "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "optim.lr", "seed": "train.seed",
               "precision": "train.precision", "compile": "train.compile", "device": "train.device",
-              "num_workers": "data.num_workers"}
+              "num_workers": "data.num_workers", "init": "model.init", "trainable": "model.trainable"}
+#: Epochs without a better validation UAR before a ``--init`` run stops (``train.early_stopping``).
+INIT_PATIENCE = 5
+#: What ``--init`` sets before the config's own overrides (which win): fine-tuning defaults for few clips.
+INIT_DEFAULTS = ("model.trainable=reference", "train.balanced=true", f"train.early_stopping={INIT_PATIENCE}")
 
 
 def config_from_args(args, base: str | os.PathLike | None = None) -> TrainConfig:
     """Build the :class:`TrainConfig` of a command line: ``--config`` (else ``base``, else the defaults), then
-    ``--set`` overrides, then the shortcut flags."""
-    overrides = list(args.overrides)
+    ``--set`` overrides, then the shortcut flags. ``--init`` first applies :data:`INIT_DEFAULTS`."""
+    overrides = (list(INIT_DEFAULTS) if getattr(args, "init", None) else []) + list(args.overrides)
     for attr, key in _SHORTCUTS.items():
         value = getattr(args, attr, None)
         if value is not None:

@@ -1,4 +1,4 @@
-"""The training and evaluation loops behind ``mmadfer train``, ``evaluate``, ``cv`` and ``ablate``.
+"""The training loop behind ``mmadfer train``, ``cv``, ``ablate`` and ``learning-curve``.
 
 ``fit(cfg)`` runs the paper's recipe by default (AdamW 1e-4, weight decay 1e-2, per-epoch cosine over 25 epochs,
 batch 8, seed 1, cross-entropy, evaluation of the final epoch) on one device or under torchrun. A run folder holds::
@@ -11,8 +11,8 @@ batch 8, seed 1, cross-entropy, evaluation of the final epoch) on one device or 
     metrics.json           the final UAR/WAR and the rest of the evaluation, with training totals
 
 ``fit(cfg, resume='auto')`` continues from the newest state bit for bit (or returns the stored result of a
-finished run), which is what makes ``cv`` and ``ablate`` resumable. ``evaluate_model(model, dataset, ...)``
-scores any model on any dataset, distributed or not.
+finished run), which is what makes ``cv`` and ``ablate`` resumable. The evaluation loop lives in
+:mod:`mmadfer.evaluation.scoring` (``evaluate_model``, ``predict_dataset`` are re-exported here for old imports).
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,25 +34,25 @@ from tqdm.auto import tqdm
 
 from .. import accel
 from ..checkpoint_checks import check_class_names
-from ..checkpoints import load_encoder_weights, save_checkpoint
+from ..checkpoints import load_encoder_weights, load_model, save_checkpoint
 from ..data.datasets import build_dataset
 from ..data.synthetic import is_synthetic_dataset, write_synthetic_dataset
 from ..errors import CheckpointError, MmadferError
-from ..evaluation.analysis import analyze, write_files
-from ..evaluation.calibration import probabilities
-from ..metrics import classification_metrics, write_evaluation, write_json
+from ..evaluation.files import write_json
+from ..evaluation.scoring import evaluate_model, predict_dataset, predict_table, prediction_table
 from ..model.mmadfer import MMADFER
 from ..provenance import trained_on
-from ..runtime.runner import as_runner
-from . import distributed as D
+from .. import distributed as D
 from .config import TrainConfig
-from .loader import build_loader, num_batches
+from .init import from_base
+from ..data.loader import build_loader, num_batches
 from .logger import RunLogger, StepTimer
 from .preflight import require_clips
 from .state import STATE_FORMAT, capture_rng, latest_state, load_state, prune_states, restore_rng, save_state, \
     state_path
 
-__all__ = ["fit", "evaluate_model", "predict_dataset", "build_datasets", "build_model", "build_optimizer",
+__all__ = ["fit", "evaluate_model", "predict_dataset", "predict_table", "prediction_table", "build_datasets", "build_model", "build_optimizer",
+           "load_init", "validation_dataset",
            "completed_run", "seed_everything", "FINAL_CHECKPOINT"]
 
 logger = logging.getLogger(__name__)
@@ -92,10 +91,41 @@ def build_datasets(cfg: TrainConfig, preprocess=None):
     return train, test
 
 
-def build_model(cfg: TrainConfig, class_names, *, announce: bool = True) -> MMADFER:
+def load_init(cfg: TrainConfig) -> MMADFER | None:
+    """The checkpoint of ``model.init`` (``train --init``), loaded on the CPU, or None."""
+    if not cfg.model.init:
+        return None
+    kw = {k: v for k, v in (("vision", cfg.model.vision_weights), ("audio", cfg.model.audio_weights)) if v}
+    return load_model(cfg.model.init, **kw)
+
+
+def validation_dataset(cfg: TrainConfig, preprocess=None):
+    """The validation split (``annotations/set_<fold>_val.txt`` of a folder dataset, as ``prepare --labels``
+    writes from 3 folds on), or None where there is none."""
+    d = cfg.data
+    if d.dataset != "folder" or not d.root:
+        return None
+    ann = Path(d.options.get("annotation_dir") or Path(d.root) / "annotations")
+    if not (ann / (f"set_{d.fold}_val.txt" if d.fold is not None else "val.txt")).is_file():
+        return None
+    pre = preprocess or cfg.model.model_config(("_",)).preprocess
+    return build_dataset("folder", d.root, fold=d.fold, split="val", train=False, preprocess=pre,
+                         on_bad_sample=d.on_bad_sample, **d.options)
+
+
+def build_model(cfg: TrainConfig, class_names, *, announce: bool = True, init: MMADFER | None = None) -> MMADFER:
     """The model of ``cfg.model`` for ``class_names``: seeded initialisation, the trainable policy, and the encoder
-    weights (with a loud warning when a needed encoder has none)."""
+    weights (with a loud warning when a needed encoder has none). With ``model.init`` it starts from that whole
+    checkpoint instead (``init``: the checkpoint already loaded), its classifier rebuilt for ``class_names``
+    (:mod:`mmadfer.train.init`; the change is printed and kept as ``model.head_change``)."""
     check_class_names(class_names, cfg.data.root)  # refused now, not when the trained checkpoint is loaded
+    if cfg.model.init:
+        model, change = from_base(init if init is not None else load_init(cfg), class_names, seed=cfg.train.seed)
+        model.set_trainable(cfg.model.trainable)
+        model.head_change = change
+        if announce:
+            print(f"starting from {cfg.model.init}: {change.line()}", file=sys.stderr, flush=True)
+        return model
     model_cfg = cfg.model.model_config(class_names)
     torch.manual_seed(cfg.train.seed)
     model = MMADFER(model_cfg)
@@ -192,120 +222,6 @@ def _pad_rows(x: torch.Tensor | None, rows: int) -> torch.Tensor | None:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Evaluation
-# ---------------------------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def predict_dataset(model: nn.Module, dataset, *, batch_size: int, device: str | torch.device = "cpu",
-                    num_workers: int = 0, precision: str = "auto", pin_memory: bool | None = None,
-                    progress: bool = True, desc: str = "eval") -> dict[str, Any]:
-    """Logits for every clip of ``dataset``; under torchrun each rank scores its share and all ranks get the whole.
-
-    ``model``: a torch model (run as it is, in ``precision``), or a :class:`~mmadfer.runtime.runner.Runner` of an
-    exported model (e.g. int8 on the CPU: :func:`mmadfer.runtime.load.load_runner`; ``precision`` then does not
-    apply).
-    Returns ``{'index' [N], 'logits' [N, C], 'label' [N]}`` (CPU tensors sorted by dataset index, one row per clip)
-    and ``'skipped'``: the indices of clips that could not be loaded (``on_bad_sample='skip'``).
-    """
-    device = torch.device(device)
-    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if D.is_initialized() else (0, 1)
-    was_training = getattr(model, "training", False)  # a model in training goes back to training afterwards
-    runner = as_runner(model, device=device, precision=None if precision == "auto" else precision,
-                       purpose="evaluate", prepare=False)
-    pin = device.type == "cuda" if pin_memory is None else pin_memory
-    loader, sampler = build_loader(dataset, batch_size=batch_size, seed=0, shuffle=False, rank=rank, world_size=world,
-                                   num_workers=num_workers, pin_memory=pin, persistent_workers=False)
-    sampler.set_epoch(0)
-    idx, logits, labels = [], [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress or rank != 0, leave=False,
-                      file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 30.0):
-        if batch is None:
-            continue
-        out = torch.as_tensor(runner(batch["video"], batch["audio"]))  # [B, C]
-        idx.append(batch["index"])
-        logits.append(out.float().cpu())
-        labels.append(batch["label"])
-    if was_training:
-        model.train()
-    num_classes = runner.cfg.num_classes
-    local = (torch.cat(idx) if idx else torch.zeros(0, dtype=torch.int64),
-             torch.cat(logits) if logits else torch.zeros(0, num_classes),
-             torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64))
-    index, all_logits, all_labels = D.gather_predictions(*local)
-    seen = set(index.tolist())
-    return {"index": index, "logits": all_logits, "label": all_labels,
-            "skipped": [i for i in range(len(dataset)) if i not in seen]}
-
-
-def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | torch.device = "cpu",
-                   out_dir: str | os.PathLike | None = None, cost_matrix: np.ndarray | None = None,
-                   num_workers: int = 0, precision: str = "auto", progress: bool = True,
-                   n_resamples: int = 1000, seed: int = 0, min_confidence: float | None = None, groups=None,
-                   min_group_n: int = 30) -> dict[str, Any]:
-    """Score ``model`` on ``dataset``: UAR, WAR, per-class recall and precision, the confusion matrix and, with a
-    ``cost_matrix`` (``[C, C]``, rows true, columns predicted), the expected cost per clip; and beyond accuracy
-    (:func:`mmadfer.evaluation.analysis.analyze`): macro-F1, ECE, MCE, NLL, Brier, bootstrap intervals
-    (``n_resamples`` seeded by ``seed``), AURC, the coverage at ``min_confidence``, per-subgroup metrics (``groups``)
-    and the measured ``throughput``. Probabilities are ``softmax(logits / cfg.temperature)``.
-
-    With ``out_dir`` the reports are written there (by rank 0): ``metrics.json``, ``per_class.csv``,
-    ``confusion.csv``, ``confusion_normalized.csv``, ``confusion.png``, ``predictions.csv``, ``reliability.png``,
-    ``risk_coverage.csv``/``.png`` and one ``subgroups_<column>.png`` per group column. Clips that failed
-    to load are listed under ``skipped`` and left out of the metrics. Works under torchrun (same numbers).
-    """
-    net = accel.unwrap_model(model)
-    names = list(dataset.class_names)
-    if net.cfg.num_classes != len(names):
-        raise ValueError(f"the model has {net.cfg.num_classes} classes {list(net.cfg.labels)} but the dataset has "
-                         f"{len(names)}: {names}")
-    if tuple(n.lower() for n in net.cfg.labels) != tuple(n.lower() for n in names):
-        logger.warning("class names differ between the model %s and the dataset %s; the dataset's are reported",
-                       list(net.cfg.labels), names)
-    start = time.perf_counter()
-    pred = predict_dataset(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
-                           precision=precision, progress=progress)
-    seconds = time.perf_counter() - start
-    if len(pred["index"]) == 0:
-        raise ValueError(f"no clip of the dataset could be loaded ({len(pred['skipped'])} skipped)")
-    probs = probabilities(pred["logits"].double(), net.cfg.temperature).numpy()  # [N, C] float64
-    y_pred = probs.argmax(1)
-    y_true = pred["label"].numpy()
-    metrics = classification_metrics(y_true, y_pred, names, cost_matrix)
-    records = getattr(dataset, "records", None)
-    path_of = (lambda i: records[i].path) if records is not None else (lambda i: "")
-    metrics["temperature"] = float(net.cfg.temperature)
-    metrics.update(analyze(probs, y_true, [path_of(int(i)) for i in pred["index"]], n_resamples=n_resamples,
-                           seed=seed, min_confidence=min_confidence, groups=groups, min_group_n=min_group_n))
-    metrics["throughput"] = {"clips": int(len(pred["index"])), "seconds": seconds,
-                             "clips_per_s": len(pred["index"]) / max(seconds, 1e-9), "device": str(device),
-                             "backend": getattr(model, "backend", "torch"), "batch_size": batch_size,
-                             "world_size": torch.distributed.get_world_size() if D.is_initialized() else 1}
-    metrics["skipped"] = [{"index": i, "path": path_of(i)} for i in pred["skipped"]]
-    if pred["skipped"]:
-        logger.warning("%d clip(s) could not be loaded and are not in the metrics (listed under 'skipped')",
-                       len(pred["skipped"]))
-    if callable(getattr(dataset, "audio_report", None)):  # clips heard as silence: audio_missing, audio_too_short
-        metrics.update(dataset.audio_report())
-    if out_dir is not None and (not D.is_initialized() or torch.distributed.get_rank() == 0):
-        index = pred["index"].numpy()
-        table = pd.DataFrame({"index": index, "path": [path_of(int(i)) for i in index], "label": y_true,
-                              "label_name": [names[c] for c in y_true], "pred": y_pred,
-                              "pred_name": [names[c] for c in y_pred], "correct": y_true == y_pred,
-                              "confidence": probs.max(1)})
-        if cost_matrix is not None:
-            table["cost"] = np.asarray(cost_matrix, dtype=np.float64)[y_true, y_pred]
-        for c, name in enumerate(names):
-            table[f"p_{name}"] = probs[:, c]
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        extra = write_files(out_dir, metrics)  # charts and risk_coverage.csv (the curve's arrays leave metrics)
-        files = write_evaluation(out_dir, metrics, table)
-        files.update(extra)
-        metrics["files"] = {k: str(v) for k, v in files.items()}
-    else:
-        metrics.pop("risk_coverage", None)
-    return metrics
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------------------------------
 def completed_run(run_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -347,10 +263,19 @@ class _Trainer:
             raise ValueError(f"train.precision must be 'auto' or one of {accel.PRECISIONS}, got {self.precision!r}")
         _configure_backends(self.device, self.precision)
         seed_everything(cfg.train.seed)
-        self.train_ds, self.test_ds = build_datasets(cfg)
+        init = load_init(cfg)
+        preprocess = init.cfg.preprocess if init is not None else None
+        self.train_ds, self.test_ds = build_datasets(cfg, preprocess)
+        self.val_ds = validation_dataset(cfg, preprocess) if cfg.train.early_stopping else None
+        if cfg.train.early_stopping and self.val_ds is None and info.is_main:
+            print("train.early_stopping is set but there is no validation split (annotations/set_<k>_val.txt): "
+                  "training all epochs", file=sys.stderr, flush=True)
         self._check_clips()
         self.class_names = tuple(self.train_ds.class_names)
-        self.model = build_model(cfg, self.class_names, announce=info.is_main)
+        self.model = build_model(cfg, self.class_names, announce=info.is_main, init=init)
+        del init
+        self.best: dict[str, Any] | None = None  # early stopping: the best validation epoch and its weights
+        self.stopped = False
         self.fingerprint = _frozen_fingerprint(self.model)
         self.model.to(self.device)
         self.optimizer, self.scheduler = build_optimizer(self.model, cfg, self.device)
@@ -365,7 +290,8 @@ class _Trainer:
         self._batches = None  # one loader iterator for the rest of the run, made at the first epoch
         self.loader, self.sampler = build_loader(self.train_ds, batch_size=bs, seed=cfg.train.seed, shuffle=True,
                                                  rank=info.rank, world_size=info.world_size,
-                                                 epochs=cfg.train.epochs, **_loader_options(cfg, self.device))
+                                                 epochs=cfg.train.epochs, **_loader_options(cfg, self.device),
+                                                 balance_labels=self.train_ds.labels if cfg.train.balanced else None)
         self.steps_per_epoch = num_batches(self.sampler.num_samples, bs)
         compile = cfg.train.compile
         self.compiled = compile in (True, "regional") or (compile == "auto" and self.device.type == "cuda")
@@ -419,6 +345,7 @@ class _Trainer:
         self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
         self.history = list(state["history"])
         self.epoch_stats = dict(state["epoch_stats"])
+        self.best, self.stopped = state.get("best"), bool(state.get("stopped", False))
         rngs = state["rng"]
         if len(rngs) != self.info.world_size:
             logger.warning("state saved with %d process(es), resumed with %d: random streams differ from the "
@@ -437,7 +364,7 @@ class _Trainer:
             "frozen_fingerprint": self.fingerprint,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rngs,
             "history": self.history, "epoch_stats": dict(self.epoch_stats), "config": self.cfg.to_dict(),
-            "world_size": self.info.world_size,
+            "world_size": self.info.world_size, "best": self.best, "stopped": self.stopped,
         }
         directory = self.run_dir / _STATES_DIR
         save_state(state_path(directory, self.epoch, self.step), state)
@@ -537,23 +464,47 @@ class _Trainer:
         self.epoch_stats["correct"] += int(correct.item())
         self.epoch_stats["count"] += count
 
-    def _evaluate(self, out_dir: Path | None) -> dict[str, Any] | None:
-        if self.test_ds is None:
+    def _evaluate(self, out_dir: Path | None, dataset=None, n_resamples: int = 1000) -> dict[str, Any] | None:
+        dataset = self.test_ds if dataset is None else dataset
+        if dataset is None:
             return None
         bs = self.cfg.train.eval_batch_size or 2 * self.cfg.train.batch_size
-        return evaluate_model(self.model, self.test_ds, batch_size=bs, device=self.device, out_dir=out_dir,
+        return evaluate_model(self.model, dataset, batch_size=bs, device=self.device, out_dir=out_dir,
                               num_workers=self.cfg.data.num_workers, precision=self.precision,
-                              progress=self.info.is_main)
+                              progress=self.info.is_main, n_resamples=n_resamples)
+
+    def _watch_validation(self, row: dict[str, Any]) -> None:
+        """Early stopping: score the validation split, remember the best epoch's trainable weights, and stop after
+        ``train.early_stopping`` epochs without a better UAR."""
+        val = self._evaluate(None, self.val_ds, n_resamples=0)
+        row["val_uar"] = val["uar"]
+        epoch = self.epoch + 1
+        if self.best is None or val["uar"] > self.best["uar"]:
+            self.best = {"epoch": epoch, "uar": val["uar"],
+                         "weights": {n: p.detach().cpu().clone() for n, p in self.model.trainable_parameters().items()}}
+        elif epoch - self.best["epoch"] >= self.cfg.train.early_stopping:
+            self.stopped = True
+
+    def _restore_best(self) -> None:
+        with torch.no_grad():
+            for n, p in self.model.trainable_parameters().items():
+                p.copy_(self.best["weights"][n])
+        if self.info.is_main:
+            print(f"early stopping: kept epoch {self.best['epoch']} (validation UAR {self.best['uar']:.4f})",
+                  file=sys.stderr, flush=True)
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         epochs = cfg.train.epochs
+        watch = self.val_ds is not None
         final = None
         t0 = time.perf_counter()
-        while self.epoch < epochs:
+        while self.epoch < epochs and not self.stopped:
             row = self._train_epoch()
             self.scheduler.step()
-            last = self.epoch + 1 == epochs
+            if watch:
+                self._watch_validation(row)
+            last = self.epoch + 1 == epochs and not watch
             if last or (cfg.train.eval_every and (self.epoch + 1) % cfg.train.eval_every == 0):
                 result = self._evaluate(self.run_dir / "eval" if last else None)
                 if result is not None:
@@ -565,7 +516,9 @@ class _Trainer:
             self.epoch_stats = {"loss_sum": 0.0, "correct": 0, "count": 0, "bad_batches": 0}
             self._save_state()
             self.log.message(_row_text(row))
-        if final is None:  # resumed after the last epoch's state: evaluate again (deterministic)
+        if watch and self.best is not None:
+            self._restore_best()
+        if final is None:  # early stopping, or resumed after the last epoch's state: evaluate (deterministic)
             final = self._evaluate(self.run_dir / "eval")
         return self._finish(final, time.perf_counter() - t0)
 
@@ -578,12 +531,18 @@ class _Trainer:
             "precision": self.precision, "seconds_this_session": seconds,
             "mean_clips_per_s": float(np.mean([r["clips_per_s"] for r in self.history])) if self.history else None,
             "trainable_parameters": self.model.num_parameters(trainable_only=True),
+            "trainable": self.cfg.model.trainable, "balanced": self.cfg.train.balanced,
         }
+        if self.best is not None:
+            metrics["training"]["early_stopping"] = {"best_epoch": self.best["epoch"], "val_uar": self.best["uar"],
+                                                     "stopped_early": self.stopped}
+        if getattr(self.model, "head_change", None) is not None:
+            metrics["training"]["init"] = {"checkpoint": self.cfg.model.init, "head": self.model.head_change.to_dict()}
         ckpt = self.run_dir / FINAL_CHECKPOINT
         if self.info.is_main:
             model = self.model
             if self.precision.startswith("fp8"):  # the live model's encoder linears are fp8 now: save a clean copy
-                model = build_model(self.cfg, self.class_names, announce=False)
+                model = build_model(self.cfg, self.class_names, announce=False)  # (model.init: loaded again)
                 model.load_state_dict({n: p.detach().cpu() for n, p in self.model.trainable_parameters().items()},
                                       strict=False)
             save_checkpoint(model, ckpt, extra={"uar": metrics.get("uar"), "war": metrics.get("war"),
@@ -610,6 +569,8 @@ def _row_text(row: dict[str, Any]) -> str:
     parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}", f"acc {row['train_acc']:.3f}"]
     if "test_uar" in row:
         parts += [f"UAR {row['test_uar']:.4f}", f"WAR {row['test_war']:.4f}"]
+    if "val_uar" in row:
+        parts.append(f"val UAR {row['val_uar']:.4f}")
     parts += [f"{row['clips_per_s']:.1f} clips/s", f"loader wait {row['wait_pct']:.0f}%"]
     return "  ".join(parts)
 
@@ -630,7 +591,7 @@ def fit(cfg: TrainConfig, *, resume: bool | str | os.PathLike | None = None) -> 
     when a cost matrix was given to the evaluation) plus ``training`` totals. ``resume``: None starts a new run (and
     refuses a run folder that already holds one); ``'auto'``/``True`` continues the newest state in the run folder,
     or returns the stored result when the run has finished; a path continues from that state file. Works under
-    torchrun (see :mod:`mmadfer.train.distributed`); rank 0 writes every file.
+    torchrun (see :mod:`mmadfer.distributed`); rank 0 writes every file.
     """
     if not cfg.data.root and cfg.data.dataset != "synthetic":
         raise ValueError("no training data: set data.root (mmadfer train --data ROOT)")
