@@ -114,9 +114,12 @@ def test_batching_and_prefetch_do_not_change_results(checkpoint, videos):
     a = one.predict_video(videos["long"], 3.0, 1.5)
     b = many.predict_video(videos["long"], 3.0, 1.5, on_progress=events.append)
     assert len(a) == len(window_spans(12.0, 3.0, 1.5)) == 8  # starts 0, 1.5, ..., 10.5 (1.5 s: half, kept)
-    # progress: a start, one event per batch of 4 windows, the end; counts, elapsed time and the estimate
-    assert [e.stage for e in events] == ["starting", "predicting", "predicting", "done"]
-    assert [e.windows_done for e in events] == [0, 4, 8, 8] and {e.windows_total for e in events} == {8}
+    # progress: a start, each window joining a batch (so a caller can stop between windows), one event per batch of
+    # 4 windows, the end; counts, elapsed time and the estimate
+    assert [e.stage for e in events] == ["starting", *["preparing"] * 3, "predicting", *["preparing"] * 3,
+                                         "predicting", "done"]
+    scored = [e for e in events if e.stage != "preparing"]
+    assert [e.windows_done for e in scored] == [0, 4, 8, 8] and {e.windows_total for e in events} == {8}
     assert all(x.elapsed_s <= y.elapsed_s for x, y in zip(events, events[1:]))
     assert events[0].estimate_s is None and events[-1].estimate_s == 0.0
     pd.testing.assert_frame_equal(a, b, atol=1e-5)

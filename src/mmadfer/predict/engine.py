@@ -21,7 +21,8 @@ bit-identical between paths; ``mix=True`` shares one queue between streams (full
 matrix product's rounding depends on its batch, so the last float bits can differ).
 
 **Rows** come from :func:`mmadfer.predict.rows.window_row`: the label rules (``no_face``, ``uncertain``) hold on every
-path. **Progress** goes to ``on_progress(Progress)`` at the start, after every scored batch and at the end: stage,
+path. **Progress** goes to ``on_progress(Progress)`` at the start, for every window that joins a batch, after every
+scored batch and at the end (an exception raised there stops the run, which is how the web app cancels): stage,
 windows done and expected, seconds elapsed and an estimate of the seconds left.
 """
 from __future__ import annotations
@@ -88,7 +89,8 @@ class Finished:
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a run is: ``stage`` (``'starting'``: waiting for the first window, ``'predicting'``, ``'done'``),
+    """Where a run is: ``stage`` (``'starting'``: waiting for the first window; ``'preparing'``: a window joined the
+    next batch; ``'predicting'``: a batch was scored; ``'done'``),
     ``windows_done`` (windows scored, all their faces), ``windows_total`` (None when unknown), ``elapsed_s`` since
     the run started and ``estimate_s`` (seconds left at the rate so far; None until known)."""
 
@@ -199,6 +201,8 @@ class Engine:
                     s.queued += 1
                 if len(batch) >= self.batch_size:  # checked per window: its tracks stay in one batch
                     yield from flush(queue)
+                else:
+                    progress("preparing")  # per window, so a caller can stop between windows, not only batches
             yield from finished()
         for key in list(queues):
             yield from flush(key)
