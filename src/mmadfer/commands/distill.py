@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import MmadferError
     from ..media.probe import probe_duration
     from ..predict.recognizer import Recognizer
-    from ..train import distributed as D
+    from .. import distributed as D
 
     out = Path(args.out)
     if out.suffix != ".safetensors":

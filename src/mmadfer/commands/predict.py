@@ -232,7 +232,7 @@ def _run_batch(rec, args: argparse.Namespace) -> int:
     from ..predict.smoothing import add_smoothed_labels
     from ..predict.table import name_fields, write_table
     from ..timing import stage
-    from ..train import distributed as D
+    from .. import distributed as D
 
     if args.workers is not None and args.workers < 0:
         print("error: --workers must be 0 or more", file=sys.stderr)
