@@ -5,7 +5,8 @@ import of another module's ``_private`` name, and imports that run one way down 
     provenance -> media -> model, accel, distributed -> base (config, errors, io, text, _optional, _privacy, _cache,
     hardware, testing, the package root)
 
-Function-level imports count for the layers and the private names (they run too, just later); only module-level
+Function-level imports count for the layers, the private names and for existing at all (they run too, just later: an
+import of a module that moved fails only when its function first runs); only module-level
 imports can form an import cycle. Imports under ``if TYPE_CHECKING:`` never run, but they are dependencies all the
 same (a type-only import is how a cycle hides), so they count as module-level imports for the cycles and for the
 layers; the one exception is the package root, whose ``TYPE_CHECKING`` block only mirrors its lazy public names for
@@ -188,6 +189,46 @@ def cycles(modules: set[str], imports: list[Import]) -> list[list[str]]:
     return groups
 
 
+def bound_names(path: Path) -> set[str] | None:
+    """The names a module binds at its top level (also inside top-level ``if``/``try``); None when it resolves
+    names lazily (a module-level ``__getattr__``), so that any name may exist."""
+    names: set[str] = set()
+
+    def visit(body):
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+            elif isinstance(node, ast.If):
+                visit(node.body), visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body), visit(node.orelse), visit(node.finalbody)
+                for handler in node.handlers:
+                    visit(handler.body)
+
+    visit(ast.parse(path.read_text(), str(path)).body)
+    return None if "__getattr__" in names else names
+
+
+def unresolved(imports: list[Import], root: Path = PACKAGE, package: str = "mmadfer") -> list[str]:
+    """Imports of the package's own modules or names that do not exist: function-level ones included, which
+    otherwise fail only when that function first runs (a module moved, its old path still imported somewhere)."""
+    files = {module_name(p, root, package): p for p in sorted(root.rglob("*.py"))}
+    found = []
+    for i in imports:
+        if i.target not in files:
+            found.append(f"{i.importer}:{i.line} imports {i.target}, which is not a module")
+        elif i.name is not None and i.name != "*":
+            names = bound_names(files[i.target])
+            if names is not None and i.name not in names:
+                found.append(f"{i.importer}:{i.line} imports {i.name} from {i.target}, which does not define it")
+    return found
+
+
 @pytest.fixture(scope="module")
 def graph():
     return collect()
@@ -214,6 +255,11 @@ def test_no_private_name_imported_across_modules(graph):
 def test_imports_run_down_the_layers(graph):
     found = layer_violations(graph[1])
     assert not found, "imports against the layers of docs/ARCHITECTURE.md:\n" + "\n".join(found)
+
+
+def test_every_import_of_the_package_resolves(graph):
+    found = unresolved(graph[1])
+    assert not found, "imports of modules or names that do not exist:\n" + "\n".join(found)
 
 
 def test_every_module_has_a_layer(graph):
