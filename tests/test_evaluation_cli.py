@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,8 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import accuracy_score, log_loss, recall_score
+
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, axe_violations, overflow
 
 from mmadfer.checkpoints import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from mmadfer.cli import main
@@ -148,18 +148,28 @@ def _check_report(path: Path, sha: str) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//)""", text, re.I)
     assert "http://" not in text and "https://" not in text and "<script" not in text.lower()
     assert text.count('src="data:image/png;base64,') >= 4
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    if CHROMIUM is None:
         pytest.skip("chromium is not installed: the report was checked as text only")
+    from playwright import sync_api
+
     shots = Path(os.environ.get("MMADFER_TEST_ARTIFACTS") or path.parent)
     shots.mkdir(parents=True, exist_ok=True)
-    shot = shots / "evaluation_report.png"
-    profile = path.parent / "chromium-profile"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
-                    f"--screenshot={shot}", "--window-size=1200,5200", path.resolve().as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    assert shot.is_file() and shot.stat().st_size > 20_000
+    requests: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            for name, size in (("evaluation_report.png", {"width": 1200, "height": 900}),
+                               ("evaluation_report_phone.png", {"width": 390, "height": 844})):
+                page = browser.new_page(viewport=size)
+                page.on("request", lambda r: requests.append(r.url))
+                page.goto(path.resolve().as_uri())
+                assert axe_violations(page) == [], name  # as a reader with assistive technology meets it
+                assert overflow(page) <= 0, name  # no sideways scrolling, on a phone too
+                page.screenshot(path=str(shots / name), full_page=True)
+                page.close()
+        finally:
+            browser.close()
+    assert all(u.startswith(("file:", "data:")) for u in requests), requests  # offline: nothing fetched
 
 
 def test_calibrate_lowers_heldout_nll_without_changing_labels(setup, tmp_path, capsys):
