@@ -502,3 +502,40 @@ def test_auto_backend_falls_back_to_torch_when_conversion_fails(checkpoint, monk
     with pytest.raises(RuntimeError, match="exporter exploded"):  # asked for explicitly: the error is the answer
         Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None, backend="onnx-int8")
 
+
+
+def test_prefetch_poll_stops_without_waiting_for_the_item_in_preparation():
+    """A poll that raises ends the iteration while the worker is still preparing the next item (the web app's
+    Cancel); the worker then finishes that item, closes its source and exits on its own."""
+    import threading
+
+    from mmadfer.predict.prefetch import prefetch
+
+    release, closed = threading.Event(), threading.Event()
+
+    def items():
+        try:
+            yield "first"
+            release.wait(60)  # the second item is "being prepared" until the test releases it
+            yield "second"
+        finally:
+            closed.set()
+
+    class Cancelled(Exception):
+        pass
+
+    cancel = threading.Event()
+
+    def poll():
+        if cancel.is_set():
+            raise Cancelled
+
+    it = prefetch(items(), depth=1, poll=poll)
+    assert next(it) == "first"
+    cancel.set()
+    with pytest.raises(Cancelled):
+        next(it)
+    assert not closed.is_set()  # stopped while the second item was still in preparation, not after it
+    release.set()
+    assert closed.wait(60)  # the worker finished that item and closed the source by itself
+    assert list(prefetch(iter([1, 2, 3]), depth=1, poll=lambda: None)) == [1, 2, 3]  # a quiet poll changes nothing

@@ -5,13 +5,24 @@ current batch (:meth:`mmadfer.predict.recognizer.Recognizer.iter_video`).
 """
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 __all__ = ["prefetch"]
 
 _END = object()
+#: Workers a poll stopped waiting for: they finish their item in the background (see :func:`prefetch`).
+_finishing: set[threading.Thread] = set()
+
+
+@atexit.register
+def _join_finishing() -> None:
+    """Joined before the interpreter shuts down, so that no worker is still inside a native library (torch, PyAV)
+    while it is torn down."""
+    for worker in list(_finishing):
+        worker.join()
 
 
 class _Failure:
@@ -19,11 +30,16 @@ class _Failure:
         self.error = error
 
 
-def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
+def prefetch(items: Iterator[Any], depth: int, *, poll: Callable[[], None] | None = None) -> Iterator[Any]:
     """Iterate ``items`` in a worker thread, at most ``depth`` ahead of the consumer; errors re-raise here.
 
     Stopping early (an exception or ``close()`` in the consumer) stops the worker and closes ``items`` in it, so the
     readers it holds are released before this returns.
+
+    ``poll()`` is called about every 50 ms while the consumer waits for the next item; an exception it raises ends
+    the iteration at once, without waiting for the item being prepared (one window's decoding and face detection
+    can take seconds): the worker is told to stop, finishes that item and closes ``items`` in the background. This
+    is how the web app's Cancel takes effect within a second.
     """
     q: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -49,12 +65,25 @@ def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
             close = getattr(items, "close", None)
             if close is not None:
                 close()
+            _finishing.discard(threading.current_thread())
+
+    def get():
+        while True:
+            try:
+                return q.get(timeout=0.05)
+            except queue.Empty:
+                poll()
 
     worker = threading.Thread(target=work, name="mmadfer-prepare", daemon=True)
     worker.start()
+    polled_out = False
     try:
         while True:
-            x = q.get()
+            try:
+                x = q.get() if poll is None else get()
+            except BaseException:
+                polled_out = poll is not None
+                raise
             if x is _END:
                 return
             if isinstance(x, _Failure):
@@ -62,9 +91,12 @@ def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
             yield x
     finally:
         stop.set()
-        while worker.is_alive():
-            try:
-                q.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        worker.join()
+        if polled_out and worker.is_alive():
+            _finishing.add(worker)
+        else:
+            while worker.is_alive():
+                try:
+                    q.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            worker.join()

@@ -206,13 +206,15 @@ class Recognizer:
                    start_s: float = 0.0, end_s: float | None = None, progress: bool | dict = False,
                    save_faces: str | os.PathLike | None = None,
                    on_window: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
-                   on_progress: Callable[[Progress], None] | None = None) -> Iterator[dict[str, Any]]:
+                   on_progress: Callable[[Progress], None] | None = None,
+                   poll: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
         """Stream timeline rows (dicts, in time order) for ``path``; see :meth:`predict_video` for the arguments.
 
         Every row has a ``track_id`` here (``predict_video`` keeps the column only when a window had several faces).
         ``on_window(row, prepared)`` is called for each row as it is produced, with the window's model inputs;
         ``on_progress(Progress)`` at the start, after each batch and at the end (:class:`~mmadfer.predict.engine.
-        Progress`: stage, windows done and expected, elapsed seconds, an estimate of the seconds left).
+        Progress`: stage, windows done and expected, elapsed seconds, an estimate of the seconds left); ``poll()``
+        about every 50 ms while the next window is being prepared (see :meth:`predict_video`).
         """
         path = os.fspath(path)
         window_s = float(window_s or self.window_s)
@@ -234,7 +236,7 @@ class Recognizer:
 
         source = VideoWindows(self.preparer, [path], [0.0], window_s, stride_s, self.max_side, start_s=start_s,
                               end_s=end_s)
-        items = prefetch(iter(source), depth=2 * self.batch_size) if self.prefetch else iter(source)
+        items = prefetch(iter(source), depth=2 * self.batch_size, poll=poll) if self.prefetch else iter(source)
         engine = self.engine(on_window=on_window, on_progress=report, windows_total=total,
                              save_faces={0: save_faces} if save_faces is not None else None)
         try:
@@ -265,7 +267,8 @@ class Recognizer:
     def predict_video(self, path: str | os.PathLike, window_s: float | None = None, stride_s: float | None = None,
                       *, start_s: float = 0.0, end_s: float | None = None, progress: bool | dict = False,
                       save_faces: str | os.PathLike | None = None, on_window=None,
-                      on_progress: Callable[[Progress], None] | None = None):
+                      on_progress: Callable[[Progress], None] | None = None,
+                      poll: Callable[[], None] | None = None):
         """A timeline of ``path``: a :class:`pandas.DataFrame` with one row per window (and per face track).
 
         Columns: ``start_s``, ``end_s``, ``track_id`` (only when several faces are tracked), ``label`` (the most likely
@@ -285,13 +288,16 @@ class Recognizer:
                 (off by default; nothing is written unless asked).
             on_window: ``on_window(row, prepared)`` for each row as it is scored (raise in it to stop).
             on_progress: ``on_progress(Progress)``: stage, windows done of expected, elapsed, estimate left.
+            poll: ``poll()`` about every 50 ms while the next window is decoded and its faces found (with
+                ``prefetch``); raise in it to stop at once, without waiting for that window (the web app's Cancel).
         Raises:
             MediaError: the file cannot be decoded (names the file and the reason).
         """
         window_s = float(window_s or self.window_s)
         stride_s = float(stride_s or window_s)
         rows = list(self.iter_video(path, window_s, stride_s, start_s=start_s, end_s=end_s, progress=progress,
-                                    save_faces=save_faces, on_window=on_window, on_progress=on_progress))
+                                    save_faces=save_faces, on_window=on_window, on_progress=on_progress,
+                                    poll=poll))
         return self.timeline(path, rows, window_s, stride_s)
 
     def timeline(self, path: str | os.PathLike, rows: list[dict[str, Any]], window_s: float,

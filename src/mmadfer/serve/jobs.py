@@ -366,7 +366,8 @@ class JobQueue:
                 job.progress = share * min(1.0, job.windows_done / job.windows_total)
 
         # exactly what `mmadfer predict` does for one file (commands/predict.py _run_batch)
-        df = rec.predict_video(job.video, job.window_s, job.stride_s, on_window=on_window, on_progress=on_progress)
+        df = rec.predict_video(job.video, job.window_s, job.stride_s, on_window=on_window, on_progress=on_progress,
+                               poll=lambda: self._check(job))
         if not len(df):
             raise ValueError("no windows: the video has no decodable frames")
         thumbs.write()
