@@ -83,7 +83,7 @@ def test_stale_temporaries_of_a_killed_run_are_removed(checkpoint, clip, tmp_pat
     other = out / ".notes.txt.ab12cd34.tmp"  # not one of our outputs: never touched
     for p in (stale, stale_video, fresh, other):
         p.write_text("partial")
-    old = time.time() - 3600
+    old = time.time() - 7 * 86400  # older than this test process, however long the suite has run
     for p in (stale, stale_video, other):
         os.utime(p, (old, old))
     os.utime(fresh, (time.time() + 60, time.time() + 60))
@@ -190,7 +190,8 @@ def test_skip_existing_completes_a_killed_anonymize_run(checkpoint, tmp_path, ca
     # what a SIGKILL while v1's anonymised copy is encoded leaves: its hidden temporary, half written, no v1.mp4
     temp = anon / ".v1.mp4.k1ll3d00.mp4"
     temp.write_bytes(full[anon / "v1.mp4"][:4000])
-    os.utime(temp, (time.time() - 60, time.time() - 60))
+    old = time.time() - 7 * 86400  # older than this test process (stale), however long the suite has run
+    os.utime(temp, (old, old))
     (anon / "v1.mp4").unlink()
     (out / "v1.png").write_bytes(full[out / "v1.png"][:3000])  # files cut short (a copy, a power cut...)
     (out / "v0.csv").write_bytes(full[out / "v0.csv"][:-10])
