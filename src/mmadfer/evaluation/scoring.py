@@ -31,7 +31,7 @@ from .analysis import analyze
 from .calibration import probabilities
 from .files import write_evaluation, write_files
 
-__all__ = ["predict_dataset", "evaluate_model", "predict_table", "prediction_table"]
+__all__ = ["predict_dataset", "score_dataset", "evaluate_model", "predict_table", "prediction_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,24 +94,34 @@ def prediction_table(index, paths, y_true, probs: np.ndarray, true_names, model_
     return table
 
 
-def predict_table(model: nn.Module, dataset, *, batch_size: int, device: str | torch.device = "cpu",
+def score_dataset(model: nn.Module, dataset, *, batch_size: int, device: str | torch.device = "cpu",
                   num_workers: int = 0, precision: str = "auto", progress: bool = True):
-    """Score ``model`` on ``dataset`` whatever its classes (a base model of another class set, for
-    ``evaluate --compare``): ``(prediction_table, throughput)`` with the model's own ``p_<class>`` columns."""
-    net = accel.unwrap_model(model)
+    """:func:`predict_dataset`, timed, with the probabilities at the model's temperature: ``(pred, probs,
+    throughput)``, ``probs`` ``[N, C]`` float64. What :func:`predict_table` and :func:`evaluate_model` share."""
     start = time.perf_counter()
     pred = predict_dataset(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
                            precision=precision, progress=progress)
     seconds = time.perf_counter() - start
     if len(pred["index"]) == 0:
         raise ValueError(f"no clip of the dataset could be loaded ({len(pred['skipped'])} skipped)")
-    probs = probabilities(pred["logits"].double(), net.cfg.temperature).numpy()  # [N, C] float64
+    probs = probabilities(pred["logits"].double(), accel.unwrap_model(model).cfg.temperature).numpy()  # [N, C]
+    n = int(len(pred["index"]))
+    throughput = {"clips": n, "seconds": seconds, "clips_per_s": n / max(seconds, 1e-9), "device": str(device),
+                  "backend": getattr(model, "backend", "torch"), "batch_size": batch_size}
+    return pred, probs, throughput
+
+
+def predict_table(model: nn.Module, dataset, *, batch_size: int, device: str | torch.device = "cpu",
+                  num_workers: int = 0, precision: str = "auto", progress: bool = True):
+    """Score ``model`` on ``dataset`` whatever its classes (a base model of another class set, for
+    ``evaluate --compare``): ``(prediction_table, throughput)`` with the model's own ``p_<class>`` columns."""
+    pred, probs, throughput = score_dataset(model, dataset, batch_size=batch_size, device=device,
+                                            num_workers=num_workers, precision=precision, progress=progress)
     records = getattr(dataset, "records", None)
     index = pred["index"].numpy()
     paths = [records[int(i)].path if records is not None else "" for i in index]
-    table = prediction_table(index, paths, pred["label"].numpy(), probs, list(dataset.class_names), net.cfg.labels)
-    throughput = {"clips": int(len(index)), "seconds": seconds, "clips_per_s": len(index) / max(seconds, 1e-9),
-                  "device": str(device), "backend": getattr(model, "backend", "torch"), "batch_size": batch_size}
+    table = prediction_table(index, paths, pred["label"].numpy(), probs, list(dataset.class_names),
+                             accel.unwrap_model(model).cfg.labels)
     return table, throughput
 
 
@@ -139,13 +149,8 @@ def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | 
     if tuple(n.lower() for n in net.cfg.labels) != tuple(n.lower() for n in names):
         logger.warning("class names differ between the model %s and the dataset %s; the dataset's are reported",
                        list(net.cfg.labels), names)
-    start = time.perf_counter()
-    pred = predict_dataset(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
-                           precision=precision, progress=progress)
-    seconds = time.perf_counter() - start
-    if len(pred["index"]) == 0:
-        raise ValueError(f"no clip of the dataset could be loaded ({len(pred['skipped'])} skipped)")
-    probs = probabilities(pred["logits"].double(), net.cfg.temperature).numpy()  # [N, C] float64
+    pred, probs, throughput = score_dataset(model, dataset, batch_size=batch_size, device=device,
+                                            num_workers=num_workers, precision=precision, progress=progress)
     y_pred = probs.argmax(1)
     y_true = pred["label"].numpy()
     metrics = classification_metrics(y_true, y_pred, names, cost_matrix)
@@ -154,9 +159,7 @@ def evaluate_model(model: nn.Module, dataset, *, batch_size: int, device: str | 
     metrics["temperature"] = float(net.cfg.temperature)
     metrics.update(analyze(probs, y_true, [path_of(int(i)) for i in pred["index"]], n_resamples=n_resamples,
                            seed=seed, min_confidence=min_confidence, groups=groups, min_group_n=min_group_n))
-    metrics["throughput"] = {"clips": int(len(pred["index"])), "seconds": seconds,
-                             "clips_per_s": len(pred["index"]) / max(seconds, 1e-9), "device": str(device),
-                             "backend": getattr(model, "backend", "torch"), "batch_size": batch_size,
+    metrics["throughput"] = {**throughput,
                              "world_size": torch.distributed.get_world_size() if D.is_initialized() else 1}
     metrics["skipped"] = [{"index": i, "path": path_of(i)} for i in pred["skipped"]]
     if pred["skipped"]:
