@@ -90,6 +90,7 @@ def env(tmp_path_factory):
     server = Server("-c", str(ck), "--backend", "torch", "--device", "cpu", "--runs", str(runs), "--max-upload-mb", "20")
     requests: list[str] = []
     errors: list[str] = []
+    choosers: list = []  # file choosers the page opened
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(d / "profile"), executable_path=CHROMIUM, headless=True, accept_downloads=True, viewport=WIDE,
@@ -98,11 +99,14 @@ def env(tmp_path_factory):
         page = context.new_page()
         page.on("websocket", lambda ws: requests.append(ws.url))
         page.on("pageerror", lambda e: errors.append(str(e)))
+        # Intercept file choosers for the whole session: `expect_file_chooser` switches interception on only as the
+        # key is pressed, a race Chromium can lose (the native dialog opens unseen; puppeteer#6040).
+        page.on("filechooser", lambda chooser: choosers.append(chooser))
         page.goto(server.origin + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=30_000)
         try:
             yield dict(page=page, context=context, server=server, half=half, long=long, ck=ck, d=d, requests=requests,
-                       errors=errors, shots=artifacts_dir(d))
+                       errors=errors, choosers=choosers, shots=artifacts_dir(d))
         finally:
             context.close()
             server.stop()
@@ -117,6 +121,15 @@ def tab_to(page, selector: str, limit: int = 60, back: bool = False) -> None:
         page.keyboard.press("Shift+Tab" if back else "Tab")
     raise AssertionError(f"Tab never reached {selector}; focus is on "
                          + page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)"))
+
+
+def wait_until(page, condition, message: str, timeout_s: float = 30.0) -> None:
+    """Let the page run (and Playwright deliver its events) until ``condition()`` holds."""
+    for _ in range(int(timeout_s * 10)):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(message)
 
 
 def check_workspace(env, name: str) -> None:
@@ -177,9 +190,10 @@ def test_keyboard_upload_view_seek_delete(env, tmp_path):
     tab_to(page, "#opt-window")
     page.keyboard.type("2")
     tab_to(page, "#choose", back=True)
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
-    chooser.value.set_files(str(env["half"]))
+    env["choosers"].clear()
+    page.keyboard.press("Enter")
+    wait_until(page, lambda: env["choosers"], "Enter on 'Choose videos' opened no file chooser")
+    env["choosers"][0].set_files(str(env["half"]))
     page.wait_for_selector("#queue li[data-status=done]", timeout=120_000)
     li = page.locator("#queue li[data-status=done]")
     job_id = li.get_attribute("data-id")
