@@ -390,11 +390,18 @@ def test_anonymize_pixelates_faces_and_draws_labels(checkpoint, videos, tmp_path
 # real time
 # ---------------------------------------------------------------------------------------------------------------------
 def test_realtime_on_a_file_matches_the_batch_timeline(checkpoint, videos):
-    from mmadfer.predict.realtime import run_realtime
+    from mmadfer.predict.realtime import live_threads, run_realtime
 
     rec = Recognizer.from_checkpoint(checkpoint, device="cpu", detector=None)
     batch = rec.predict_video(videos["long"], stride_s=2.0)
-    live = pd.DataFrame(run_realtime(rec, videos["long"], stride_s=2.0))
+    threads = torch.get_num_threads()
+    during = []
+    live = pd.DataFrame(row for row in run_realtime(rec, videos["long"], stride_s=2.0)
+                        if not during.append(torch.get_num_threads()))
+    # the capture thread keeps a core: one intra-op thread fewer than the cores (at least 1), restored afterwards
+    assert set(during) == {live_threads("cpu", threads)} and torch.get_num_threads() == threads
+    assert live_threads("cpu", 8, cores=2) == 1 and live_threads("cpu", 1, cores=8) == 1
+    assert live_threads("cpu", 2, cores=4) == 2 and live_threads("cuda", 8, cores=2) == 8
     assert len(live) == len(batch) == 5
     np.testing.assert_allclose(live[["start_s", "end_s"]], batch[["start_s", "end_s"]], atol=1e-3)
     p = [f"p_{c}" for c in LABELS]

@@ -19,6 +19,11 @@ fields:
   jumps to the newest complete window. A file is read at decoding speed and every window is predicted, unless
   ``pace=True`` replays it at its own frame rate, like a camera.
 
+On a CPU the loop runs PyTorch with one thread fewer than the cores the process may use (:func:`live_threads`), so the
+capture thread that decodes the source always has a core: with as many intra-op threads as cores, MTCNN's many
+small operations wait at OpenMP barriers for the core the decoder holds, and each window's face detection takes
+several times longer (BENCHMARKS.md, issue 21). The previous count is restored when the loop ends.
+
 Windows follow the same rule as :func:`mmadfer.media.windows.window_spans`: every ``stride_s`` from the start, and
 at the end of a file a cut window is kept if it is at least half a window long (or the only one).
 """
@@ -29,13 +34,16 @@ import threading
 import time
 from typing import Any, Iterator
 
+import torch
+
 from ..errors import MediaError
+from ..hardware import usable_cores
 from ..media.live import LiveBuffer, capture, open_source
 from ..media.windows import keep_window
 from .engine import Scored, Window
 from .prepare import WindowInfo
 
-__all__ = ["run_realtime", "predict_buffer"]
+__all__ = ["run_realtime", "predict_buffer", "live_threads"]
 
 _EPS = 1e-6
 _AUDIO_WAIT_S = 0.5  # emit without the last bit of audio if it lags the video by more than this
@@ -60,8 +68,10 @@ def run_realtime(recognizer, source: str | os.PathLike, *, stride_s: float | Non
     worker = threading.Thread(target=capture, args=(container, buf), daemon=True, name="mmadfer-capture",
                               kwargs=dict(max_side=recognizer.max_side, live=live, pace=pace, hold_until=hold,
                                           keep_s=window_s + 2 * stride_s + 1.0, stop=stop))
+    threads = torch.get_num_threads()
     worker.start()
     try:
+        torch.set_num_threads(live_threads(recognizer.device, threads))
         yield from predict_buffer(recognizer, buf, window_s=window_s, stride_s=stride_s, live=live, hold=hold,
                                   max_windows=max_windows)
     finally:
@@ -70,6 +80,16 @@ def run_realtime(recognizer, source: str | os.PathLike, *, stride_s: float | Non
             buf.cond.notify_all()
         worker.join(timeout=5)
         container.close()
+        torch.set_num_threads(threads)
+
+
+def live_threads(device: Any, threads: int, cores: int | None = None) -> int:
+    """PyTorch's intra-op threads while a capture thread decodes beside the model on ``device``: on a CPU, at most one
+    fewer than ``cores`` (default :func:`~mmadfer.hardware.usable_cores`), at least 1, never more than ``threads``
+    (the current count); on a GPU, ``threads`` unchanged."""
+    if torch.device(device).type != "cpu":
+        return threads
+    return max(1, min(threads, (cores or usable_cores()) - 1))
 
 
 def predict_buffer(recognizer, buf: LiveBuffer, *, window_s: float, stride_s: float, live: bool,
