@@ -115,6 +115,10 @@ class Trainer:
             if len(videos) < 2:
                 raise TrainError(f"{labels.path}: labels in at least 2 videos are needed (one is held out to test "
                                  f"the run), found {len(videos)}")
+            empty = [c for c in self.project.classes if c not in {s.label for s in spans}]
+            if empty:
+                raise TrainError(f"{labels.path}: class(es) {', '.join(empty)} have no labelled span; label at "
+                                 "least one span of every class of the project")
             name = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
             while (self.project.runs / name).exists() or (self.project.datasets / name).exists():
                 name = name.split("_")[0] + f"_{int(time.time() * 1000) % 100000}"
