@@ -1,5 +1,6 @@
 """Helpers for the tests that drive Debian's Chromium through Playwright: the browser's path and flags, axe-core's
-accessibility check (from npm, installed by ``tools/install-axe.sh``) and the horizontal-overflow measure."""
+accessibility check (from npm, installed by ``tools/install-axe.sh``), the horizontal-overflow measure, and keyboard
+and waiting helpers (:func:`tab_to`, :func:`wait_until`)."""
 from __future__ import annotations
 
 import os
@@ -35,3 +36,22 @@ def overflow(page) -> int:
     """How many CSS pixels the page is wider than its viewport (0 or less: no horizontal scrolling)."""
     return page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
                          " - window.innerWidth")
+
+
+def tab_to(page, selector: str, limit: int = 60, back: bool = False) -> None:
+    """Press Tab (Shift+Tab with ``back``) until the focused element matches ``selector``: keyboard only."""
+    for _ in range(limit):
+        if page.evaluate("s => !!document.activeElement && document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Shift+Tab" if back else "Tab")
+    raise AssertionError(f"Tab never reached {selector}; focus is on "
+                         + page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)"))
+
+
+def wait_until(page, condition, message: str, timeout_s: float = 30.0) -> None:
+    """Let the page run (and Playwright deliver its events) until ``condition()`` holds."""
+    for _ in range(int(timeout_s * 10)):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(message)

@@ -197,3 +197,145 @@ def test_train_on_my_labels(rec, files, tmp_path):
         metrics = json.loads((project.runs / done["name"] / "metrics.json").read_text())
         assert metrics["training"]["init"]["head"]["new"] == list(CLASSES)  # train --init's head rebuild
         assert metrics["training"]["balanced"] is True  # and its small-data defaults
+
+
+# -- in a real browser -------------------------------------------------------------------------------------------------
+WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
+PROJECT_CLASSES = ("joy", "calm", "grief", "anger")  # the model's classes, in another order: it can suggest
+
+
+def _check(page, shots: Path, name: str) -> None:
+    """Zero axe-core violations and a screenshot at 1440 and at 390 px (no horizontal overflow there)."""
+    from browser_helpers import axe_violations, overflow
+
+    assert axe_violations(page) == [], name
+    page.screenshot(path=str(shots / f"serve-{name}-1440.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    try:
+        page.wait_for_timeout(150)  # the chart redraws on resize
+        assert overflow(page) <= 0, f"{name}: {overflow(page)} px wider than the 390 px phone"
+        assert axe_violations(page) == [], f"{name} at 390 px"
+        page.screenshot(path=str(shots / f"serve-{name}-390.png"), full_page=True)
+    finally:
+        page.set_viewport_size(WIDE)
+
+
+def _saved(page) -> list[tuple[float, float, str]]:
+    return page.evaluate("() => window.__mmadfer.label.spans.map(s => [s.start_s, s.end_s, s.label])")
+
+
+@pytest.mark.slow
+def test_keyboard_labelling_export_and_sigkill(tmp_path):
+    """Three spans labelled with the keyboard only (in/out keys, a class key, next most uncertain + Enter for the
+    model's suggestion), an error and an undo on the way, the export equal to DIR/labels.csv; then the server is
+    SIGKILLed, started again on the project, and all three labels are there."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from browser_helpers import CHROMIUM, CHROMIUM_ARGS, tab_to
+    from mmadfer.data.synthetic import make_astronaut_video
+    from serve_helpers import Server, artifacts_dir, demo_checkpoint
+
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (CI installs Debian's)")
+    ck = demo_checkpoint(tmp_path / "tiny.safetensors")
+    video = Path(make_astronaut_video(tmp_path / "interview.mp4", seconds=6.0, fps=8, size=128))
+    project = tmp_path / "project"
+    args = ("-c", str(ck), "--backend", "torch", "--device", "cpu", "--project", str(project), "--annotator", "tester")
+    server = Server(*args, "--classes", ",".join(PROJECT_CLASSES))
+    shots = artifacts_dir(tmp_path)
+    requests, errors = [], []
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport=WIDE, accept_downloads=True)
+            context.on("request", lambda r: requests.append(r.url))
+            page = context.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.origin + "/")
+            page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+            page.fill("#opt-stride", "1")
+            page.fill("#opt-window", "2")
+            page.uncheck("#opt-anon")
+            page.set_input_files("#files", str(video))
+            page.wait_for_selector("#queue li[data-status=done]", timeout=120_000)
+            # to the Viewer and its chart by keyboard
+            page.focus("#tab-analyze")
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function("() => window.__mmadfer.label.job && window.__mmadfer.viewer.rows.length === 6")
+            assert page.is_visible("#lb") and page.text_content("#lb-classes").count("joy") == 1
+            tab_to(page, "#v-chart")
+            page.wait_for_function("() => document.querySelector('#v-video').readyState >= 2")
+
+            def key(*keys):
+                for k in keys:
+                    page.keyboard.press(k)
+                page.wait_for_function("() => !document.querySelector('#v-video').seeking")
+
+            key("Home", "i", "ArrowRight", "o")
+            assert page.text_content("#lb-span") == "in 0.00 s, out 1.00 s"
+            assert page.text_content("#lb-suggest").startswith("Model suggests ")
+            key("1")  # joy
+            page.wait_for_function("() => window.__mmadfer.label.spans.length === 1")
+            assert page.text_content("#lb-status").startswith("Saved to labels.csv: 0.00–1.00 s joy")
+            key("3")  # no out point yet (in moved to 1.00): refused, nothing saved
+            assert "set the in and out points" in page.text_content("#lb-status")
+            key("ArrowRight", "o", "2")  # 1–2 s calm
+            page.wait_for_function("() => window.__mmadfer.label.spans.length === 2")
+            # next most uncertain: an unlabelled face window, its class pre-selected as the model's suggestion
+            key("n")
+            status = page.text_content("#lb-status")
+            assert status.startswith("Most uncertain unlabelled window: ") and "top probability" in status
+            chosen = page.evaluate("() => [window.__mmadfer.label.in, window.__mmadfer.label.out]")
+            rows = page.evaluate("() => window.__mmadfer.viewer.rows")
+            open_rows = [r for r in rows if r["start_s"] >= 2.0]  # windows clear of the spans 0–1 and 1–2 s
+            least = min(open_rows, key=lambda r: (r["confidence"], r["start_s"]))
+            assert chosen == [least["start_s"], least["end_s"]], (chosen, least)
+            suggested = page.evaluate("() => window.__mmadfer.label.suggested")
+            assert suggested in PROJECT_CLASSES and page.get_attribute(
+                f"#lb-classes button[data-class='{suggested}']", "class") == "suggested"
+            assert page.text_content("#lb-suggest").startswith(f"Model suggests {suggested} (")
+            page.focus("#v-chart")
+            key("Enter")
+            page.wait_for_function("() => window.__mmadfer.label.spans.length === 3")
+            # a contradictory span is kept, marked and listed; Ctrl+Z takes it back
+            key("Home", "i", "ArrowRight", "o", "4")
+            page.wait_for_function("() => window.__mmadfer.label.spans.length === 4")
+            assert page.is_visible("#lb-conflicts") and "contradict" in page.text_content("#lb-conflicts")
+            assert page.locator("#lb-spans tr.conflict").count() == 2
+            assert "! contradicts" in page.text_content("#lb-spans")
+            _check(page, shots, "label")
+            page.focus("#v-chart")
+            key("Control+z")
+            page.wait_for_function("() => window.__mmadfer.label.spans.length === 3")
+            assert page.is_hidden("#lb-conflicts") and "Undone" in page.text_content("#lb-status")
+            labels = project / "labels.csv"
+            want = [(0.0, 1.0, "joy"), (1.0, 2.0, "calm"), (least["start_s"], least["end_s"], suggested)]
+            assert [(s.start_s, s.end_s, s.label) for s in read_labels(labels)] == want
+            assert {s.annotator for s in read_labels(labels)} == {"tester"}
+            # export by keyboard: the downloaded file is DIR/labels.csv
+            tab_to(page, "#lb-export")
+            with page.expect_download() as dl:
+                page.keyboard.press("Enter")
+            assert dl.value.suggested_filename == "labels.csv"
+            assert Path(dl.value.path()).read_bytes() == labels.read_bytes()
+            # the Runs workspace of a project: Train on my labels
+            page.click("#tab-runs")
+            page.wait_for_selector("#r-train:not([hidden])")
+            _check(page, shots, "train")
+            # SIGKILL: nothing to clean up, nothing lost; the next start lists the video and its three labels
+            server.proc.send_signal(signal.SIGKILL)
+            server.proc.wait(30)
+            assert [(s.start_s, s.end_s, s.label) for s in read_labels(labels)] == want
+            server = Server(*args)
+            page.goto(server.origin + "/")
+            page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+            page.click("#tab-viewer")
+            page.wait_for_function("() => window.__mmadfer.label.spans.length === 3")
+            assert [tuple(s) for s in _saved(page)] == want
+            assert page.locator("#lb-spans tbody tr").count() == 3
+            assert errors == []
+            outside = [u for u in requests if not u.startswith(("http://127.0.0.1", "data:", "blob:"))]
+            assert outside == []
+            browser.close()
+    finally:
+        server.stop()
+    assert (project / "jobs").is_dir() and labels.is_file()  # a project is kept at stop

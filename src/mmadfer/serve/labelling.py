@@ -77,7 +77,7 @@ class ProjectLabels:
             raise LabelError(f"track_id must be a face track number, got {track_id!r}") from None
         faces = sorted(t for t in job.tracks if t >= 0)
         if (faces and track not in faces) or (not faces and track != 0):
-            known = ", ".join(map(str, faces)) if faces else "0 (the whole frame: no face was found)"
+            known = ", ".join(map(str, faces)) if faces else "0 only"
             raise LabelError(f"{job.display_name or job.name} has no face track {track}; its tracks are {known}")
         key = Project.video_key(job.id)
         name = job.display_name or job.name
