@@ -320,6 +320,10 @@ def test_keyboard_labelling_export_and_sigkill(tmp_path):
             # the Runs workspace of a project: Train on my labels
             page.click("#tab-runs")
             page.wait_for_selector("#r-train:not([hidden])")
+            tab_to(page, "#r-train-start")
+            page.keyboard.press("Enter")  # one labelled video: refused with the reason
+            page.wait_for_function("() => document.querySelector('#r-train-status').textContent.startsWith('Not started')")
+            assert "at least 2 videos" in page.text_content("#r-train-status")
             _check(page, shots, "train")
             # SIGKILL: nothing to clean up, nothing lost; the next start lists the video and its three labels
             server.proc.send_signal(signal.SIGKILL)
