@@ -253,3 +253,26 @@ def test_telemetry_imported_before_mmadfer_is_declined(world):
     assert done.returncode == 0, done.stderr[-3000:]
     child = netguard.NetRecorder(log)
     assert not child.all_attempts(), "network attempts in the child:\n" + child.report()
+
+
+def test_serve_project_labels(world, inputs):
+    """``serve --project``: an upload, its timeline, a label saved and exported, all inside the project folder."""
+    pytest.importorskip("fastapi")
+    import time
+
+    from starlette.testclient import TestClient
+
+    from mmadfer import Recognizer
+    from mmadfer.serve.app import create_app
+    from mmadfer.serve.project import Project
+
+    rec = Recognizer.from_checkpoint(inputs["checkpoint"], backend="torch", device="cpu", detector=None)
+    project = Project(world.out / "project", classes="engaged,neutral")
+    with TestClient(create_app(rec, project=project), base_url="http://127.0.0.1:8765") as c:
+        job = c.post("/api/jobs", files={"file": ("person.mp4", inputs["video"].read_bytes(), "video/mp4")}).json()
+        while c.get(f"/api/jobs/{job['id']}").json()["status"] in ("queued", "running"):
+            time.sleep(0.05)
+        r = c.post("/api/labels", json={"job": job["id"], "track_id": 0, "start_s": 0, "end_s": 1, "label": "engaged"})
+        assert r.status_code == 201, r.text
+        assert c.get("/api/labels.csv?download=1").text.count("engaged") == 1
+    assert (project.root / "labels.csv").is_file()

@@ -110,7 +110,7 @@ class Trainer:
         with self._lock:
             if self.job is not None and self.job.status in ("preparing", "training", "cancelling"):
                 raise TrainError(f"a training run ({self.job.name}) is already running; cancel it or wait")
-            spans = labels.spans()
+            spans = [s for s in labels.spans() if (self.project.root / s.video).is_file()]  # not a deleted video's
             videos = {s.video for s in spans}
             if len(videos) < 2:
                 raise TrainError(f"{labels.path}: labels in at least 2 videos are needed (one is held out to test "
