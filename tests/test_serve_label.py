@@ -343,3 +343,17 @@ def test_keyboard_labelling_export_and_sigkill(tmp_path):
     finally:
         server.stop()
     assert (project / "jobs").is_dir() and labels.is_file()  # a project is kept at stop
+
+
+def test_serve_command_refuses_a_bad_project(files, tmp_path, capsys):
+    from mmadfer.cli import main
+
+    (tmp_path / "file").write_text("x")
+    serve = ["serve", "-c", str(files["ck"]), "--backend", "torch", "--device", "cpu", "--port", "0", "--no-faces"]
+    assert main([*serve, "--project", str(tmp_path / "file")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert main([*serve, "--classes", "a,b"]) == 2
+    assert "--classes sets a project's classes: it needs --project DIR" in capsys.readouterr().err
+    assert main([*serve, "--project", str(tmp_path / "p"), "--runs", str(tmp_path)]) == 2
+    assert "drop --data-dir and --runs" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()

@@ -146,19 +146,30 @@ export class TimelineChart {
     ctx.fillStyle = "#f3f5f8"; ctx.fillRect(this.left, y, plotW, H.labels);
     ctx.fillStyle = MUTED; ctx.textAlign = "left";
     ctx.fillText("labels", this.rightX + 6, y + H.labels / 2);
-    for (const s of this.spans.filter((sp) => String(sp.track_id) === String(track))) {
-      const x0 = this.x(s.start_s), w = Math.max(2, this.x(s.end_s) - x0);
-      ctx.fillStyle = "#fff"; ctx.fillRect(x0, y + 1, w, H.labels - 2);
-      ctx.lineWidth = 2;
+    // overlapping spans side by side in sub-rows (each span in the first sub-row where it fits), so none hides another
+    const mine = this.spans.filter((sp) => String(sp.track_id) === String(track)).sort((a, b) => a.start_s - b.start_s);
+    const ends = [], row = new Map();
+    for (const s of mine) {
+      let k = ends.findIndex((end) => end <= s.start_s);
+      if (k < 0) { k = ends.length; ends.push(0); }
+      ends[k] = s.end_s; row.set(s, k);
+    }
+    const h = H.labels / Math.max(1, ends.length);
+    for (const s of mine) {
+      const x0 = this.x(s.start_s), w = Math.max(2, this.x(s.end_s) - x0), top = y + row.get(s) * h;
+      ctx.fillStyle = "#fff"; ctx.fillRect(x0, top + 1, w, h - 2);
+      ctx.lineWidth = h >= 12 ? 2 : 1;
       ctx.strokeStyle = s.conflict ? CONFLICT : color(s.label);
       ctx.setLineDash(s.conflict ? [4, 2] : []);
-      ctx.strokeRect(x0 + 1, y + 2, w - 2, H.labels - 4);
+      ctx.strokeRect(x0 + 1, top + 1.5, w - 2, h - 3);
       ctx.setLineDash([]);
       const text = `${s.conflict ? "! " : ""}${s.label}`;
-      if (ctx.measureText(text).width + 8 <= w) {
+      if (h >= 9 && ctx.measureText(text).width + 8 <= w) {
+        ctx.save();
+        ctx.font = `${Math.min(12, Math.floor(h - 1))}px system-ui, sans-serif`;
         ctx.fillStyle = s.conflict ? CONFLICT : INK; ctx.textAlign = "center";
-        ctx.fillText(text, x0 + w / 2, y + H.labels / 2 + 1);
-        ctx.textAlign = "left";
+        ctx.fillText(text, x0 + w / 2, top + h / 2 + 1);
+        ctx.restore();
       }
     }
     ctx.lineWidth = 1;
