@@ -17,6 +17,8 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-default-apps", "--disable-domain-reliability", "--metrics-recording-only",
                  "--no-pings", "--disable-features=MediaRouter,OptimizationHints,Translate"]
+#: the two screen sizes every page is checked at
+WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 
 
 def axe_violations(page) -> list[dict]:
@@ -36,6 +38,21 @@ def overflow(page) -> int:
     """How many CSS pixels the page is wider than its viewport (0 or less: no horizontal scrolling)."""
     return page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
                          " - window.innerWidth")
+
+
+def check_page(page, shots: Path, name: str) -> None:
+    """Zero axe-core violations and a screenshot (``shots/serve-<name>-<width>.png``) at 1440 and at 390 px wide,
+    where the page must not be wider than the screen."""
+    assert axe_violations(page) == [], name
+    page.screenshot(path=str(shots / f"serve-{name}-1440.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    try:
+        page.wait_for_timeout(150)  # the chart redraws on resize
+        assert overflow(page) <= 0, f"{name}: {overflow(page)} px wider than the 390 px phone"
+        assert axe_violations(page) == [], f"{name} at 390 px"
+        page.screenshot(path=str(shots / f"serve-{name}-390.png"), full_page=True)
+    finally:
+        page.set_viewport_size(WIDE)
 
 
 def tab_to(page, selector: str, limit: int = 60, back: bool = False) -> None:

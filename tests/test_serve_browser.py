@@ -24,14 +24,13 @@ import pytest
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, axe_violations, overflow, tab_to, wait_until  # noqa: E402
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, WIDE, axe_violations, check_page, tab_to, wait_until  # noqa: E402
 from serve_helpers import LABELS, Server, artifacts_dir, demo_checkpoint, write_voice_wav, write_y4m  # noqa: E402
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's)")]
 MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
               "--autoplay-policy=no-user-gesture-required"]
-WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 
 
 def _face_then_blank(path: Path, face_s: float, blank_s: float, *, blank_first: bool = False, fps: int = 10,
@@ -105,17 +104,7 @@ def env(tmp_path_factory):
 # -- helpers -------------------------------------------------------------------------------------------------------
 def check_workspace(env, name: str) -> None:
     """Zero axe violations and screenshots at both sizes; no horizontal overflow on the phone."""
-    page = env["page"]
-    assert axe_violations(page) == [], name
-    page.screenshot(path=str(env["shots"] / f"serve-{name}-1440.png"), full_page=True)
-    page.set_viewport_size(PHONE)
-    try:
-        page.wait_for_timeout(150)  # the chart redraws on resize
-        assert overflow(page) <= 0, f"{name}: {overflow(page)} px wider than the 390 px phone"
-        assert axe_violations(page) == [], f"{name} at 390 px"
-        page.screenshot(path=str(env["shots"] / f"serve-{name}-390.png"), full_page=True)
-    finally:
-        page.set_viewport_size(WIDE)
+    check_page(env["page"], env["shots"], name)
 
 
 def job(env, job_id: str) -> dict:

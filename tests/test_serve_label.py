@@ -200,24 +200,7 @@ def test_train_on_my_labels(rec, files, tmp_path):
 
 
 # -- in a real browser -------------------------------------------------------------------------------------------------
-WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 PROJECT_CLASSES = ("joy", "calm", "grief", "anger")  # the model's classes, in another order: it can suggest
-
-
-def _check(page, shots: Path, name: str) -> None:
-    """Zero axe-core violations and a screenshot at 1440 and at 390 px (no horizontal overflow there)."""
-    from browser_helpers import axe_violations, overflow
-
-    assert axe_violations(page) == [], name
-    page.screenshot(path=str(shots / f"serve-{name}-1440.png"), full_page=True)
-    page.set_viewport_size(PHONE)
-    try:
-        page.wait_for_timeout(150)  # the chart redraws on resize
-        assert overflow(page) <= 0, f"{name}: {overflow(page)} px wider than the 390 px phone"
-        assert axe_violations(page) == [], f"{name} at 390 px"
-        page.screenshot(path=str(shots / f"serve-{name}-390.png"), full_page=True)
-    finally:
-        page.set_viewport_size(WIDE)
 
 
 def _saved(page) -> list[tuple[float, float, str]]:
@@ -230,7 +213,7 @@ def test_keyboard_labelling_export_and_sigkill(tmp_path):
     model's suggestion), an error and an undo on the way, the export equal to DIR/labels.csv; then the server is
     SIGKILLed, started again on the project, and all three labels are there."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    from browser_helpers import CHROMIUM, CHROMIUM_ARGS, tab_to
+    from browser_helpers import CHROMIUM, CHROMIUM_ARGS, WIDE, check_page, tab_to
     from mmadfer.data.synthetic import make_astronaut_video
     from serve_helpers import Server, artifacts_dir, demo_checkpoint
 
@@ -302,7 +285,7 @@ def test_keyboard_labelling_export_and_sigkill(tmp_path):
             assert page.is_visible("#lb-conflicts") and "contradict" in page.text_content("#lb-conflicts")
             assert page.locator("#lb-spans tr.conflict").count() == 2
             assert "! contradicts" in page.text_content("#lb-spans")
-            _check(page, shots, "label")
+            check_page(page, shots, "label")
             page.focus("#v-chart")
             key("Control+z")
             page.wait_for_function("() => window.__mmadfer.label.spans.length === 3")
@@ -322,9 +305,10 @@ def test_keyboard_labelling_export_and_sigkill(tmp_path):
             page.wait_for_selector("#r-train:not([hidden])")
             tab_to(page, "#r-train-start")
             page.keyboard.press("Enter")  # one labelled video: refused with the reason
-            page.wait_for_function("() => document.querySelector('#r-train-status').textContent.startsWith('Not started')")
+            page.wait_for_function("() => document.querySelector('#r-train-status').textContent"
+                                   ".startsWith('Not started')")
             assert "at least 2 videos" in page.text_content("#r-train-status")
-            _check(page, shots, "train")
+            check_page(page, shots, "train")
             # SIGKILL: nothing to clean up, nothing lost; the next start lists the video and its three labels
             server.proc.send_signal(signal.SIGKILL)
             server.proc.wait(30)

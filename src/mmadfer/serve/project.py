@@ -69,8 +69,9 @@ class Project:
             if not stat.S_ISDIR(st.st_mode):
                 raise ProjectError(f"--project {root}: exists and is not a folder")
             if st.st_mode & 0o022:
-                raise ProjectError(f"--project {root}: other users may write to it (mode {stat.S_IMODE(st.st_mode):o}); "
-                                   f"make it private (chmod 700) or choose another folder")
+                mode = stat.S_IMODE(st.st_mode)
+                raise ProjectError(f"--project {root}: other users may write to it (mode {mode:o}); make it private "
+                                   "(chmod 700) or choose another folder")
         else:
             path.mkdir(parents=True, mode=0o700)
             os.chmod(path, 0o700)  # whatever the umask

@@ -131,10 +131,12 @@ class Trainer:
             with atomic_write(job.folder / "spec.json") as f:
                 json.dump(spec, f, indent=1)
             src = str(Path(__file__).resolve().parents[2])  # the folder that holds this mmadfer package
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+            path = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+            command = [sys.executable, "-m", "mmadfer.serve.training", str(job.folder / "spec.json")]
             with open(job.folder / "train.log", "wb") as log:
-                job.proc = subprocess.Popen([sys.executable, "-m", "mmadfer.serve.training", str(job.folder / "spec.json")],
-                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                job.proc = subprocess.Popen(command,
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, "PYTHONPATH": path},
                                             start_new_session=True, cwd=str(self.project.root))
             self.job = job
         threading.Thread(target=self._watch, args=(job,), name="mmadfer-train", daemon=True).start()
