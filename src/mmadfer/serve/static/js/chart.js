@@ -63,8 +63,10 @@ export class TimelineChart {
     const tracks = this.tracks();
     this.left = width < 520 ? 78 : 112;
     this.rightX = width - H.right;
-    const laneH = H.strip + 2 + H.area + (this.labelling ? H.labels + 2 : 0);
-    const height = H.top + tracks.length * (laneH + H.gap) + H.coverage + H.gap + H.audio + H.axis;
+    // each lane's labels row: one sub-row per layer of overlapping spans
+    const packs = tracks.map((t) => this.packSpans(TimelineChart.laneTrack(t.id)));
+    const laneHs = packs.map((p) => H.strip + 2 + H.area + (this.labelling ? p.layers * H.labels + 2 : 0));
+    const height = H.top + laneHs.reduce((a, h) => a + h + H.gap, 0) + H.coverage + H.gap + H.audio + H.axis;
     const dpr = window.devicePixelRatio || 1;
     canvas.style.height = `${height}px`;
     canvas.width = Math.round(width * dpr); canvas.height = Math.round(height * dpr);
@@ -76,12 +78,12 @@ export class TimelineChart {
     const plotW = this.rightX - this.left;
     this.lanes = [];
     let y = H.top;
-    for (const track of tracks) {
-      this.lanes.push({ id: track.id, y, height: laneH, name: this.laneName(track.id) });
+    tracks.forEach((track, i) => {
+      this.lanes.push({ id: track.id, y, height: laneHs[i], name: this.laneName(track.id) });
       this.drawLane(ctx, track.rows, y, plotW);
-      if (this.labelling) this.drawSpans(ctx, TimelineChart.laneTrack(track.id), y + H.strip + 2 + H.area + 2, plotW);
-      y += laneH + H.gap;
-    }
+      if (this.labelling) this.drawSpans(ctx, packs[i], y + H.strip + 2 + H.area + 2, plotW);
+      y += laneHs[i] + H.gap;
+    });
     this.coverageY = y;
     this.drawCoverage(ctx, y, plotW);
     y += H.coverage + H.gap;
@@ -140,36 +142,39 @@ export class TimelineChart {
     ctx.stroke();
   }
 
-  /** The labelled spans of one track, in a row under its lane: white boxes outlined in the class colour with the
-   * label written in them; spans that overlap another are outlined dashed in red and marked "!". */
-  drawSpans(ctx, track, y, plotW) {
-    ctx.fillStyle = "#f3f5f8"; ctx.fillRect(this.left, y, plotW, H.labels);
-    ctx.fillStyle = MUTED; ctx.textAlign = "left";
-    ctx.fillText("labels", this.rightX + 6, y + H.labels / 2);
-    // overlapping spans side by side in sub-rows (each span in the first sub-row where it fits), so none hides another
-    const mine = this.spans.filter((sp) => String(sp.track_id) === String(track)).sort((a, b) => a.start_s - b.start_s);
-    const ends = [], row = new Map();
-    for (const s of mine) {
+  /** The labelled spans of one track in layers: each span in the first layer where it overlaps no other, so that
+   * overlapping spans stand one above the other and none hides another. */
+  packSpans(track) {
+    const spans = this.spans.filter((sp) => String(sp.track_id) === String(track)).sort((a, b) => a.start_s - b.start_s);
+    const ends = [], layer = new Map();
+    for (const s of spans) {
       let k = ends.findIndex((end) => end <= s.start_s);
       if (k < 0) { k = ends.length; ends.push(0); }
-      ends[k] = s.end_s; row.set(s, k);
+      ends[k] = s.end_s; layer.set(s, k);
     }
-    const h = H.labels / Math.max(1, ends.length);
-    for (const s of mine) {
-      const x0 = this.x(s.start_s), w = Math.max(2, this.x(s.end_s) - x0), top = y + row.get(s) * h;
+    return { spans, layer, layers: Math.max(1, ends.length) };
+  }
+
+  /** A track's labelled spans under its lane: white boxes outlined in the class colour with the label written in
+   * them; a span that overlaps another is outlined dashed in red and marked "!". */
+  drawSpans(ctx, pack, y, plotW) {
+    const h = H.labels;
+    ctx.fillStyle = "#f3f5f8"; ctx.fillRect(this.left, y, plotW, pack.layers * h);
+    ctx.fillStyle = MUTED; ctx.textAlign = "left";
+    ctx.fillText("labels", this.rightX + 6, y + h / 2);
+    for (const s of pack.spans) {
+      const x0 = this.x(s.start_s), w = Math.max(2, this.x(s.end_s) - x0), top = y + pack.layer.get(s) * h;
       ctx.fillStyle = "#fff"; ctx.fillRect(x0, top + 1, w, h - 2);
-      ctx.lineWidth = h >= 12 ? 2 : 1;
+      ctx.lineWidth = 2;
       ctx.strokeStyle = s.conflict ? CONFLICT : color(s.label);
       ctx.setLineDash(s.conflict ? [4, 2] : []);
-      ctx.strokeRect(x0 + 1, top + 1.5, w - 2, h - 3);
+      ctx.strokeRect(x0 + 1, top + 2, w - 2, h - 4);
       ctx.setLineDash([]);
       const text = `${s.conflict ? "! " : ""}${s.label}`;
-      if (h >= 9 && ctx.measureText(text).width + 8 <= w) {
-        ctx.save();
-        ctx.font = `${Math.min(12, Math.floor(h - 1))}px system-ui, sans-serif`;
+      if (ctx.measureText(text).width + 8 <= w) {
         ctx.fillStyle = s.conflict ? CONFLICT : INK; ctx.textAlign = "center";
         ctx.fillText(text, x0 + w / 2, top + h / 2 + 1);
-        ctx.restore();
+        ctx.textAlign = "left";
       }
     }
     ctx.lineWidth = 1;
