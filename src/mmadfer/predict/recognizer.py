@@ -149,10 +149,11 @@ class Recognizer:
         recorded), ``classes``, ``synthetic``, ``demo``, ``recorded`` and ``note``, one sentence to show beside its
         predictions (e.g. that a demo model's labels say nothing about real people)."""
         if self._provenance is None:
-            if self.source is not None and Path(self.source).is_file():
-                self._provenance = read_provenance(self.source, self.labels)
+            record = getattr(self.model, "trained_on", None)  # loaded models and exported files carry theirs
+            if record is None and self.source is not None and Path(self.source).is_file():
+                self._provenance = read_provenance(self.source, self.labels)  # says why nothing is recorded
             else:
-                self._provenance = provenance(getattr(self.model, "trained_on", None), self.labels)
+                self._provenance = provenance(record, self.labels)
         return self._provenance
 
     @property
