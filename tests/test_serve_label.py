@@ -290,6 +290,18 @@ def test_keyboard_labelling_export_and_sigkill(tmp_path):
             key("Control+z")
             page.wait_for_function("() => window.__mmadfer.label.spans.length === 3")
             assert page.is_hidden("#lb-conflicts") and "Undone" in page.text_content("#lb-status")
+            # the mouse: a drag on the face's lane selects a span (nothing saved until a class key)
+            geo = page.evaluate("() => { const c = document.querySelector('#v-chart'); const r = c.getBoundingClientRect();"
+                                " return {x: r.x, y: r.y, left: +c.dataset.left, right: +c.dataset.right,"
+                                " t1: +c.dataset.t1}; }")
+            x = lambda t: geo["x"] + geo["left"] + t / geo["t1"] * (geo["right"] - geo["left"])  # noqa: E731
+            page.mouse.move(x(3.0), geo["y"] + 60)
+            page.mouse.down()
+            page.mouse.move(x(3.5), geo["y"] + 60)
+            page.mouse.move(x(4.0), geo["y"] + 60)
+            page.mouse.up()
+            dragged = page.evaluate("() => [window.__mmadfer.label.in, window.__mmadfer.label.out]")
+            assert dragged == pytest.approx([3.0, 4.0], abs=0.05) and len(_saved(page)) == 3
             labels = project / "labels.csv"
             want = [(0.0, 1.0, "joy"), (1.0, 2.0, "calm"), (least["start_s"], least["end_s"], suggested)]
             assert [(s.start_s, s.end_s, s.label) for s in read_labels(labels)] == want

@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     left = data.sweep()
     if left and data.keep:
-        print(f"left by {len(left)} killed server run(s), kept (--keep; delete them by hand):", file=sys.stderr)
+        why = "a project's uploads are never deleted" if project else "--keep"
+        print(f"left by {len(left)} killed server run(s), kept ({why}; delete them by hand):", file=sys.stderr)
         for path in left:
             print(f"  {path}", file=sys.stderr)
     elif left:
