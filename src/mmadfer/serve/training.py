@@ -30,6 +30,7 @@ from types import SimpleNamespace
 from typing import Any, Sequence
 
 from ..errors import one_line
+from ..hardware import usable_cores
 from ..io import atomic_write
 from .project import Project
 
@@ -93,7 +94,7 @@ class Trainer:
 
     ``faces``: crop faces when preparing (as ``prepare`` does; off when the server detects no faces). ``size``:
     the crop size of the prepared clips. ``overrides``: ``--set`` overrides of the training config (the tests make
-    the run small with them)."""
+    the run small with them). Loader processes are half the usable cores, at most 4 (the server keeps the rest)."""
 
     def __init__(self, project: Project, checkpoint: str | os.PathLike, *, faces: bool = True, size: int = 224,
                  overrides: Sequence[str] = ()):
@@ -127,7 +128,8 @@ class Trainer:
             spec = {"project": str(self.project.root), "classes": list(self.project.classes),
                     "checkpoint": self.checkpoint, "data": str(job.folder), "run": str(job.run_dir),
                     "folds": min(MAX_FOLDS, len(videos)), "faces": self.faces, "size": self.size,
-                    "overrides": list(self.overrides) + ([f"train.epochs={epochs}"] if epochs else [])}
+                    "overrides": [f"data.num_workers={min(4, usable_cores() // 2)}", *self.overrides,
+                                  *([f"train.epochs={epochs}"] if epochs else [])]}
             with atomic_write(job.folder / "spec.json") as f:
                 json.dump(spec, f, indent=1)
             src = str(Path(__file__).resolve().parents[2])  # the folder that holds this mmadfer package
