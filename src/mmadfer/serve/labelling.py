@@ -56,7 +56,7 @@ class ProjectLabels:
         with self._lock:
             spans = [s for s in self.store.spans() if s.video == key]
         found = conflicts(spans)
-        return {"spans": [{**_public(s)} for s in spans],
+        return {"spans": [_public(s) for s in spans],
                 "conflicts": [{"kind": c.kind, "a": c.a.line, "b": c.b.line, "line": _sentence(c)} for c in found],
                 "count": len(spans)}
 
