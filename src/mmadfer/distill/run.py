@@ -199,7 +199,7 @@ def _logits(model: MMADFER, data: TeacherWindows, rows: np.ndarray, batch_size: 
         for b in range(0, len(rows), batch_size):
             idx = torch.as_tensor(rows[b:b + batch_size])
             out.append(model(data.video[idx], data.audio[idx]))  # [b, C]
-    return torch.cat(out)
+    return torch.cat(out) if out else data.logits.new_zeros(0, data.logits.shape[1])  # no rows: [0, C]
 
 
 def report(teacher: Recognizer, student: MMADFER, data: TeacherWindows, rows: np.ndarray,
