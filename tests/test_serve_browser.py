@@ -80,25 +80,28 @@ def env(tmp_path_factory):
     requests: list[str] = []
     errors: list[str] = []
     choosers: list = []  # file choosers the page opened
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(d / "profile"), executable_path=CHROMIUM, headless=True, accept_downloads=True, viewport=WIDE,
-            args=CHROMIUM_ARGS + MEDIA_ARGS + [f"--use-file-for-fake-video-capture={y4m}", f"--use-file-for-fake-audio-capture={wav}"])
-        context.on("request", lambda r: requests.append(r.url))
-        page = context.new_page()
-        page.on("websocket", lambda ws: requests.append(ws.url))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        # Intercept file choosers for the whole session: `expect_file_chooser` switches interception on only as the
-        # key is pressed, a race Chromium can lose (the native dialog opens unseen; puppeteer#6040).
-        page.on("filechooser", lambda chooser: choosers.append(chooser))
-        page.goto(server.origin + "/")
-        page.wait_for_selector("body[data-ready=true]", timeout=30_000)
-        try:
-            yield dict(page=page, context=context, server=server, half=half, long=long, ck=ck, d=d, requests=requests,
-                       errors=errors, choosers=choosers, shots=artifacts_dir(d))
-        finally:
-            context.close()
-            server.stop()
+    try:  # the server stops however the browser's start goes
+        with sync_api.sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(
+                str(d / "profile"), executable_path=CHROMIUM, headless=True, accept_downloads=True, viewport=WIDE,
+                args=CHROMIUM_ARGS + MEDIA_ARGS + [f"--use-file-for-fake-video-capture={y4m}",
+                                                   f"--use-file-for-fake-audio-capture={wav}"])
+            context.on("request", lambda r: requests.append(r.url))
+            page = context.new_page()
+            page.on("websocket", lambda ws: requests.append(ws.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            # Intercept file choosers for the whole session: `expect_file_chooser` switches interception on only as
+            # the key is pressed, a race Chromium can lose (the native dialog opens unseen; puppeteer#6040).
+            page.on("filechooser", lambda chooser: choosers.append(chooser))
+            page.goto(server.origin + "/")
+            page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+            try:
+                yield dict(page=page, context=context, server=server, half=half, long=long, ck=ck, d=d,
+                           requests=requests, errors=errors, choosers=choosers, shots=artifacts_dir(d))
+            finally:
+                context.close()
+    finally:
+        server.stop()
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
