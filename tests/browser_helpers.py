@@ -1,5 +1,6 @@
 """Helpers for the tests that drive Debian's Chromium through Playwright: the browser's path and flags, axe-core's
-accessibility check (from npm, installed by ``tools/install-axe.sh``) and the horizontal-overflow measure."""
+accessibility check (from npm, installed by ``tools/install-axe.sh``), the horizontal-overflow measure, and keyboard
+and waiting helpers (:func:`tab_to`, :func:`wait_until`)."""
 from __future__ import annotations
 
 import os
@@ -16,6 +17,8 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-default-apps", "--disable-domain-reliability", "--metrics-recording-only",
                  "--no-pings", "--disable-features=MediaRouter,OptimizationHints,Translate"]
+#: the two screen sizes every page is checked at
+WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 
 
 def axe_violations(page) -> list[dict]:
@@ -35,3 +38,37 @@ def overflow(page) -> int:
     """How many CSS pixels the page is wider than its viewport (0 or less: no horizontal scrolling)."""
     return page.evaluate("() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
                          " - window.innerWidth")
+
+
+def check_page(page, shots: Path, name: str) -> None:
+    """Zero axe-core violations and a screenshot (``shots/serve-<name>-<width>.png``) at 1440 and at 390 px wide,
+    where the page must not be wider than the screen."""
+    assert axe_violations(page) == [], name
+    page.screenshot(path=str(shots / f"serve-{name}-1440.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    try:
+        page.wait_for_timeout(150)  # the chart redraws on resize
+        assert overflow(page) <= 0, f"{name}: {overflow(page)} px wider than the 390 px phone"
+        assert axe_violations(page) == [], f"{name} at 390 px"
+        page.screenshot(path=str(shots / f"serve-{name}-390.png"), full_page=True)
+    finally:
+        page.set_viewport_size(WIDE)
+
+
+def tab_to(page, selector: str, limit: int = 60, back: bool = False) -> None:
+    """Press Tab (Shift+Tab with ``back``) until the focused element matches ``selector``: keyboard only."""
+    for _ in range(limit):
+        if page.evaluate("s => !!document.activeElement && document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Shift+Tab" if back else "Tab")
+    raise AssertionError(f"Tab never reached {selector}; focus is on "
+                         + page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)"))
+
+
+def wait_until(page, condition, message: str, timeout_s: float = 30.0) -> None:
+    """Let the page run (and Playwright deliver its events) until ``condition()`` holds."""
+    for _ in range(int(timeout_s * 10)):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(message)

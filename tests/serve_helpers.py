@@ -26,6 +26,14 @@ def tiny_checkpoint(path: Path) -> Path:
     return path
 
 
+def demo_checkpoint(path: Path) -> Path:
+    """The tiny random model recorded as a demo model (as ``mmadfer demo`` records its own)."""
+    from mmadfer.provenance import trained_on
+
+    save_checkpoint(open_tiny_model(LABELS), path, trained_on=trained_on("synthetic", LABELS, demo=True))
+    return path
+
+
 def write_y4m(src_video: Path, dst: Path, size: tuple[int, int] = (320, 240)) -> Path:
     """Chromium's fake camera file: the frames of ``src_video`` as YUV4MPEG2 (4:2:0)."""
     import av

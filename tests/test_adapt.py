@@ -14,6 +14,7 @@ import torch
 from scipy.stats import binomtest, chi2
 from sklearn.metrics import cohen_kappa_score, recall_score
 
+from mmadfer.checkpoints import read_checkpoint_metadata
 from mmadfer.cli import main
 from mmadfer.data.annotations import grouped_folds, read_reference_annotation
 from mmadfer.data.inhouse import INHOUSE_CLASSES, write_inhouse_task
@@ -191,6 +192,7 @@ def test_label_file_to_a_compared_fine_tuned_model(tmp_path):
     assert metrics["training"]["init"]["head"]["new"] == list(INHOUSE_CLASSES)  # no class name in common
     assert metrics["training"]["trainable"] == "temporal" and metrics["training"]["balanced"] is True
     assert "early_stopping" in metrics["training"]
+    assert read_checkpoint_metadata(run / "final.safetensors")["trained_on"]["init"] == str(base / "final.safetensors")
 
     out = tmp_path / "compare"
     assert main(["evaluate", "--compare", str(base / "final.safetensors"), str(run / "final.safetensors"),

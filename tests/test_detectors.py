@@ -7,7 +7,7 @@ import pytest
 
 from conftest import open_tiny_model
 from mmadfer.cli import main
-from mmadfer.media.detectors import Detector, detect_clips, make_detector, parse_detector
+from mmadfer.media.detectors import Detector, detect_clips, detector_spec, make_detector, parse_detector
 from mmadfer.media.faces import FaceDetector
 from mmadfer.media.keyframes import KeyframeDetector, match_faces
 from mmadfer.predict import Recognizer
@@ -60,6 +60,12 @@ def test_names_options_and_errors(capsys):
     assert fast.fallback.max_side is None and fast.fallback.min_face_size == 20  # the reference looks again
     ref = make_detector("auto", "cpu")
     assert isinstance(ref, FaceDetector) and ref.per_frame and ref.max_side is None and ref.smallest_face(720, 1280) == 20
+    # one canonical name per way of cropping (the distillation cache's key): defaults spelled out, auto is mtcnn
+    assert detector_spec("mtcnn-fast:every=3,max_side=256", fast) == "mtcnn-fast:every=3,max_side=256,min_face=0.1"
+    assert detector_spec("mtcnn-fast", fast) == "mtcnn-fast:every=2,max_side=320,min_face=0.1"
+    assert detector_spec("auto", ref) == detector_spec("MTCNN", ref) == "mtcnn"
+    assert detector_spec("auto", None) == detector_spec(None, None) == "none"  # auto without facenet-pytorch: none
+    assert detector_spec(mine, mine) == "Scripted"
     with pytest.raises(SystemExit) as e:  # the command line refuses a bad name before any work
         main(["predict", "nothing.mp4", "-c", "nothing.safetensors", "--detector", "mtcnn-fast:every=x"])
     assert e.value.code == 2 and "must be a number" in capsys.readouterr().err

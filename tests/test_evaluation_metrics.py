@@ -193,6 +193,8 @@ def test_report_speaks_plain_language_and_leaves_out_empty_sections(tmp_path):
     assert "1 class never predicted: c." in lines
     assert any(x.startswith("Confidences overstate accuracy") for x in lines)  # mean confidence 0.87, accuracy 0.5
     assert lines[-1] == "Only 8 clips: every number here is uncertain; read the intervals."
+    bare = {k: v for k, v in m.items() if k != "ci95"}  # no bootstrap: a UAR over chance is not "above chance"
+    assert verdict(bare)[0].endswith("whether it is above chance is not established (no interval computed).")
     assert [r["key"] for r in metric_rows(m)] == ["uar", "war", "macro_f1", "ece", "mce", "nll", "brier", "aurc"]
     assert describe_metric("ece")["better"] == "lower" and describe_metric("nope") is None
 

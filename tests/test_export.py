@@ -13,6 +13,7 @@ pytest.importorskip("onnx")
 from mmadfer import CheckpointError, save_checkpoint  # noqa: E402
 from mmadfer.cli import main  # noqa: E402
 from mmadfer.export import compare, export_onnx, onnx_bytes, random_inputs  # noqa: E402
+from mmadfer.provenance import trained_on  # noqa: E402
 from mmadfer.runtime.onnx import OnnxModel  # noqa: E402
 
 from conftest import TINY_LABELS as LABELS  # noqa: E402
@@ -91,7 +92,8 @@ def test_int8_agreement_is_measured(tiny_model, exported):
 def test_export_cli_and_onnx_recognizer(tiny_model, tmp_path, capsys):
     from mmadfer.predict.recognizer import Recognizer
 
-    ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
+    demo = trained_on("synthetic", LABELS, demo=True)
+    ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors", trained_on=demo)
     out = tmp_path / "m.onnx"
     assert main(["export", str(ck), "--onnx", str(out), "--int8", "--verify", "8"]) == 0
     printed = capsys.readouterr().out
@@ -113,6 +115,11 @@ def test_export_cli_and_onnx_recognizer(tiny_model, tmp_path, capsys):
         assert int8_rec.backend == "onnx" and int8_rec.precision == "int8"
         p_int8 = int8_rec.predict_batch(video, audio)
         assert 0 < np.abs(p_int8 - p_torch).max() < 0.05  # quantised: close, not equal
+    for source in (out, tmp_path / "m.int8.onnx"):  # an exported demo model still says it is one
+        assert Recognizer.from_checkpoint(source, detector=None).provenance["demo"] is True, source
+    bare = tmp_path / "bare.onnx"  # a file that records nothing says so, and why
+    export_onnx(tiny_model, bare)
+    assert "an exported model file does not carry it" in Recognizer.from_checkpoint(bare, detector=None).provenance["note"]
     with pytest.raises(ValueError, match="backend must be one of"):
         Recognizer.from_checkpoint(ck, backend="tensorrt")
 

@@ -89,6 +89,7 @@ def test_recognizer_runs_the_int8_model_and_xml_files(tiny_model, converted, tmp
     assert resolve_backend(converted, "cpu") == "openvino-int8"
     rec = Recognizer.from_checkpoint(converted, detector=None)  # the IR runs as it is, whatever 'auto' would pick
     assert rec.backend == "openvino" and rec.precision == "int8" and rec.labels == tiny_model.cfg.labels
+    assert rec.provenance["recorded"] is False  # the tiny model records nothing: neither does its IR
     video, audio = random_inputs(tiny_model.cfg, 3, seed=5)
     probs = rec.predict_batch(video, audio)
     np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
@@ -134,13 +135,18 @@ def test_auto_prefers_openvino_then_onnxruntime_then_torch(tiny_model, tmp_path,
 def test_export_cli_writes_a_verified_openvino_model(tiny_model, tmp_path, capsys):
     from mmadfer.cli import main
 
-    ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors")
+    from mmadfer.predict import Recognizer
+    from mmadfer.provenance import trained_on
+
+    ck = save_checkpoint(tiny_model, tmp_path / "tiny.safetensors",
+                         trained_on=trained_on("synthetic", tiny_model.cfg.labels, demo=True))
     out = tmp_path / "out" / "tiny.xml"
     assert main(["export", str(ck), "--openvino", str(out), "--verify", "4"]) == 0
     line = capsys.readouterr().out
     assert f"wrote {out} (openvino int8" in line and "top-1 agreement" in line
     assert out.is_file() and out.with_suffix(".bin").is_file()
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.bin", "tiny.xml"]  # nothing temporary left
+    assert Recognizer.from_checkpoint(out, detector=None).provenance["demo"] is True  # the IR carries the record
     assert main(["export", str(ck)]) == 2 and "--onnx PATH and/or --openvino PATH" in capsys.readouterr().err
     assert main(["export", str(ck), "--openvino", str(out), "--int8"]) == 2
 

@@ -188,6 +188,29 @@ def test_train_and_evaluate(world, inputs):
     assert main(["evaluate", "--checkpoint", str(run / "final.safetensors"), "--data", str(inputs["data"]),
                  "--dataset", "folder", "--fold", "1", "--out", str(world.out / "eval"), "--num-workers", "0"]) == 0
     assert (world.out / "eval" / "metrics.json").is_file()
+    # the adaptation loop's other commands: a paired comparison and a learning curve
+    ck = str(run / "final.safetensors")
+    assert main(["evaluate", "--compare", ck, ck, "--dataset", "folder", "--data", str(inputs["data"]), "--fold", "1",
+                 "--bootstrap", "50", "--num-workers", "0", "--out", str(world.out / "compare")]) == 0
+    assert (world.out / "compare" / "report.html").is_file()
+    assert main(["learning-curve", "--config", "synthetic", "--dataset", "folder", "--data", str(inputs["data"]),
+                 "--fold", "1", "--init", ck, "--sizes", "1", "--repeats", "1", "--epochs", "1", "--num-workers", "0",
+                 "--set", "train.tensorboard=false", "--out", str(world.out / "curve")]) == 0
+    assert (world.out / "curve" / "learning_curve.csv").is_file()
+
+
+@pytest.mark.slow
+def test_distill_and_fast_detection(world, inputs):
+    pytest.importorskip("facenet_pytorch")
+    video, ck = str(inputs["video"]), str(inputs["checkpoint"])
+    assert main(["predict", video, "-c", ck, "--detector", "mtcnn-fast", "-o", str(world.out / "timeline")]) == 0
+    assert _listing(world.out / "timeline") == {"person.csv"}
+    student = world.out / "student.safetensors"
+    assert main(["distill", "--teacher", ck, "--videos", video, "--detector", "mtcnn-fast", "--student", "vit-tiny",
+                 "--set", "img_size=32", "--epochs", "1", "--heldout", "0", "--backend", "torch", "--device", "cpu",
+                 "--out", str(student)]) == 0
+    report = (world.out / "student.safetensors.distill" / "report.txt").read_text()
+    assert student.is_file() and "held-out: none (one video, or --heldout 0)" in report  # nothing held out: said
 
 
 @pytest.mark.slow
@@ -253,3 +276,26 @@ def test_telemetry_imported_before_mmadfer_is_declined(world):
     assert done.returncode == 0, done.stderr[-3000:]
     child = netguard.NetRecorder(log)
     assert not child.all_attempts(), "network attempts in the child:\n" + child.report()
+
+
+def test_serve_project_labels(world, inputs):
+    """``serve --project``: an upload, its timeline, a label saved and exported, all inside the project folder."""
+    pytest.importorskip("fastapi")
+    import time
+
+    from starlette.testclient import TestClient
+
+    from mmadfer import Recognizer
+    from mmadfer.serve.app import create_app
+    from mmadfer.serve.project import Project
+
+    rec = Recognizer.from_checkpoint(inputs["checkpoint"], backend="torch", device="cpu", detector=None)
+    project = Project(world.out / "project", classes="engaged,neutral")
+    with TestClient(create_app(rec, project=project), base_url="http://127.0.0.1:8765") as c:
+        job = c.post("/api/jobs", files={"file": ("person.mp4", inputs["video"].read_bytes(), "video/mp4")}).json()
+        while c.get(f"/api/jobs/{job['id']}").json()["status"] in ("queued", "running"):
+            time.sleep(0.05)
+        r = c.post("/api/labels", json={"job": job["id"], "track_id": 0, "start_s": 0, "end_s": 1, "label": "engaged"})
+        assert r.status_code == 201, r.text
+        assert c.get("/api/labels.csv?download=1").text.count("engaged") == 1
+    assert (project.root / "labels.csv").is_file()

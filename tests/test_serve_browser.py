@@ -24,14 +24,13 @@ import pytest
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, axe_violations, overflow  # noqa: E402
-from serve_helpers import LABELS, Server, artifacts_dir, write_voice_wav, write_y4m  # noqa: E402
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, WIDE, axe_violations, check_page, tab_to, wait_until  # noqa: E402
+from serve_helpers import LABELS, Server, artifacts_dir, demo_checkpoint, write_voice_wav, write_y4m  # noqa: E402
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's)")]
 MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
               "--autoplay-policy=no-user-gesture-required"]
-WIDE, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
 
 
 def _face_then_blank(path: Path, face_s: float, blank_s: float, *, blank_first: bool = False, fps: int = 10,
@@ -57,23 +56,13 @@ def _face_then_blank(path: Path, face_s: float, blank_s: float, *, blank_first: 
     return Path(write_video(path, np.stack(frames), fps, voice.astype(np.float32), rate))
 
 
-def _demo_checkpoint(path: Path) -> Path:
-    """The tiny random model recorded as a demo model (as ``mmadfer demo`` records its own)."""
-    from conftest import open_tiny_model
-    from mmadfer import save_checkpoint
-    from mmadfer.provenance import trained_on
-
-    save_checkpoint(open_tiny_model(LABELS), path, trained_on=trained_on("synthetic", LABELS, demo=True))
-    return path
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     from mmadfer.metrics import classification_metrics, write_evaluation
     from mmadfer.train.logger import RunLogger
 
     d = tmp_path_factory.mktemp("serve-browser")
-    ck = _demo_checkpoint(d / "tiny.safetensors")
+    ck = demo_checkpoint(d / "tiny.safetensors")
     half = _face_then_blank(d / "interview.mp4", 4.0, 4.0)  # face for 4 s, then no face for 4 s
     long = _face_then_blank(d / "long.mp4", 30.0, 0.0, fps=4, size=96)  # many windows, for streaming and cancel
     camera = _face_then_blank(d / "camera.mp4", 6.0, 6.0, blank_first=True, fps=8)
@@ -91,60 +80,34 @@ def env(tmp_path_factory):
     requests: list[str] = []
     errors: list[str] = []
     choosers: list = []  # file choosers the page opened
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(d / "profile"), executable_path=CHROMIUM, headless=True, accept_downloads=True, viewport=WIDE,
-            args=CHROMIUM_ARGS + MEDIA_ARGS + [f"--use-file-for-fake-video-capture={y4m}", f"--use-file-for-fake-audio-capture={wav}"])
-        context.on("request", lambda r: requests.append(r.url))
-        page = context.new_page()
-        page.on("websocket", lambda ws: requests.append(ws.url))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        # Intercept file choosers for the whole session: `expect_file_chooser` switches interception on only as the
-        # key is pressed, a race Chromium can lose (the native dialog opens unseen; puppeteer#6040).
-        page.on("filechooser", lambda chooser: choosers.append(chooser))
-        page.goto(server.origin + "/")
-        page.wait_for_selector("body[data-ready=true]", timeout=30_000)
-        try:
-            yield dict(page=page, context=context, server=server, half=half, long=long, ck=ck, d=d, requests=requests,
-                       errors=errors, choosers=choosers, shots=artifacts_dir(d))
-        finally:
-            context.close()
-            server.stop()
+    try:  # the server stops however the browser's start goes
+        with sync_api.sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(
+                str(d / "profile"), executable_path=CHROMIUM, headless=True, accept_downloads=True, viewport=WIDE,
+                args=CHROMIUM_ARGS + MEDIA_ARGS + [f"--use-file-for-fake-video-capture={y4m}",
+                                                   f"--use-file-for-fake-audio-capture={wav}"])
+            context.on("request", lambda r: requests.append(r.url))
+            page = context.new_page()
+            page.on("websocket", lambda ws: requests.append(ws.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            # Intercept file choosers for the whole session: `expect_file_chooser` switches interception on only as
+            # the key is pressed, a race Chromium can lose (the native dialog opens unseen; puppeteer#6040).
+            page.on("filechooser", lambda chooser: choosers.append(chooser))
+            page.goto(server.origin + "/")
+            page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+            try:
+                yield dict(page=page, context=context, server=server, half=half, long=long, ck=ck, d=d,
+                           requests=requests, errors=errors, choosers=choosers, shots=artifacts_dir(d))
+            finally:
+                context.close()
+    finally:
+        server.stop()
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
-def tab_to(page, selector: str, limit: int = 60, back: bool = False) -> None:
-    """Press Tab (Shift+Tab with ``back``) until the focused element matches ``selector``: keyboard only."""
-    for _ in range(limit):
-        if page.evaluate("s => !!document.activeElement && document.activeElement.matches(s)", selector):
-            return
-        page.keyboard.press("Shift+Tab" if back else "Tab")
-    raise AssertionError(f"Tab never reached {selector}; focus is on "
-                         + page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)"))
-
-
-def wait_until(page, condition, message: str, timeout_s: float = 30.0) -> None:
-    """Let the page run (and Playwright deliver its events) until ``condition()`` holds."""
-    for _ in range(int(timeout_s * 10)):
-        if condition():
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(message)
-
-
 def check_workspace(env, name: str) -> None:
     """Zero axe violations and screenshots at both sizes; no horizontal overflow on the phone."""
-    page = env["page"]
-    assert axe_violations(page) == [], name
-    page.screenshot(path=str(env["shots"] / f"serve-{name}-1440.png"), full_page=True)
-    page.set_viewport_size(PHONE)
-    try:
-        page.wait_for_timeout(150)  # the chart redraws on resize
-        assert overflow(page) <= 0, f"{name}: {overflow(page)} px wider than the 390 px phone"
-        assert axe_violations(page) == [], f"{name} at 390 px"
-        page.screenshot(path=str(env["shots"] / f"serve-{name}-390.png"), full_page=True)
-    finally:
-        page.set_viewport_size(WIDE)
+    check_page(env["page"], env["shots"], name)
 
 
 def job(env, job_id: str) -> dict:

@@ -10,6 +10,7 @@ speed of both on this machine and, with --labels (a video,label CSV), the UAR/WA
 Licence: the student is trained on the teacher's outputs; it carries the same terms as the teacher checkpoint.
 
   mmadfer distill --teacher DFEW_set_1_best.pth --videos footage/ --student vit-tiny --out student.safetensors
+  mmadfer distill --teacher DFEW_set_1_best.pth --videos footage/ --detector mtcnn-fast --out student.safetensors
   torchrun --standalone --nproc_per_node 4 -m mmadfer.cli distill --teacher ... --videos footage/ --out s.safetensors
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ..errors import one_line
 from ..runtime.backends import BACKENDS
+from ._detectors import add_detector_argument, detector_name
 from ._inputs import discover
 
 
@@ -44,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heldout", type=float, default=0.2, help="fraction of videos held out (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="the teacher's backend (default %(default)s)")
-    p.add_argument("--no-faces", action="store_true", help="the videos are face crops already (skip detection)")
+    add_detector_argument(p)
     p.add_argument("--device", help="cuda, cpu (default: cuda if available)")
 
 
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         backend = "torch" if args.features and args.backend == "auto" else args.backend
         teacher = Recognizer.from_checkpoint(args.teacher, device=args.device, backend=backend, multi_face=False,
-                                             detector=None if args.no_faces else "auto")
+                                             detector=detector_name(args))
         cfg = student_config(args.student, teacher.cfg, **overrides)
         durations = [probe_duration(p) for p in paths] if info.distributed else None
         result = teacher_pass(teacher, args.teacher, paths, cfg.preprocess, work / "cache",

@@ -5,6 +5,11 @@ progress and cancel), Viewer (the video with its timeline; click the chart to se
 Live (the browser's camera and microphone through the same rolling 5.12 s buffer as predict --realtime) and Runs
 (with --runs: training and evaluation run folders with their metrics, curves and confusion matrices).
 
+With --project DIR the videos, their timelines, the labels people give them in the Viewer (DIR/labels.csv) and the
+runs trained on them (Runs: "Train on my labels", i.e. prepare --labels + train --init from this checkpoint) stay in
+DIR (created private, 0700) and are there again at the next start; the project's classes (--classes, when it is
+created; default the checkpoint's) may differ from the checkpoint's.
+
 Privacy: everything runs on this machine and the page loads nothing from elsewhere. Uploads and results go to
 --data-dir, by default a private temporary folder deleted when the server stops (--keep keeps it). A server that was
 killed cannot clean up: the next mmadfer serve deletes what it left (in --data-dir and in the temporary folder), or
@@ -13,6 +18,7 @@ lists it with --keep. Listening on a non-loopback --host requires the access tok
   mmadfer serve -c model.safetensors
   mmadfer serve -c dfew_fold1.pth --runs runs/ --port 8080
   mmadfer serve -c model.safetensors --host 0.0.0.0 --data-dir /srv/mmadfer --keep
+  mmadfer serve -c dfew_fold1.pth --project ~/labelling/interviews --classes engaged,confused,neutral
 """
 from __future__ import annotations
 
@@ -52,6 +58,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="videos analysed at the same time (default %(default)s)")
     p.add_argument("--keep-audio", action="store_true", help="anonymised copies keep the audio track (voices identify)")
     p.add_argument("--runs", metavar="DIR", help="a folder of training/evaluation runs to show in the Runs workspace")
+    p.add_argument("--project", metavar="DIR",
+                   help="a labelling project: videos, timelines, labels (labels.csv) and runs kept in DIR (created "
+                        "0700, never deleted at stop); label in the Viewer, train in Runs")
+    p.add_argument("--classes", metavar="A,B,...",
+                   help="with --project, when it is created: the project's classes (at most 9; default: the "
+                        "checkpoint's)")
+    p.add_argument("--annotator", default="", metavar="NAME",
+                   help="with --project: the name written in the labels' annotator column (default: empty)")
     p.add_argument("--min-face-coverage", type=float, metavar="F", default=DEFAULT_MIN_FACE_COVERAGE,
                    help="as for mmadfer predict: windows with a face in fewer than this fraction of their frames are "
                         "labelled no_face in jobs and Live (default %(default)s; 0 turns it off)")
@@ -74,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from ..predict.recognizer import Recognizer
     from ..serve.app import create_app
     from ..serve.datadir import DataDir, DataDirError
+    from ..serve.project import Project, ProjectError
     from ..serve.runs import RunsFolder
     from ..serve.security import is_loopback, new_token
 
@@ -84,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
         check_thresholds(args.min_confidence, args.min_face_coverage)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.project and (args.data_dir or args.runs):
+        print("error: --project keeps its own data and runs (DIR/jobs, DIR/runs): drop --data-dir and --runs",
+              file=sys.stderr)
+        return 2
+    if args.classes and not args.project:
+        print("error: --classes sets a project's classes: it needs --project DIR", file=sys.stderr)
         return 2
     if args.runs:
         try:
@@ -116,26 +138,33 @@ def run(args: argparse.Namespace) -> int:
         return 2
     port = sock.getsockname()[1]
     token = None if is_loopback(args.host) else new_token()
+    project = None
     try:
-        data = DataDir(args.data_dir, keep=args.keep)
-    except (DataDirError, OSError) as e:
-        print(f"error: {one_line(e, args.data_dir)}", file=sys.stderr)
+        if args.project:
+            project = Project(args.project, classes=args.classes, default=rec.labels)
+        data = DataDir(project.root if project else args.data_dir, keep=args.keep or project is not None)
+    except (DataDirError, ProjectError, OSError) as e:
+        print(f"error: {one_line(e, args.project or args.data_dir)}", file=sys.stderr)
         sock.close()
         return 2
     left = data.sweep()
-    if left and args.keep:
-        print(f"left by {len(left)} killed server run(s), kept (--keep; delete them by hand):", file=sys.stderr)
+    if left and data.keep:
+        why = "a project's uploads are never deleted" if project else "--keep"
+        print(f"left by {len(left)} killed server run(s), kept ({why}; delete them by hand):", file=sys.stderr)
         for path in left:
             print(f"  {path}", file=sys.stderr)
     elif left:
         print(f"deleted what killed server runs left: {len(left)} folder(s)", file=sys.stderr)
     app = create_app(rec, host=args.host, port=port, data=data, token=token, max_upload_mb=args.max_upload_mb,
                      workers=args.workers, runs=args.runs, keep_audio=args.keep_audio,
-                     allowed_hosts=tuple(args.allowed_host))
+                     allowed_hosts=tuple(args.allowed_host), project=project, annotator=args.annotator,
+                     train=_training(args, rec) if project else None)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"mmadfer serve: {rec.backend} on {rec.device}, {args.checkpoint}", file=sys.stderr)
-    print(f"data: {data.root} ({'kept' if args.keep else 'deleted when the server stops'})", file=sys.stderr)
+    print(f"data: {data.root} ({'kept' if data.keep else 'deleted when the server stops'})", file=sys.stderr)
+    if project:
+        print(f"project: {project.root}, classes {', '.join(project.classes)}", file=sys.stderr)
     if token:
         print("listening beyond this machine: every request needs the access token in this address", file=sys.stderr)
     print(f"open {url}  (Ctrl-C stops)", file=sys.stderr, flush=True)
@@ -152,3 +181,13 @@ def run(args: argparse.Namespace) -> int:
         data.close()  # also done at the app's shutdown; here for a server that failed to start
         sock.close()
     return 0
+
+
+def _training(args: argparse.Namespace, rec) -> dict | None:
+    """What "Train on my labels" starts from: this checkpoint (not an exported .onnx or OpenVINO .xml, which hold no
+    trainable weights), preparing face crops when this server detects faces."""
+    from pathlib import Path
+
+    if Path(args.checkpoint).suffix.lower() in (".onnx", ".xml"):
+        return None
+    return {"checkpoint": args.checkpoint, "faces": rec.detector is not None}

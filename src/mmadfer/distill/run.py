@@ -199,7 +199,7 @@ def _logits(model: MMADFER, data: TeacherWindows, rows: np.ndarray, batch_size: 
         for b in range(0, len(rows), batch_size):
             idx = torch.as_tensor(rows[b:b + batch_size])
             out.append(model(data.video[idx], data.audio[idx]))  # [b, C]
-    return torch.cat(out)
+    return torch.cat(out) if out else data.logits.new_zeros(0, data.logits.shape[1])  # no rows: [0, C]
 
 
 def report(teacher: Recognizer, student: MMADFER, data: TeacherWindows, rows: np.ndarray,
@@ -280,7 +280,7 @@ def distill(teacher: Recognizer, teacher_path: str | os.PathLike, videos: Sequen
     work_dir = Path(work_dir)
     cfg = student_config(settings.student, teacher.cfg, **settings.student_overrides)
     train_v, held_v = split_videos(videos, settings.heldout, settings.seed)
-    data = load_windows(train_v + held_v, teacher_path, cfg.preprocess, work_dir / "cache")
+    data = load_windows(train_v + held_v, teacher_path, cfg.preprocess, work_dir / "cache", teacher.detector_spec)
     index = {p: i for i, p in enumerate(data.paths)}
     is_held = np.isin(data.video_index, [index[p] for p in held_v])
     train_rows, held_rows = np.flatnonzero(~is_held), np.flatnonzero(is_held)

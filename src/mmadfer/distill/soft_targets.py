@@ -51,10 +51,11 @@ class TeacherWindows:
         return len(self.logits)
 
 
-def cache_key(video: str | os.PathLike, teacher_id: str, preprocess: PreprocessConfig) -> str:
-    """A file name for one video's cached windows: changes with the video's path, the teacher and the student's
-    preprocessing, so a cache never serves windows made by another teacher or for another student shape."""
-    text = json.dumps([os.path.abspath(video), teacher_id, preprocess.to_dict()], sort_keys=True)
+def cache_key(video: str | os.PathLike, teacher_id: str, preprocess: PreprocessConfig, detector: str) -> str:
+    """A file name for one video's cached windows: changes with the video's path, the teacher, the student's
+    preprocessing and the face detector (its canonical name), so a cache never serves windows made by another
+    teacher, for another student shape, or cropped by another detector."""
+    text = json.dumps([os.path.abspath(video), teacher_id, preprocess.to_dict(), detector], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -143,7 +144,7 @@ def teacher_pass(teacher: Recognizer, teacher_path: str | os.PathLike, videos: S
     result: dict[str, list[str]] = {"done": [], "skipped": [], "failed": []}
     for k in tqdm(list(mine), desc="teacher", unit="video", disable=not progress):
         path = videos[k]
-        out = cache_dir / f"{cache_key(path, tid, student_preprocess)}.safetensors"
+        out = cache_dir / f"{cache_key(path, tid, student_preprocess, teacher.detector_spec)}.safetensors"
         if out.is_file():
             result["skipped"].append(path)
             continue
@@ -156,13 +157,14 @@ def teacher_pass(teacher: Recognizer, teacher_path: str | os.PathLike, videos: S
 
 
 def load_windows(videos: Sequence[str | os.PathLike], teacher_path: str | os.PathLike,
-                 student_preprocess: PreprocessConfig, cache_dir: str | os.PathLike) -> TeacherWindows:
-    """The cached windows of ``videos`` (those with a cache file and at least one window), concatenated."""
+                 student_preprocess: PreprocessConfig, cache_dir: str | os.PathLike, detector: str) -> TeacherWindows:
+    """The cached windows of ``videos`` (those with a cache file and at least one window), concatenated;
+    ``detector``: the canonical name of the detector the teacher pass cropped with (``Recognizer.detector_spec``)."""
     tid = teacher_id(teacher_path)
     parts: dict[str, list] = {k: [] for k in ("video", "audio", "logits", "features", "start_s", "end_s", "index")}
     paths = [os.fspath(v) for v in videos]
     for i, path in enumerate(paths):
-        f = Path(cache_dir) / f"{cache_key(path, tid, student_preprocess)}.safetensors"
+        f = Path(cache_dir) / f"{cache_key(path, tid, student_preprocess, detector)}.safetensors"
         if not f.is_file():
             continue
         with safe_open(str(f), framework="pt") as st:

@@ -89,7 +89,7 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
         elif _finite(lo) and lo <= c <= hi:
             how = "not clearly above chance (its 95% interval includes chance)"
         elif uar > c:
-            how = "above chance (no interval computed)"
+            how = "higher than chance, but whether it is above chance is not established (no interval computed)"
         else:
             how = "at or below chance: the model does not tell the classes apart"
         out.append(f"UAR {uar:.2f} against {c:.2f} by chance ({n_classes} classes): {how}.")

@@ -29,7 +29,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -43,12 +43,15 @@ from .attention import ORT_DOMAIN, fused_attention
 from .verify import random_inputs
 
 __all__ = ["export_onnx", "onnx_bytes", "int8_bytes", "int8_onnx", "quantize_int8", "read_onnx_config", "config_from_metadata",
+           "trained_on_from_metadata", "TRAINED_ON_KEY",
            "logger_level", "DEFAULT_OPSET", "INT8_OP_TYPES", "INPUT_NAMES", "OUTPUT_NAME"]
 
 DEFAULT_OPSET = 17
 INPUT_NAMES = ("video", "audio")
 OUTPUT_NAME = "logits"
 _META_FORMAT = "mmadfer-onnx-1"
+#: the metadata key of the model's ``trained_on`` record (:mod:`mmadfer.provenance`), as JSON
+TRAINED_ON_KEY = "mmadfer_trained_on"
 
 
 def _export(model: torch.nn.Module, f, opset: int, portable: bool = False) -> None:
@@ -119,16 +122,20 @@ def _weights_released_after_tracing(model: torch.nn.Module) -> Iterator[None]:
         exporter._model_to_graph = real
 
 
-def _with_metadata(data: bytes, cfg: ModelConfig, precision: str) -> bytes:
+def _with_metadata(data: bytes, cfg: ModelConfig, precision: str, trained_on: Mapping[str, Any] | None) -> bytes:
     onnx = require("onnx", "ONNX export")
     proto = onnx.load_from_string(data)
-    _set_metadata(proto, cfg, precision)
+    _set_metadata(proto, cfg, precision, trained_on)
     return proto.SerializeToString()
 
 
-def _set_metadata(proto, cfg: ModelConfig, precision: str) -> None:
+def _set_metadata(proto, cfg: ModelConfig, precision: str, trained_on: Mapping[str, Any] | None) -> None:
+    """mmadfer's metadata on an ONNX graph: the config to rebuild the pre- and post-processing, the precision, and
+    what the model was trained on (so an exported demo model still says it is one)."""
     meta = {"mmadfer_format": _META_FORMAT, "mmadfer_config": json.dumps(cfg.to_dict()),
             "mmadfer_precision": precision}
+    if trained_on is not None:
+        meta[TRAINED_ON_KEY] = json.dumps(dict(trained_on))
     keep = [p for p in proto.metadata_props if p.key not in meta]
     del proto.metadata_props[:]
     proto.metadata_props.extend(keep)
@@ -149,11 +156,24 @@ def config_from_metadata(meta: dict[str, str], path: str | os.PathLike | None) -
     return cfg
 
 
-def read_onnx_config(path: str | os.PathLike) -> ModelConfig:
-    """The :class:`ModelConfig` stored in an exported file, without building a session."""
+def trained_on_from_metadata(meta: Mapping[str, str]) -> dict[str, Any] | None:
+    """The ``trained_on`` record an exported file carries (None: not recorded, or unreadable)."""
+    try:
+        record = json.loads(meta[TRAINED_ON_KEY])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _read_metadata(path: str | os.PathLike) -> dict[str, str]:
     onnx = require("onnx", "ONNX export")
     proto = onnx.load(os.fspath(path), load_external_data=False)
-    return config_from_metadata({p.key: p.value for p in proto.metadata_props}, Path(path))
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def read_onnx_config(path: str | os.PathLike) -> ModelConfig:
+    """The :class:`ModelConfig` stored in an exported file, without building a session."""
+    return config_from_metadata(_read_metadata(path), Path(path))
 
 
 def onnx_bytes(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, portable: bool = False) -> bytes:
@@ -161,7 +181,7 @@ def onnx_bytes(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET, portable: 
     require("onnx", "ONNX export")
     buf = io.BytesIO()
     _export(model.float().cpu(), buf, opset, portable)
-    return _with_metadata(buf.getvalue(), model.cfg, "fp32")
+    return _with_metadata(buf.getvalue(), model.cfg, "fp32", getattr(model, "trained_on", None))
 
 
 @contextlib.contextmanager
@@ -183,20 +203,24 @@ def logger_level(name: str | None, level: int) -> Iterator[None]:
 INT8_OP_TYPES = ("MatMul", "Gemm", "Attention")
 
 
-def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, *, cfg: ModelConfig | None = None) -> Path:
+def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, *, cfg: ModelConfig | None = None,
+                  trained_on: Mapping[str, Any] | None = None) -> Path:
     """Dynamic int8 quantisation of an fp32 ONNX file (weights int8, activations quantised at run time), file to
-    file. ``cfg``: the model's config, stored in ``dst``'s metadata (default: read from ``src``'s)."""
+    file. ``cfg`` and ``trained_on``: the model's config and record, stored in ``dst``'s metadata (default, with
+    no ``cfg``: both read from ``src``'s)."""
     onnx = require("onnx", "int8 quantisation")
     quantization = require("onnxruntime.quantization", "int8 quantisation")
     src, dst = Path(src), Path(dst)
-    cfg = read_onnx_config(src) if cfg is None else cfg
+    if cfg is None:
+        meta = _read_metadata(src)
+        cfg, trained_on = config_from_metadata(meta, src), trained_on_from_metadata(meta)
     with atomic_path(dst, suffix=".onnx") as tmp, logger_level(None, logging.ERROR):
         # Shape inference cannot type the outputs of ONNX Runtime's own operators: they are float32 here.
         quantization.quantize_dynamic(src, tmp, weight_type=quantization.QuantType.QInt8,
                                       op_types_to_quantize=list(INT8_OP_TYPES),
                                       extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         proto = onnx.load(tmp)
-        _set_metadata(proto, cfg, "int8")
+        _set_metadata(proto, cfg, "int8", trained_on)
         onnx.save(proto, tmp)
     return dst
 
@@ -219,13 +243,13 @@ def int8_onnx(load: Callable[[], torch.nn.Module], dst: str | os.PathLike, *, op
     with tempfile.TemporaryDirectory(prefix=".mmadfer-int8-", dir=folder) as tmp, returned_memory():
         fp32 = Path(tmp) / "model.onnx"
         model = load()
-        cfg = model.cfg
+        cfg, trained_on = model.cfg, getattr(model, "trained_on", None)
         model = model.float().cpu()
         with _weights_released_after_tracing(model) if consume else contextlib.nullcontext():
             _export(model, fp32, opset)
         del model
         gc.collect()  # the model's weights go before the quantiser reads the graph's copy of them
-        return quantize_int8(fp32, dst, cfg=cfg)
+        return quantize_int8(fp32, dst, cfg=cfg, trained_on=trained_on)
 
 
 def int8_bytes(model: torch.nn.Module, *, opset: int = DEFAULT_OPSET) -> bytes:
@@ -246,7 +270,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, *, opset: int =
     with atomic_path(path, suffix=".onnx") as tmp:
         _export(model.float().cpu(), tmp, opset, portable)  # straight to the file: no copy of the graph in memory
         proto = onnx.load(tmp)
-        _set_metadata(proto, model.cfg, "fp32")
+        _set_metadata(proto, model.cfg, "fp32", getattr(model, "trained_on", None))
         onnx.save(proto, tmp)
         del proto
     out = {"fp32": path}

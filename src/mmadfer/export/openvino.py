@@ -40,10 +40,12 @@ from ..io import publish
 from .calibration import calibration_inputs
 from .onnx import INPUT_NAMES, logger_level, onnx_bytes
 
-__all__ = ["openvino_int8", "quantize_options", "CONFIG_RT_KEY"]
+__all__ = ["openvino_int8", "quantize_options", "CONFIG_RT_KEY", "TRAINED_ON_RT_KEY"]
 
 #: Where the IR's runtime info keeps the model's :class:`~mmadfer.ModelConfig` (as JSON).
 CONFIG_RT_KEY = ["mmadfer", "config"]
+#: where the IR keeps the model's ``trained_on`` record (:mod:`mmadfer.provenance`), as JSON
+TRAINED_ON_RT_KEY = ["mmadfer", "trained_on"]
 
 
 def _read_fp32(model: torch.nn.Module):
@@ -105,6 +107,8 @@ def openvino_int8(model: torch.nn.Module, path: str | os.PathLike, *,
     with _quiet_nncf():
         int8 = nncf.quantize(fp32, data, subset_size=len(calibration), **quantize_options(nncf))
     int8.set_rt_info(json.dumps(model.cfg.to_dict()), CONFIG_RT_KEY)
+    if getattr(model, "trained_on", None) is not None:
+        int8.set_rt_info(json.dumps(dict(model.trained_on)), TRAINED_ON_RT_KEY)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
     try:

@@ -26,7 +26,8 @@ import torch
 from .faces import FaceDetector
 from .keyframes import KeyframeDetector
 
-__all__ = ["Detector", "DETECTORS", "FAST_DEFAULTS", "parse_detector", "make_detector", "detect_clips"]
+__all__ = ["Detector", "DETECTORS", "FAST_DEFAULTS", "parse_detector", "make_detector", "detector_spec",
+           "detect_clips"]
 
 
 @runtime_checkable
@@ -83,6 +84,21 @@ def parse_detector(spec: str) -> tuple[str, dict[str, float]]:
         except ValueError:
             raise ValueError(f"face detector option {key} must be a number, got {value!r}") from None
     return name, options
+
+
+def detector_spec(asked: Any, made: Any) -> str:
+    """One canonical name for the detector :func:`make_detector` made from ``asked``, every option spelled out
+    (``'mtcnn-fast:every=2,max_side=320,min_face=0.1'``), for cache keys and records: two runs that crop faces
+    alike get the same name. A detector object is named by its class."""
+    if made is None:
+        return "none"
+    if not isinstance(asked, str):
+        return type(made).__name__
+    name, options = parse_detector(asked)
+    if name != "mtcnn-fast":
+        return name
+    o = {**FAST_DEFAULTS, **options}
+    return name + ":" + ",".join(f"{k}={o[k]:g}" for k in FAST_DEFAULTS)
 
 
 def make_detector(detector: Any = "auto", device: str | torch.device | None = None, **options: Any) -> Any:

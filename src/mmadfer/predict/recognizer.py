@@ -34,7 +34,7 @@ from ..config import DEFAULT_MIN_FACE_COVERAGE, ModelConfig, PreprocessConfig
 from ..evaluation.calibration import probabilities
 from ..evaluation.selective import check_thresholds
 from ..media.decode import open_video
-from ..media.detectors import make_detector
+from ..media.detectors import detector_spec, make_detector
 from ..media.windows import DEFAULT_MAX_SIDE, count_windows
 from ..provenance import provenance, read_provenance
 from ..runtime.load import load_runner
@@ -95,6 +95,8 @@ class Recognizer:
         self.model = model
         self.batch_size = batch_size
         self.detector = make_detector(detector, str(self.device))
+        #: the detector's canonical name (:func:`mmadfer.media.detectors.detector_spec`)
+        self.detector_spec = detector_spec(detector, self.detector)
         self.max_side = max_side
         self.prefetch = prefetch
         self.multi_face = multi_face
@@ -149,10 +151,11 @@ class Recognizer:
         recorded), ``classes``, ``synthetic``, ``demo``, ``recorded`` and ``note``, one sentence to show beside its
         predictions (e.g. that a demo model's labels say nothing about real people)."""
         if self._provenance is None:
-            if self.source is not None and Path(self.source).is_file():
-                self._provenance = read_provenance(self.source, self.labels)
+            record = getattr(self.model, "trained_on", None)  # loaded models and exported files carry theirs
+            if record is None and self.source is not None and Path(self.source).is_file():
+                self._provenance = read_provenance(self.source, self.labels)  # says why nothing is recorded
             else:
-                self._provenance = provenance(getattr(self.model, "trained_on", None), self.labels)
+                self._provenance = provenance(record, self.labels)
         return self._provenance
 
     @property

@@ -10,7 +10,7 @@ import torch
 from .._optional import require
 from ..config import ModelConfig
 from ..errors import CheckpointError
-from ..export.onnx import OUTPUT_NAME, config_from_metadata, read_onnx_config
+from ..export.onnx import OUTPUT_NAME, config_from_metadata, read_onnx_config, trained_on_from_metadata
 from .runner import RunnerBase, as_model_inputs
 
 __all__ = ["OnnxRunner", "OnnxModel"]
@@ -47,6 +47,8 @@ class OnnxRunner(RunnerBase):
             raise CheckpointError(where, f"not a readable ONNX model ({' '.join(str(e).split())[:200]})") from e
         meta = self.session.get_modelmeta().custom_metadata_map
         self.cfg = config_from_metadata(meta, self.path)
+        #: what the model was trained on, when the file records it (:mod:`mmadfer.provenance`)
+        self.trained_on = trained_on_from_metadata(meta)
         self.precision = meta.get("mmadfer_precision", "fp32")
         self.providers = self.session.get_providers()
 

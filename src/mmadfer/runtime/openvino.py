@@ -12,7 +12,7 @@ from .._optional import require
 from ..config import ModelConfig
 from ..checkpoint_checks import check_config
 from ..errors import CheckpointError
-from ..export.openvino import CONFIG_RT_KEY
+from ..export.openvino import CONFIG_RT_KEY, TRAINED_ON_RT_KEY
 from .runner import RunnerBase, as_model_inputs
 
 __all__ = ["OpenVinoRunner", "OpenVinoModel"]
@@ -42,6 +42,8 @@ class OpenVinoRunner(RunnerBase):
         except (TypeError, ValueError) as e:
             raise CheckpointError(self.path, f"invalid model config in the OpenVINO runtime info ({e})") from e
         check_config(self.cfg, self.path)
+        #: what the model was trained on, when the file records it (:mod:`mmadfer.provenance`)
+        self.trained_on = _trained_on(model)
         options = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
             options["INFERENCE_NUM_THREADS"] = int(threads)
@@ -56,3 +58,13 @@ class OpenVinoRunner(RunnerBase):
 
 #: The name this runner had before the runtime package.
 OpenVinoModel = OpenVinoRunner
+
+
+def _trained_on(model) -> dict | None:
+    if not model.has_rt_info(TRAINED_ON_RT_KEY):
+        return None
+    try:
+        record = json.loads(model.get_rt_info(TRAINED_ON_RT_KEY).astype(str))
+    except (TypeError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None

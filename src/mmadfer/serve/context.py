@@ -1,5 +1,5 @@
-"""What the web app's routes share: the loaded model, the job queue, the data and runs folders and the serve options,
-reached in a route through the :func:`context` dependency."""
+"""What the web app's routes share: the loaded model, the job queue, the data and runs folders, the project (its
+labels and trainer) and the serve options, reached in a route through the :func:`context` dependency."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,8 +9,11 @@ from starlette.requests import HTTPConnection
 
 from .datadir import DataDir
 from .jobs import JobQueue
+from .labelling import ProjectLabels
 from .live import LiveSlot
+from .project import Project
 from .runs import RunsFolder
+from .training import Trainer
 
 __all__ = ["AppContext", "context"]
 
@@ -23,6 +26,9 @@ class AppContext:
     runs: RunsFolder | None
     slot: LiveSlot
     max_upload_mb: float
+    project: Project | None = None
+    labels: ProjectLabels | None = None
+    trainer: Trainer | None = None
 
     @property
     def max_bytes(self) -> int:

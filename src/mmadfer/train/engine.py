@@ -556,12 +556,14 @@ class _Trainer:
 def training_record(cfg: TrainConfig, class_names) -> dict[str, Any]:
     """What a run trains on, for its checkpoint (:func:`mmadfer.provenance.trained_on`): the dataset kind (the
     benchmark's name, or the folder or CSV for one's own data), the classes, the data root and fold, and whether
-    the clips are synthetic (the ``synthetic`` preset, or a folder written by ``mmadfer synth``)."""
+    the clips are synthetic (the ``synthetic`` preset, or a folder written by ``mmadfer synth``), and the checkpoint
+    it started from (``train --init``), which a fine-tuned model's terms and behaviour still depend on."""
     d = cfg.data
     named = d.dataset in ("dfew", "mafw", "synthetic") or not d.root
     synthetic = d.dataset == "synthetic" or (d.root is not None and is_synthetic_dataset(d.root))
+    started = {"init": str(cfg.model.init)} if cfg.model.init else {}
     return trained_on(d.dataset if named else f"{d.dataset}:{Path(d.root).name}", class_names, synthetic=synthetic,
-                      data=d.root, fold=d.fold if d.dataset != "csv" else None)
+                      data=d.root, fold=d.fold if d.dataset != "csv" else None, **started)
 
 
 def _row_text(row: dict[str, Any]) -> str:

@@ -40,7 +40,7 @@ def info(ctx: AppContext = Depends(context)) -> dict[str, Any]:
     return {"version": __version__, "backend": rec.backend, "device": str(rec.device), "precision": rec.precision,
             "checkpoint": Path(rec.source or "model").name, "labels": list(rec.labels), "window_s": rec.window_s,
             "faces": rec.detector is not None, "retention": ctx.data.retention(), "max_upload_mb": ctx.max_upload_mb,
-            "runs": ctx.runs is not None, "model": model_info(ctx), **thresholds(ctx)}
+            "runs": ctx.runs is not None, "project": ctx.project is not None, "model": model_info(ctx), **thresholds(ctx)}
 
 
 @router.get("/model")

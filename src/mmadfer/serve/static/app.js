@@ -1,13 +1,16 @@
-// mmadfer web app: the entry module. One ES module per workspace under js/ (analyze, viewer + chart, live, runs);
+// mmadfer web app: the entry module. One ES module per workspace under js/ (analyze, viewer + chart + label, live,
+// runs + train);
 // no build step, no outside resources.
 import { $, api, app, modelBanner } from "./js/util.js";
 import { initTabs, onTab, showTab } from "./js/tabs.js";
 import { initAnalyze, refreshJobs } from "./js/analyze.js";
 import { initViewer, loadViewer, redrawViewer, viewerState } from "./js/viewer.js";
+import { labelState } from "./js/label.js";
+import { initTrain } from "./js/train.js";
 import { exposed as live, initLive } from "./js/live.js";
 import { loadRuns } from "./js/runs.js";
 
-window.__mmadfer = { live, viewer: viewerState };  // read by the browser tests
+window.__mmadfer = { live, viewer: viewerState, label: labelState };  // read by the browser tests
 
 function showInfo(info) {
   $("#m-backend").textContent = `${info.backend} (${info.precision})`;
@@ -30,8 +33,9 @@ async function main() {
   showInfo(app.info);
   initTabs();
   initAnalyze({ onView: async (id) => { showTab("viewer"); await loadViewer(id); $("#v-chart").focus(); } });
-  initViewer();
+  await initViewer();
   initLive();
+  await initTrain({ onChange: loadRuns });
   onTab((name) => {
     if (name === "viewer") redrawViewer();
     if (name === "runs") loadRuns();

@@ -1,6 +1,6 @@
 // Analyze: upload (drop or a real button), the queue of jobs with stage, elapsed time and an estimate, cancel, delete.
 // The queue is updated in place, keyed by job id, so a focused button keeps its focus across refreshes.
-import { $, api, clock, duration, el } from "./util.js";
+import { $, api, app, clock, duration, el } from "./util.js";
 import { confirmDialog } from "./dialog.js";
 
 export const jobs = { list: [], byId: new Map(), listeners: [] };
@@ -197,7 +197,8 @@ async function cancelJob(id) {
 export async function deleteJob(id) {
   const job = jobs.byId.get(id);
   const name = job ? displayName(job) : "this job";
-  if (!(await confirmDialog(`Delete ${name}, its results and its uploaded video from this machine? This cannot be undone.`))) return false;
+  const labelled = app.info?.project ? " Its labels stay in labels.csv, but without the video they cannot be trained on." : "";
+  if (!(await confirmDialog(`Delete ${name}, its results and its uploaded video from this machine? This cannot be undone.${labelled}`))) return false;
   const row = rows.get(id);
   const focusWasInRow = row && row.li.contains(document.activeElement);
   await api(`/api/jobs/${id}`, { method: "DELETE" });

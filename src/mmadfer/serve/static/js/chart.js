@@ -1,11 +1,14 @@
 // The Viewer's timeline chart: per face track a top-label strip (label written in it) over stacked class
 // probabilities on a 0–100% axis, then face coverage as a 0–100% lane with the no-face spans shaded and labelled,
 // audio presence and a time axis whose ticks never overlap. A playhead follows the video; hovering or focusing the
-// chart shows every value at that time. Smoothing changes only the strip (the server's label_smoothed).
+// chart shows every value at that time. Smoothing changes only the strip (the server's label_smoothed). In a project
+// (labelling on) each lane gets a row of the spans people labelled (their label written in them; overlapping spans
+// marked "!" with a dashed outline) and the span being chosen (in/out) is shaded over the lane.
 import { NO_FACE, color, inkOn, labelText, pct } from "./util.js";
 
 const INK = "#1d2330", MUTED = "#5b6475", GRID = "#d5d9e0", SHADE = "#eceef2";
-const H = { top: 6, strip: 20, area: 84, gap: 14, coverage: 46, audio: 16, axis: 26, right: 40 };
+const H = { top: 6, strip: 20, area: 84, labels: 20, gap: 14, coverage: 46, audio: 16, axis: 26, right: 40 };
+const CONFLICT = "#b0301f";
 
 /** rows of one track in time order, each covering [start_s, until) where until is the next window's start */
 function segments(rows) {
@@ -25,7 +28,14 @@ export class TimelineChart {
     this.canvas = canvas;
     this.rows = []; this.labels = []; this.span = 1; this.smooth = 0; this.names = {}; this.threshold = null;
     this.time = 0; this.hoverTime = null; this.base = null; this.lanes = [];
+    this.labelling = false; this.spans = []; this.selection = null;  // spans: {track_id, start_s, end_s, label, conflict}
   }
+
+  /** The labels' track number of a lane (a video without face tracks: 0, the whole frame). */
+  static laneTrack(id) { return id ?? 0; }
+
+  /** The lane at y (CSS pixels from the canvas top), or null. */
+  laneAt(y) { return this.lanes.find((l) => y >= l.y && y < l.y + l.height) || null; }
 
   /** The face tracks (lanes) and, per lane, its display rows (windows with no face at all belong to every lane). */
   tracks() {
@@ -53,8 +63,10 @@ export class TimelineChart {
     const tracks = this.tracks();
     this.left = width < 520 ? 78 : 112;
     this.rightX = width - H.right;
-    const laneH = H.strip + 2 + H.area;
-    const height = H.top + tracks.length * (laneH + H.gap) + H.coverage + H.gap + H.audio + H.axis;
+    // each lane's labels row: one sub-row per layer of overlapping spans
+    const packs = tracks.map((t) => this.packSpans(TimelineChart.laneTrack(t.id)));
+    const laneHs = packs.map((p) => H.strip + 2 + H.area + (this.labelling ? p.layers * H.labels + 2 : 0));
+    const height = H.top + laneHs.reduce((a, h) => a + h + H.gap, 0) + H.coverage + H.gap + H.audio + H.axis;
     const dpr = window.devicePixelRatio || 1;
     canvas.style.height = `${height}px`;
     canvas.width = Math.round(width * dpr); canvas.height = Math.round(height * dpr);
@@ -66,11 +78,12 @@ export class TimelineChart {
     const plotW = this.rightX - this.left;
     this.lanes = [];
     let y = H.top;
-    for (const track of tracks) {
-      this.lanes.push({ id: track.id, y, height: laneH, name: this.laneName(track.id) });
+    tracks.forEach((track, i) => {
+      this.lanes.push({ id: track.id, y, height: laneHs[i], name: this.laneName(track.id) });
       this.drawLane(ctx, track.rows, y, plotW);
-      y += laneH + H.gap;
-    }
+      if (this.labelling) this.drawSpans(ctx, packs[i], y + H.strip + 2 + H.area + 2, plotW);
+      y += laneHs[i] + H.gap;
+    });
     this.coverageY = y;
     this.drawCoverage(ctx, y, plotW);
     y += H.coverage + H.gap;
@@ -127,6 +140,44 @@ export class TimelineChart {
     ctx.strokeStyle = "rgba(255,255,255,.7)"; ctx.beginPath();  // the 50% gridline (the dashed line is the face threshold)
     ctx.moveTo(this.left, areaBottom - 0.5 * H.area + 0.5); ctx.lineTo(this.rightX, areaBottom - 0.5 * H.area + 0.5);
     ctx.stroke();
+  }
+
+  /** The labelled spans of one track in layers: each span in the first layer where it overlaps no other, so that
+   * overlapping spans stand one above the other and none hides another. */
+  packSpans(track) {
+    const spans = this.spans.filter((sp) => String(sp.track_id) === String(track)).sort((a, b) => a.start_s - b.start_s);
+    const ends = [], layer = new Map();
+    for (const s of spans) {
+      let k = ends.findIndex((end) => end <= s.start_s);
+      if (k < 0) { k = ends.length; ends.push(0); }
+      ends[k] = s.end_s; layer.set(s, k);
+    }
+    return { spans, layer, layers: Math.max(1, ends.length) };
+  }
+
+  /** A track's labelled spans under its lane: white boxes outlined in the class colour with the label written in
+   * them; a span that overlaps another is outlined dashed in red and marked "!". */
+  drawSpans(ctx, pack, y, plotW) {
+    const h = H.labels;
+    ctx.fillStyle = "#f3f5f8"; ctx.fillRect(this.left, y, plotW, pack.layers * h);
+    ctx.fillStyle = MUTED; ctx.textAlign = "left";
+    ctx.fillText("labels", this.rightX + 6, y + h / 2);
+    for (const s of pack.spans) {
+      const x0 = this.x(s.start_s), w = Math.max(2, this.x(s.end_s) - x0), top = y + pack.layer.get(s) * h;
+      ctx.fillStyle = "#fff"; ctx.fillRect(x0, top + 1, w, h - 2);
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = s.conflict ? CONFLICT : color(s.label);
+      ctx.setLineDash(s.conflict ? [4, 2] : []);
+      ctx.strokeRect(x0 + 1, top + 2, w - 2, h - 4);
+      ctx.setLineDash([]);
+      const text = `${s.conflict ? "! " : ""}${s.label}`;
+      if (ctx.measureText(text).width + 8 <= w) {
+        ctx.fillStyle = s.conflict ? CONFLICT : INK; ctx.textAlign = "center";
+        ctx.fillText(text, x0 + w / 2, top + h / 2 + 1);
+        ctx.textAlign = "left";
+      }
+    }
+    ctx.lineWidth = 1;
   }
 
   coverageRows() {
@@ -200,6 +251,20 @@ export class TimelineChart {
     const h = this.canvas.clientHeight;
     if (this.hoverTime != null) {
       ctx.fillStyle = "#5b6475"; ctx.fillRect(this.x(this.hoverTime) - 0.5, 0, 1, h);
+    }
+    const sel = this.selection;
+    const lane = sel && this.lanes.find((l) => TimelineChart.laneTrack(l.id) === sel.track);
+    if (lane && (sel.from != null || sel.to != null)) {
+      const a = sel.from ?? sel.to, b = sel.to ?? sel.from;
+      const x0 = this.x(Math.min(a, b)), x1 = this.x(Math.max(a, b));
+      ctx.fillStyle = "rgba(36, 72, 168, 0.16)"; ctx.fillRect(x0, lane.y, Math.max(2, x1 - x0), lane.height);
+      ctx.fillStyle = "#2448a8"; ctx.textAlign = "center";
+      for (const [t, name] of [[sel.from, "in"], [sel.to, "out"]]) {
+        if (t == null) continue;
+        ctx.fillRect(this.x(t) - 1, lane.y, 2, lane.height);
+        ctx.fillText(name, this.x(t), lane.y + lane.height + 6);
+      }
+      ctx.textAlign = "left";
     }
     ctx.fillStyle = "#c0392b"; ctx.fillRect(this.x(this.time) - 1, 0, 2, h);
   }

@@ -1,9 +1,10 @@
 // Viewer: the video with face boxes and track numbers drawn over it (an overlay, the video is not re-encoded), a
 // summary, the timeline chart with its readout, track thumbnails and names, and the table of windows (the chart as
-// text). Windows appear while the job runs.
+// text). Windows appear while the job runs. In a project, the labelling panel (label.js) works on the same chart.
 import { $, NO_FACE, api, app, clock, color, el, labelText, pct } from "./util.js";
 import { TimelineChart, trackOf } from "./chart.js";
 import { deleteJob, displayName, jobs } from "./analyze.js";
+import { dragSpan, initLabel, labelJob, labelRows, labelling } from "./label.js";
 
 const video = $("#v-video");
 const chart = new TimelineChart($("#v-chart"));
@@ -15,7 +16,7 @@ const LINKS = [["timeline.csv", "CSV"], ["timeline.json", "JSON"], ["chart.png",
 
 const viewable = (j) => j.status === "done" || (j.windows_done > 0 && ["running", "cancelling", "queued"].includes(j.status));
 
-export function initViewer() {
+export async function initViewer() {
   jobs.listeners.push(onJobs);
   $("#v-job").addEventListener("change", (e) => loadViewer(e.target.value));
   $("#v-anon").addEventListener("change", () => setSource());
@@ -31,9 +32,28 @@ export function initViewer() {
     if (view.id && (await deleteJob(view.id))) { closeViewer(); $("#v-job").focus(); }
   });
   const canvas = chart.canvas;
-  canvas.addEventListener("click", (e) => seek(chart.t(e.clientX - canvas.getBoundingClientRect().left)));
+  // in a project, dragging on a face's lane selects a span for labelling; a click (no drag) seeks
+  let drag = null, dragged = false;
+  const at = (e) => { const r = canvas.getBoundingClientRect(); return { x: e.clientX - r.left, y: e.clientY - r.top }; };
+  canvas.addEventListener("mousedown", (e) => {
+    const p = at(e), lane = labelling() ? chart.laneAt(p.y) : null;
+    drag = lane && p.x >= chart.left && p.x <= chart.rightX ? { track: TimelineChart.laneTrack(lane.id), x: p.x, t: chart.t(p.x) } : null;
+    dragged = false;
+  });
+  window.addEventListener("mouseup", (e) => {
+    if (drag && dragged) dragSpan(drag.track, drag.t, chart.t(at(e).x));
+    drag = null;
+  });
+  canvas.addEventListener("click", (e) => {
+    if (dragged) { dragged = false; return; }
+    seek(chart.t(at(e).x));
+  });
   canvas.addEventListener("mousemove", (e) => {
-    chart.hoverTime = chart.t(e.clientX - canvas.getBoundingClientRect().left);
+    chart.hoverTime = chart.t(at(e).x);
+    if (drag && (e.buttons & 1) && Math.abs(at(e).x - drag.x) > 3) {
+      dragged = true;
+      chart.selection = { track: drag.track, from: Math.min(drag.t, chart.hoverTime), to: Math.max(drag.t, chart.hoverTime) };
+    }
     chart.drawCursor(); readout(chart.hoverTime);
   });
   canvas.addEventListener("mouseleave", () => { chart.hoverTime = null; chart.drawCursor(); readout(video.currentTime); });
@@ -55,6 +75,7 @@ export function initViewer() {
   video.addEventListener("play", () => requestAnimationFrame(follow));
   window.addEventListener("resize", redraw);
   new ResizeObserver(drawOverlay).observe(video);
+  await initLabel({ chart, video, seek, rows: () => view.rows, redraw });
 }
 
 function stride() {
@@ -124,6 +145,7 @@ export async function loadViewer(id) {
   $("#v-delete").disabled = false;
   setSource();
   await update(job);
+  await labelJob(id);
 }
 
 /** Refresh what depends on the job's state: downloads, new windows, summary. */
@@ -201,6 +223,7 @@ function redraw() {
   chart.threshold = app.info.min_face_coverage ?? null;
   chart.canvas.setAttribute("aria-valuemax", chart.span.toFixed(1));
   chart.draw();
+  labelRows();
   renderHeads();
   renderLegend();
   readout(video.currentTime);
