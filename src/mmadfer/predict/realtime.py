@@ -21,8 +21,9 @@ fields:
 
 On a CPU the loop runs PyTorch with one thread fewer than the cores the process may use (:func:`live_threads`), so the
 capture thread that decodes the source always has a core: with as many intra-op threads as cores, MTCNN's many
-small operations wait at OpenMP barriers for the core the decoder holds, and each window's face detection takes
-several times longer (BENCHMARKS.md, issue 21). The previous count is restored when the loop ends.
+small operations wait at OpenMP barriers for the core the decoder holds, and when other processes also want the
+cores each window's face detection takes several times longer (on an idle machine the two counts are within about
+10%; BENCHMARKS.md, issue 21). The previous count is restored when the loop ends.
 
 Windows follow the same rule as :func:`mmadfer.media.windows.window_spans`: every ``stride_s`` from the start, and
 at the end of a file a cut window is kept if it is at least half a window long (or the only one).
