@@ -19,6 +19,7 @@ from mmadfer.cli import main
 from mmadfer.data.annotations import grouped_folds, read_reference_annotation
 from mmadfer.data.inhouse import INHOUSE_CLASSES, write_inhouse_task
 from mmadfer.data.labels import LabelStore, Span, check_labels, conflicts, paired_spans, read_labels
+from mmadfer.data.prepare import span_clip_id
 from mmadfer.evaluation.agreement import cohen_kappa
 from mmadfer.evaluation.compare import compare_predictions, mcnemar
 from mmadfer.media.encode import write_video
@@ -78,6 +79,13 @@ def test_label_store_writes_atomically_with_undo_and_checks_each_span(footage, t
     bad.write_text("video,start_s,end_s,label\na.mp4,2,1,x\n")
     with pytest.raises(ValueError, match=r"bad.csv:2: the span 2-1s is empty"):
         read_labels(bad)
+
+
+def test_span_clip_ids_say_which_video():
+    """The web app keeps every video as ``jobs/<id>/video``: the folder is in the clip's name."""
+    assert span_clip_id(Span("jobs/ab12/video", 1.0, 2.5, "x", "1")) == "ab12_video_t1_0001000-0002500"
+    assert span_clip_id(Span("/data/footage/a b.mp4", 0.0, 1.0, "x")) == "footage_a_b_t0_0000000-0001000"
+    assert span_clip_id(Span("a.mp4", 0.0, 1.0, "x")) == "a_t0_0000000-0001000"
 
 
 def test_kappa_head_rebuild_and_grouped_folds_are_what_they_claim():

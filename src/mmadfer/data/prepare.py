@@ -369,8 +369,12 @@ def prepare_videos(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, 
 
 
 def span_clip_id(span: Span) -> str:
-    """A clip id for a labelled span: ``<video stem>_t<track>_<start ms>-<end ms>`` (safe characters only)."""
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(span.video).stem) or "clip"
+    """A clip id for a labelled span: ``[<folder>_]<video stem>_t<track>_<start ms>-<end ms>`` (safe characters
+    only). The video's folder is part of the name when the labels file names one, so that videos of one name in
+    several folders (the web app's ``jobs/<id>/video``) give clips that say which video they came from."""
+    video = Path(span.video)
+    parent = video.parent.name if video.parent.name not in ("", ".", "..") else ""
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", f"{parent}_{video.stem}" if parent else video.stem) or "clip"
     track = re.sub(r"[^A-Za-z0-9._-]", "_", span.track_id or "0")
     return f"{base}_t{track}_{round(span.start_s * 1000):07d}-{round(span.end_s * 1000):07d}"
 
