@@ -9,13 +9,14 @@ before this record existed) it says so rather than guess from a file name.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .checkpoints import read_checkpoint_metadata
 
-__all__ = ["trained_on", "read_provenance", "provenance", "provenance_note", "NOT_RECORDED"]
+__all__ = ["trained_on", "read_provenance", "provenance", "provenance_note", "record_from_json", "NOT_RECORDED"]
 
 #: What :func:`provenance_note` says when a checkpoint does not record its training data.
 NOT_RECORDED = "not recorded"
@@ -29,6 +30,16 @@ def trained_on(dataset: str | None, classes: Iterable[str], *, synthetic: bool =
     ``demo`` and any JSON-able ``details`` (data root, fold, clips)."""
     return {"dataset": dataset, "classes": list(classes), "synthetic": bool(synthetic or demo), "demo": bool(demo),
             **details}
+
+
+def record_from_json(text: Any) -> dict[str, Any] | None:
+    """A ``trained_on`` record stored as JSON text (in an exported file's metadata), or None when it is missing or
+    not a JSON object: an unreadable record counts as not recorded."""
+    try:
+        record = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def provenance(record: Mapping[str, Any] | None, classes: Iterable[str], *, kind: str = "mmadfer") -> dict[str, Any]:

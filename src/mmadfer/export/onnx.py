@@ -39,6 +39,7 @@ from ..config import ModelConfig
 from ..checkpoint_checks import check_config
 from ..errors import CheckpointError
 from ..io import atomic_path
+from ..provenance import record_from_json
 from .attention import ORT_DOMAIN, fused_attention
 from .verify import random_inputs
 
@@ -158,11 +159,7 @@ def config_from_metadata(meta: dict[str, str], path: str | os.PathLike | None) -
 
 def trained_on_from_metadata(meta: Mapping[str, str]) -> dict[str, Any] | None:
     """The ``trained_on`` record an exported file carries (None: not recorded, or unreadable)."""
-    try:
-        record = json.loads(meta[TRAINED_ON_KEY])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+    return record_from_json(meta.get(TRAINED_ON_KEY))
 
 
 def _read_metadata(path: str | os.PathLike) -> dict[str, str]:

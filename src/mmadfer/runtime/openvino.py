@@ -13,6 +13,7 @@ from ..config import ModelConfig
 from ..checkpoint_checks import check_config
 from ..errors import CheckpointError
 from ..export.openvino import CONFIG_RT_KEY, TRAINED_ON_RT_KEY
+from ..provenance import record_from_json
 from .runner import RunnerBase, as_model_inputs
 
 __all__ = ["OpenVinoRunner", "OpenVinoModel"]
@@ -63,8 +64,4 @@ OpenVinoModel = OpenVinoRunner
 def _trained_on(model) -> dict | None:
     if not model.has_rt_info(TRAINED_ON_RT_KEY):
         return None
-    try:
-        record = json.loads(model.get_rt_info(TRAINED_ON_RT_KEY).astype(str))
-    except (TypeError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+    return record_from_json(model.get_rt_info(TRAINED_ON_RT_KEY).astype(str))
